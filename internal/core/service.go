@@ -1,0 +1,119 @@
+package core
+
+import (
+	"time"
+)
+
+// Service is a named, routable thing reached at <name>.<domain>. It owns
+// versions, traffic and a scaling policy.
+type Service struct {
+	ID     int64         `json:"id"`
+	Name   string        `json:"name"`
+	Host   string        `json:"host"` // <name>.<domain>; filled in by the API
+	URL    string        `json:"url"`  // where the router serves it; filled in by the API
+	Policy ScalingPolicy `json:"policy"`
+	// CreatedAt and UpdatedAt are set by the store.
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// HostFor returns the host name at which the router serves service name.
+func HostFor(name, domain string) string { return name + "." + domain }
+
+// ScalingPolicy says how many instances each version of a service may run and
+// when idle ones are paused and removed. Changing it never creates a version.
+type ScalingPolicy struct {
+	// MinInstances is kept running per version that carries traffic, even when
+	// idle. 0 allows scale to zero. Default 0.
+	MinInstances int `json:"min_instances"`
+	// MaxInstances bounds instances per version. Default 10.
+	MaxInstances int `json:"max_instances"`
+	// TargetConcurrency is the number of in-flight requests per instance the
+	// autoscaler aims for. Default 10.
+	TargetConcurrency int `json:"target_concurrency"`
+	// IdleTimeout: an instance with no request for this long is stopped and
+	// removed (scale to zero). At least 1s. Default 5m.
+	IdleTimeout Duration `json:"idle_timeout"`
+	// PauseAfter: an instance with no request for this long is paused (frozen)
+	// until the next request. 0 disables pausing; a value at or above
+	// IdleTimeout means the instance is removed before it would be paused.
+	// Default 30s.
+	PauseAfter Duration `json:"pause_after"`
+}
+
+// Policy defaults and bounds, documented in docs/api.md.
+const (
+	DefaultMaxInstances      = 10
+	DefaultTargetConcurrency = 10
+	DefaultIdleTimeout       = Duration(5 * time.Minute)
+	DefaultPauseAfter        = Duration(30 * time.Second)
+
+	MaxInstancesLimit      = 1000
+	MaxTargetConcurrency   = 10000
+	MinIdleTimeout         = Duration(time.Second)
+	MaxPolicyDuration      = Duration(7 * 24 * time.Hour)
+	maxPolicyDurationLabel = "168h"
+)
+
+// DefaultPolicy returns the policy of a service created without one.
+func DefaultPolicy() ScalingPolicy {
+	return ScalingPolicy{
+		MaxInstances:      DefaultMaxInstances,
+		TargetConcurrency: DefaultTargetConcurrency,
+		IdleTimeout:       DefaultIdleTimeout,
+		PauseAfter:        DefaultPauseAfter,
+	}
+}
+
+// Validate checks the policy's bounds. Fields are named as in JSON.
+func (p ScalingPolicy) Validate() error {
+	switch {
+	case p.MinInstances < 0:
+		return Invalidf("policy.min_instances", "min_instances must be 0 or more, got %d", p.MinInstances)
+	case p.MaxInstances < 1 || p.MaxInstances > MaxInstancesLimit:
+		return Invalidf("policy.max_instances", "max_instances must be between 1 and %d, got %d", MaxInstancesLimit, p.MaxInstances)
+	case p.MinInstances > p.MaxInstances:
+		return Invalidf("policy.min_instances", "min_instances (%d) must not exceed max_instances (%d)", p.MinInstances, p.MaxInstances)
+	case p.TargetConcurrency < 1 || p.TargetConcurrency > MaxTargetConcurrency:
+		return Invalidf("policy.target_concurrency", "target_concurrency must be between 1 and %d, got %d", MaxTargetConcurrency, p.TargetConcurrency)
+	case p.IdleTimeout < MinIdleTimeout || p.IdleTimeout > MaxPolicyDuration:
+		return Invalidf("policy.idle_timeout", "idle_timeout must be between 1s and %s, got %s", maxPolicyDurationLabel, p.IdleTimeout)
+	case p.PauseAfter < 0 || p.PauseAfter > MaxPolicyDuration:
+		return Invalidf("policy.pause_after", "pause_after must be between 0 (never pause) and %s, got %s", maxPolicyDurationLabel, p.PauseAfter)
+	}
+	return nil
+}
+
+// PolicyPatch changes some fields of a ScalingPolicy; nil fields stay as they are.
+type PolicyPatch struct {
+	MinInstances      *int      `json:"min_instances,omitempty"`
+	MaxInstances      *int      `json:"max_instances,omitempty"`
+	TargetConcurrency *int      `json:"target_concurrency,omitempty"`
+	IdleTimeout       *Duration `json:"idle_timeout,omitempty"`
+	PauseAfter        *Duration `json:"pause_after,omitempty"`
+}
+
+// Apply returns p with the patch's fields set. It does not validate.
+func (pp PolicyPatch) Apply(p ScalingPolicy) ScalingPolicy {
+	if pp.MinInstances != nil {
+		p.MinInstances = *pp.MinInstances
+	}
+	if pp.MaxInstances != nil {
+		p.MaxInstances = *pp.MaxInstances
+	}
+	if pp.TargetConcurrency != nil {
+		p.TargetConcurrency = *pp.TargetConcurrency
+	}
+	if pp.IdleTimeout != nil {
+		p.IdleTimeout = *pp.IdleTimeout
+	}
+	if pp.PauseAfter != nil {
+		p.PauseAfter = *pp.PauseAfter
+	}
+	return p
+}
+
+// IsEmpty reports whether the patch changes nothing.
+func (pp PolicyPatch) IsEmpty() bool {
+	return pp == PolicyPatch{}
+}

@@ -1,0 +1,74 @@
+// Package store defines the storage port of Wisp's control plane: services,
+// their immutable versions and their append-only traffic history.
+//
+// Every implementation (sqlite, postgres) passes the conformance suite in
+// storetest, which is the executable form of the contract written here.
+package store
+
+import (
+	"context"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Store keeps services, versions and traffic history durably.
+//
+// Error contract: methods return errors that wrap a core kind, so callers use
+// errors.Is: core.ErrNotFound when a named service or version does not exist,
+// core.ErrAlreadyExists for a duplicate service name, core.ErrInvalid for
+// input that breaks a core rule (checked inside the same transaction as the
+// write, so concurrent writers cannot slip past it), core.ErrConflict when the
+// current state forbids the change. Any other error is an I/O failure. A
+// failed call changes nothing.
+//
+// Store does not fill core.Service.Host or URL: those depend on the daemon's
+// domain and address, not on stored data.
+type Store interface {
+	// CreateService stores a new service with s.Name and s.Policy, and returns
+	// it with ID and times set. ErrAlreadyExists if the name is taken.
+	CreateService(ctx context.Context, s core.Service) (core.Service, error)
+	// GetService returns the named service, or ErrNotFound.
+	GetService(ctx context.Context, name string) (core.Service, error)
+	// ListServices returns all services ordered by name.
+	ListServices(ctx context.Context) ([]core.Service, error)
+	// UpdatePolicy applies patch to the service's scaling policy, validates
+	// the result (ErrInvalid) and stores it. It never creates a version.
+	UpdatePolicy(ctx context.Context, name string, patch core.PolicyPatch) (core.Service, error)
+	// DeleteService removes the service with its versions and traffic history.
+	// ErrNotFound if it does not exist.
+	DeleteService(ctx context.Context, name string) error
+
+	// CreateVersion stores a new version of v.Service from v.VersionSpec and
+	// v.ImageID, assigning the next per-service number (never reused) and a
+	// global ID. If the service has no traffic yet, the same transaction
+	// appends an entry that gives the new version 100%; otherwise traffic is
+	// untouched. ErrNotFound if the service does not exist.
+	CreateVersion(ctx context.Context, v core.Version) (core.Version, error)
+	// GetVersion returns version number of service, or ErrNotFound.
+	GetVersion(ctx context.Context, service string, number int) (core.Version, error)
+	// GetVersionByID returns the version with the global id, or ErrNotFound.
+	GetVersionByID(ctx context.Context, id int64) (core.Version, error)
+	// ListVersions returns the service's versions by number. ErrNotFound if
+	// the service does not exist.
+	ListVersions(ctx context.Context, service string) ([]core.Version, error)
+	// DeleteVersion removes a version that carries no traffic. ErrConflict if
+	// the current traffic gives it more than 0% or a tag names it.
+	DeleteVersion(ctx context.Context, service string, number int) error
+
+	// SetTraffic validates t against the service's versions (ErrInvalid) and
+	// appends it to the history as the new current entry.
+	SetTraffic(ctx context.Context, service string, t core.Traffic) (core.TrafficEntry, error)
+	// GetTraffic returns the current (newest) entry. ErrNotFound if the
+	// service does not exist or has no traffic yet.
+	GetTraffic(ctx context.Context, service string) (core.TrafficEntry, error)
+	// TrafficHistory returns every entry, oldest first.
+	TrafficHistory(ctx context.Context, service string) ([]core.TrafficEntry, error)
+	// RollbackTraffic appends a copy of an earlier entry as the new current
+	// entry: entry toID, or with toID 0 the entry before the current one.
+	// ErrConflict if there is no earlier entry or it names a deleted version;
+	// ErrNotFound if toID is not an entry of this service.
+	RollbackTraffic(ctx context.Context, service string, toID int64) (core.TrafficEntry, error)
+
+	// Close releases the store. Calls after Close fail.
+	Close() error
+}
