@@ -364,14 +364,14 @@ func testTrafficErrors(t *testing.T, s store.Store) {
 		name string
 		t    core.Traffic
 	}{
-		{"sum below 100", core.Traffic{Weights: []core.Weight{{1, 50}, {2, 40}}}},
-		{"sum above 100", core.Traffic{Weights: []core.Weight{{1, 60}, {2, 50}}}},
-		{"negative", core.Traffic{Weights: []core.Weight{{1, 110}, {2, -10}}}},
-		{"version of another service", core.Traffic{Weights: []core.Weight{{3, 100}}}},
-		{"duplicate", core.Traffic{Weights: []core.Weight{{1, 50}, {1, 50}}}},
+		{"sum below 100", core.Traffic{Weights: weights(1, 50, 2, 40)}},
+		{"sum above 100", core.Traffic{Weights: weights(1, 60, 2, 50)}},
+		{"negative", core.Traffic{Weights: weights(1, 110, 2, -10)}},
+		{"version of another service", core.Traffic{Weights: weights(3, 100)}},
+		{"duplicate", core.Traffic{Weights: weights(1, 50, 1, 50)}},
 		{"empty", core.Traffic{}},
-		{"tag to missing version", core.Traffic{Weights: []core.Weight{{1, 100}}, Tags: map[string]int{"canary": 9}}},
-		{"bad tag", core.Traffic{Weights: []core.Weight{{1, 100}}, Tags: map[string]int{"Canary": 1}}},
+		{"tag to missing version", core.Traffic{Weights: weights(1, 100), Tags: map[string]int{"canary": 9}}},
+		{"bad tag", core.Traffic{Weights: weights(1, 100), Tags: map[string]int{"Canary": 1}}},
 	}
 	for _, tc := range cases {
 		_, err := s.SetTraffic(ctx, "hello", tc.t)
@@ -381,7 +381,7 @@ func testTrafficErrors(t *testing.T, s store.Store) {
 	if len(hist) != 1 {
 		t.Fatalf("invalid updates appended entries: got %d, want 1", len(hist))
 	}
-	_, err := s.SetTraffic(ctx, "missing", core.Traffic{Weights: []core.Weight{{1, 100}}})
+	_, err := s.SetTraffic(ctx, "missing", core.Traffic{Weights: weights(1, 100)})
 	wantKind(t, err, core.ErrNotFound, "SetTraffic of a missing service")
 	_, err = s.GetTraffic(ctx, "missing")
 	wantKind(t, err, core.ErrNotFound, "GetTraffic of a missing service")
@@ -401,11 +401,11 @@ func testRollback(t *testing.T, s store.Store) {
 	wantKind(t, err, core.ErrConflict, "rollback with one entry")
 	mustVersion(t, s, "hello", "x:2")
 	mustVersion(t, s, "hello", "x:3")
-	split, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: []core.Weight{{1, 90}, {2, 10}}, Tags: map[string]int{"canary": 2}})
+	split, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 90, 2, 10), Tags: map[string]int{"canary": 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: []core.Weight{{2, 100}}}); err != nil {
+	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(2, 100)}); err != nil {
 		t.Fatal(err)
 	}
 	rb, err := s.RollbackTraffic(ctx, "hello", 0)
@@ -436,10 +436,10 @@ func testRollback(t *testing.T, s store.Store) {
 	wantKind(t, err, core.ErrNotFound, "rollback to another service's entry")
 
 	// An entry that names a deleted version cannot come back.
-	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: []core.Weight{{3, 100}}}); err != nil {
+	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(3, 100)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: []core.Weight{{1, 100}}}); err != nil {
+	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 100)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteVersion(ctx, "hello", 3); err != nil {
@@ -495,7 +495,7 @@ func testConcurrentTraffic(t *testing.T, s store.Store) {
 			defer wg.Done()
 			a := i * 5 % 101
 			_, err := s.SetTraffic(ctx, "hello", core.Traffic{
-				Weights: []core.Weight{{1 + i%4, a}, {1 + (i+1)%4, 100 - a}},
+				Weights: weights(1+i%4, a, 1+(i+1)%4, 100-a),
 				Message: fmt.Sprintf("update %d", i),
 			})
 			errs <- err
@@ -558,4 +558,13 @@ func testConcurrentVersions(t *testing.T, s store.Store) {
 	if len(hist) != 1 {
 		t.Fatalf("concurrent first versions made %d initial entries, want 1", len(hist))
 	}
+}
+
+// weights builds a weight list from version, percent pairs.
+func weights(pairs ...int) []core.Weight {
+	out := make([]core.Weight, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out = append(out, core.Weight{Version: pairs[i], Percent: pairs[i+1]})
+	}
+	return out
 }

@@ -1,0 +1,249 @@
+// Package api serves Wisp's admin REST API: the /v1 routes, the routes that
+// are compatible with the "Build Your Own Serverless" walkthrough
+// (/serviceDefinitions…), the OpenAPI document and /healthz.
+//
+// Handlers return errors; one function (writeError) turns every error into a
+// status and a JSON body {"error":{"code","message","field"}}.
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/store"
+)
+
+// Config configures the admin API.
+type Config struct {
+	// Token is the bearer token every route but /healthz requires.
+	Token string
+	// Domain is the router's domain: service hello is served at hello.<Domain>.
+	Domain string
+	// RouterScheme and RouterPort make up the URL reported for a service.
+	RouterScheme string
+	RouterPort   int
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// TokenHint tells a user without a token where to find it.
+	TokenHint string
+}
+
+// DefaultMaxBodyBytes is the default request body limit (1 MiB).
+const DefaultMaxBodyBytes = 1 << 20
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.Token == "" {
+		return errors.New("api: an admin token is required")
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	if c.RouterScheme == "" {
+		c.RouterScheme = "http"
+	}
+	if c.RouterPort < 0 || c.RouterPort > 65535 {
+		return fmt.Errorf("api: router port %d out of range", c.RouterPort)
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return nil
+}
+
+// Server is the admin API. It is an http.Handler.
+type Server struct {
+	cfg       Config
+	store     store.Store
+	log       *slog.Logger
+	mux       *http.ServeMux
+	routes    []string
+	tokenHash [sha256.Size]byte
+	onChange  func()
+}
+
+// Option configures optional parts of a Server.
+type Option func(*Server)
+
+// OnChange registers fn to be called after every successful change of
+// services, versions or traffic (the router rebuilds its snapshot on it).
+func OnChange(fn func()) Option { return func(s *Server) { s.onChange = fn } }
+
+// New returns the admin API over st.
+func New(cfg Config, st store.Store, logger *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		store:     st,
+		log:       logger.With("component", "api"),
+		mux:       http.NewServeMux(),
+		tokenHash: sha256.Sum256([]byte(cfg.Token)),
+		onChange:  func() {},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.registerRoutes()
+	return s, nil
+}
+
+func (s *Server) registerRoutes() {
+	s.handleOpen("GET /healthz", s.healthz)
+	s.handle("GET /v1/openapi.json", s.openAPI)
+
+	s.handle("POST /v1/services", s.createService)
+	s.handle("GET /v1/services", s.listServices)
+	s.handle("GET /v1/services/{name}", s.getService)
+	s.handle("PATCH /v1/services/{name}", s.updateService)
+	s.handle("DELETE /v1/services/{name}", s.deleteService)
+
+	s.handle("POST /v1/services/{name}/versions", s.createVersion)
+	s.handle("GET /v1/services/{name}/versions", s.listVersions)
+	s.handle("GET /v1/services/{name}/versions/{number}", s.getVersion)
+	s.handle("DELETE /v1/services/{name}/versions/{number}", s.deleteVersion)
+
+	s.handle("PUT /v1/services/{name}/traffic", s.setTraffic)
+	s.handle("GET /v1/services/{name}/traffic", s.getTraffic)
+	s.handle("GET /v1/services/{name}/traffic/history", s.trafficHistory)
+	s.handle("POST /v1/services/{name}/traffic/rollback", s.rollbackTraffic)
+
+	s.handle("POST /serviceDefinitions", s.seedCreateService)
+	s.handle("GET /serviceDefinitions", s.seedListServices)
+	s.handle("GET /serviceDefinitions/{name}", s.seedGetService)
+	s.handle("POST /serviceDefinitions/{name}/versions", s.seedCreateVersion)
+	s.handle("GET /serviceDefinitions/{name}/versions", s.seedListVersions)
+	s.handle("POST /serviceDefinitions/{name}/trafficWeights", s.seedSetTraffic)
+	s.handle("GET /serviceDefinitions/{name}/trafficWeights", s.seedGetTraffic)
+}
+
+// Routes returns the patterns of every registered route ("GET /v1/services").
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers an authenticated route.
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.routes = append(s.routes, pattern)
+	s.mux.Handle(pattern, s.errorHandler(s.authenticated(h)))
+}
+
+// handleOpen registers a route that needs no token.
+func (s *Server) handleOpen(pattern string, h handlerFunc) {
+	s.routes = append(s.routes, pattern)
+	s.mux.Handle(pattern, s.errorHandler(h))
+}
+
+func (s *Server) errorHandler(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) authenticated(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		auth := r.Header.Get("Authorization")
+		if auth == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wisp"`)
+			return core.Unauthorizedf("missing Authorization header; send \"Authorization: Bearer <token>\"%s", s.cfg.TokenHint)
+		}
+		scheme, token, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wisp"`)
+			return core.Unauthorizedf("the Authorization header must be \"Bearer <token>\"")
+		}
+		// Hashing first makes the comparison constant-time in the token's
+		// length too.
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wisp", error="invalid_token"`)
+			return core.Unauthorizedf("the admin token is wrong%s", s.cfg.TokenHint)
+		}
+		return h(w, r)
+	}
+}
+
+// ServeHTTP routes a request. Requests that match no route get a JSON 404,
+// or a JSON 405 with an Allow header when the path exists for other methods.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// Ask the mux what it would have answered (404, 405 or a redirect),
+		// then answer the same status in our format.
+		probe := &headerProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			rec.Header().Set("Allow", probe.header.Get("Allow"))
+			s.writeError(rec, r, &requestError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+				msg: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow"))})
+		case http.StatusNotFound:
+			s.writeError(rec, r, &requestError{status: http.StatusNotFound, code: "not_found",
+				msg: fmt.Sprintf("no route %s %s; see GET /v1/openapi.json for the API", r.Method, r.URL.Path)})
+		default:
+			h.ServeHTTP(rec, r)
+		}
+	} else {
+		// ServeHTTP, not h: only the mux sets the request's path values.
+		s.mux.ServeHTTP(rec, r)
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// headerProbe records what a handler would answer, and discards the body.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (p *headerProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// decorate fills the fields of a service that depend on configuration.
+func (s *Server) decorate(sv core.Service) core.Service {
+	sv.Host = core.HostFor(sv.Name, s.cfg.Domain)
+	sv.URL = s.cfg.RouterScheme + "://" + sv.Host
+	if p := s.cfg.RouterPort; p != 0 && !(p == 80 && s.cfg.RouterScheme == "http") && !(p == 443 && s.cfg.RouterScheme == "https") {
+		sv.URL += ":" + strconv.Itoa(p)
+	}
+	return sv
+}
