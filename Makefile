@@ -1,0 +1,44 @@
+# Wisp — `make help` lists the targets.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/wisp
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := $(shell $(GO) env GOPATH)/bin/golangci-lint
+FUZZTIME ?= 10s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/wisp
+	$(GO) build -o $(BIN) ./cmd/wisp
+
+.PHONY: run
+run: build ## Start Wisp with its embedded defaults (admin API on 127.0.0.1:8081, data in ./wisp-data)
+	./$(BIN) serve
+
+.PHONY: test
+test: ## Run the whole test suite with -race, then each fuzz target briefly
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
+	$(GO) test -run='^$$' -fuzz='^FuzzTrafficValidate$$' -fuzztime=$(FUZZTIME) ./internal/core
+	$(GO) test -run='^$$' -fuzz='^FuzzRequestDecoding$$' -fuzztime=$(FUZZTIME) ./internal/api
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run go vet and golangci-lint
+	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: clean
+clean: ## Remove build output (keeps ./wisp-data)
+	rm -rf bin

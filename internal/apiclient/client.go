@@ -1,0 +1,233 @@
+// Package apiclient is a typed Go client of Wisp's admin API, used by the CLI
+// and by end-to-end tests.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Client talks to one Wisp admin server.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client of the admin server at base (for example
+// "http://127.0.0.1:8081") that sends token.
+func New(base, token string) *Client {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}}
+}
+
+// Error is an error answered by the server. Its message is the server's.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is lets callers test the kind with errors.Is(err, core.ErrNotFound).
+func (e *Error) Is(target error) bool {
+	switch target {
+	case core.ErrNotFound:
+		return e.Code == "not_found"
+	case core.ErrAlreadyExists:
+		return e.Code == "already_exists"
+	case core.ErrConflict:
+		return e.Code == "conflict"
+	case core.ErrInvalid:
+		return e.Code == "invalid" || e.Code == "bad_request"
+	case core.ErrUnauthorized:
+		return e.Code == "unauthorized"
+	case core.ErrUnavailable:
+		return e.Code == "unavailable"
+	}
+	return false
+}
+
+// Raw sends a request and returns the response body of a 2xx answer as is.
+func (c *Client) Raw(ctx context.Context, method, path string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the Wisp server at %s: %w (is `wisp serve` running? set --server or WISP_SERVER)", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read response of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+				Field   string `json:"field"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Message != "" {
+			return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
+		}
+		return nil, &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
+			Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+	}
+	return b, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	b, err := c.Raw(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	if out == nil || len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode response of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func svcPath(name string) string { return "/v1/services/" + url.PathEscape(name) }
+
+// CreateService creates a service; policy may be empty for the defaults.
+func (c *Client) CreateService(ctx context.Context, name string, policy core.PolicyPatch) (core.Service, error) {
+	var out core.Service
+	err := c.do(ctx, "POST", "/v1/services", map[string]any{"name": name, "policy": policy}, &out)
+	return out, err
+}
+
+// ListServices lists all services.
+func (c *Client) ListServices(ctx context.Context) ([]core.Service, error) {
+	var out struct {
+		Services []core.Service `json:"services"`
+	}
+	err := c.do(ctx, "GET", "/v1/services", nil, &out)
+	return out.Services, err
+}
+
+// GetService returns one service.
+func (c *Client) GetService(ctx context.Context, name string) (core.Service, error) {
+	var out core.Service
+	err := c.do(ctx, "GET", svcPath(name), nil, &out)
+	return out, err
+}
+
+// UpdatePolicy changes the fields of the scaling policy set in patch.
+func (c *Client) UpdatePolicy(ctx context.Context, name string, patch core.PolicyPatch) (core.Service, error) {
+	var out core.Service
+	err := c.do(ctx, "PATCH", svcPath(name), map[string]any{"policy": patch}, &out)
+	return out, err
+}
+
+// DeleteService deletes a service with its versions and history.
+func (c *Client) DeleteService(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", svcPath(name), nil, nil)
+}
+
+// CreateVersion creates a version of service.
+func (c *Client) CreateVersion(ctx context.Context, service string, spec core.VersionSpec) (core.Version, error) {
+	var out core.Version
+	err := c.do(ctx, "POST", svcPath(service)+"/versions", spec, &out)
+	return out, err
+}
+
+// ListVersions lists a service's versions.
+func (c *Client) ListVersions(ctx context.Context, service string) ([]core.Version, error) {
+	var out struct {
+		Versions []core.Version `json:"versions"`
+	}
+	err := c.do(ctx, "GET", svcPath(service)+"/versions", nil, &out)
+	return out.Versions, err
+}
+
+// GetVersion returns one version.
+func (c *Client) GetVersion(ctx context.Context, service string, number int) (core.Version, error) {
+	var out core.Version
+	err := c.do(ctx, "GET", svcPath(service)+"/versions/"+strconv.Itoa(number), nil, &out)
+	return out, err
+}
+
+// DeleteVersion deletes a version that carries no traffic.
+func (c *Client) DeleteVersion(ctx context.Context, service string, number int) error {
+	return c.do(ctx, "DELETE", svcPath(service)+"/versions/"+strconv.Itoa(number), nil, nil)
+}
+
+// SetTraffic sets a new split.
+func (c *Client) SetTraffic(ctx context.Context, service string, t core.Traffic) (core.TrafficEntry, error) {
+	var out core.TrafficEntry
+	err := c.do(ctx, "PUT", svcPath(service)+"/traffic", t, &out)
+	return out, err
+}
+
+// GetTraffic returns the current split.
+func (c *Client) GetTraffic(ctx context.Context, service string) (core.TrafficEntry, error) {
+	var out core.TrafficEntry
+	err := c.do(ctx, "GET", svcPath(service)+"/traffic", nil, &out)
+	return out, err
+}
+
+// TrafficHistory returns every split, oldest first.
+func (c *Client) TrafficHistory(ctx context.Context, service string) ([]core.TrafficEntry, error) {
+	var out struct {
+		Entries []core.TrafficEntry `json:"entries"`
+	}
+	err := c.do(ctx, "GET", svcPath(service)+"/traffic/history", nil, &out)
+	return out.Entries, err
+}
+
+// RollbackTraffic re-applies entry toEntry, or with 0 the one before the
+// current one, as a new entry.
+func (c *Client) RollbackTraffic(ctx context.Context, service string, toEntry int64) (core.TrafficEntry, error) {
+	var out core.TrafficEntry
+	var body any
+	if toEntry != 0 {
+		body = map[string]int64{"to_entry": toEntry}
+	}
+	err := c.do(ctx, "POST", svcPath(service)+"/traffic/rollback", body, &out)
+	return out, err
+}

@@ -1,0 +1,121 @@
+// Package cli is the wisp command line: `wisp serve` runs the daemon and every
+// other command is a client of the admin API.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/config"
+)
+
+// Env names read by the client commands.
+const (
+	EnvServer = "WISP_SERVER"
+	EnvToken  = "WISP_TOKEN"
+)
+
+// app carries what every command shares: streams, the environment and the
+// global flags.
+type app struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	server  string
+	token   string
+	dataDir string
+	output  string
+}
+
+// usageError marks errors in how a command was called (exit code 2).
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// Run runs the wisp command line with args (without the program name) and
+// returns the process exit code: 0 on success, 1 on failure, 2 on bad usage.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsageError(err) {
+		return 2
+	}
+	return 1
+}
+
+// isCobraUsageError recognises cobra's own argument and flag errors.
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires ",
+		"invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	defaults := config.Default()
+	defaults.ApplyEnv(a.getenv)
+	root := &cobra.Command{
+		Use:   "wisp",
+		Short: "Wisp runs containers as scale-to-zero services with versions and traffic splits",
+		Long: `Wisp is a self-hosted serverless platform for containers.
+
+Start the daemon with "wisp serve"; every other command talks to its admin API
+(--server, default http://127.0.0.1:8081) with the admin token (--token, or
+the one "wisp serve" saved in the data directory).
+
+A typical session:
+  wisp service create hello
+  wisp version create hello --image hello:1 --env GREETING=Go
+  wisp version create hello --image hello:2 --env GREETING=Docker
+  wisp traffic set hello 1=90 2=10 --tag canary=2
+  wisp traffic history hello
+  wisp traffic rollback hello`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	server := a.getenv(EnvServer)
+	if server == "" {
+		server = "http://" + defaults.AdminAddr
+	}
+	pf.StringVar(&a.server, "server", server, "admin API address (env "+EnvServer+")")
+	pf.StringVar(&a.token, "token", a.getenv(EnvToken), "admin token (env "+EnvToken+"; default: the token saved in --data-dir)")
+	pf.StringVar(&a.dataDir, "data-dir", defaults.DataDir, "data directory of the local daemon (env "+config.EnvDataDir+")")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if a.output != "table" && a.output != "json" {
+			return usagef("--output must be table or json, got %q", a.output)
+		}
+		return nil
+	}
+	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand())
+	return root
+}
+
+// client returns an admin API client with the resolved token.
+func (a *app) client() *apiclient.Client {
+	tok := a.token
+	if tok == "" {
+		tok, _ = config.ReadToken(a.dataDir) // no token: the server's 401 says what to do
+	}
+	return apiclient.New(a.server, tok)
+}

@@ -1,0 +1,155 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/wisp-run/wisp/internal/cli"
+	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/daemon"
+)
+
+// env is a daemon on port 0 and a way to run CLI commands against it with
+// the token it saved in its data directory (as on a real machine).
+type env struct {
+	t       *testing.T
+	server  string
+	dataDir string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.AdminAddr = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(t.Context())
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon Run: %v", err)
+		}
+	})
+	return &env{t: t, server: d.AdminAddr().String(), dataDir: cfg.DataDir}
+}
+
+func (e *env) run(args ...string) (code int, stdout, stderr string) {
+	e.t.Helper()
+	var out, errb bytes.Buffer
+	full := append([]string{"--server", e.server, "--data-dir", e.dataDir}, args...)
+	code = cli.Run(e.t.Context(), full, &out, &errb, func(string) string { return "" })
+	return code, out.String(), errb.String()
+}
+
+func (e *env) ok(args ...string) string {
+	e.t.Helper()
+	code, out, errOut := e.run(args...)
+	if code != 0 {
+		e.t.Fatalf("wisp %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func TestWalkthrough(t *testing.T) {
+	e := newEnv(t)
+	if out := e.ok("service", "create", "hello"); !strings.Contains(out, "http://hello.localhost:8080") {
+		t.Fatalf("create: %s", out)
+	}
+	if out := e.ok("version", "create", "hello", "--image", "hello:1", "--env", "GREETING=Go"); !strings.Contains(out, "100% of traffic") {
+		t.Fatalf("first version: %s", out)
+	}
+	e.ok("version", "create", "hello", "hello:2", "-e", "GREETING=Docker", "--memory", "128Mi", "--timeout", "10s")
+	out := e.ok("traffic", "set", "hello", "1=90", "2=10", "--tag", "canary=2")
+	if !strings.Contains(out, "canary") || !strings.Contains(out, "90%") {
+		t.Fatalf("traffic set: %s", out)
+	}
+	// Aligned table: every row's TRAFFIC column starts where the header's does.
+	out = e.ok("version", "list", "hello")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	col := strings.Index(lines[0], "TRAFFIC")
+	for _, l := range lines[1:] {
+		if len(l) <= col || l[col-1] != ' ' || l[col] == ' ' {
+			t.Fatalf("table not aligned at column %d:\n%s", col, out)
+		}
+	}
+	if !strings.Contains(lines[2], "10%") || !strings.Contains(lines[2], "canary") {
+		t.Fatalf("version list: %s", out)
+	}
+	// Tags are kept when a new split does not name any.
+	e.ok("traffic", "set", "hello", "2")
+	var cur struct {
+		Weights []struct{ Version, Percent int }
+		Tags    map[string]int
+	}
+	if err := json.Unmarshal([]byte(e.ok("traffic", "get", "hello", "-o", "json")), &cur); err != nil {
+		t.Fatal(err)
+	}
+	if len(cur.Weights) != 1 || cur.Weights[0].Percent != 100 || cur.Tags["canary"] != 2 {
+		t.Fatalf("traffic get -o json: %+v", cur)
+	}
+	e.ok("traffic", "rollback", "hello")
+	hist := e.ok("traffic", "history", "hello")
+	if n := strings.Count(hist, "\n"); n < 5 || !strings.Contains(hist, "rollback to entry") {
+		t.Fatalf("history: %s", hist)
+	}
+	out = e.ok("service", "set", "hello", "--idle-timeout", "2s", "--pause-after", "0")
+	if !strings.Contains(out, "Idle timeout:") || !strings.Contains(out, "2s") || !strings.Contains(out, "never") {
+		t.Fatalf("service set: %s", out)
+	}
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(e.ok("service", "list", "-o", "json")), &list); err != nil || len(list) != 1 {
+		t.Fatalf("service list -o json: %v %v", list, err)
+	}
+	e.ok("version", "get", "hello", "v2")
+	e.ok("service", "delete", "hello")
+}
+
+func TestErrors(t *testing.T) {
+	e := newEnv(t)
+	e.ok("service", "create", "hello")
+	e.ok("version", "create", "hello", "hello:1")
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"server message for a bad name", []string{"service", "create", "Bad"}, 1, `Error: service name "Bad" must start with a lowercase letter`},
+		{"server message for weights", []string{"traffic", "set", "hello", "1=50"}, 1, "weights must sum to exactly 100, got 50"},
+		{"missing service", []string{"service", "get", "nope"}, 1, `service "nope" not found`},
+		{"conflict", []string{"version", "delete", "hello", "1"}, 1, "carries 100% of traffic"},
+		{"bad weight syntax", []string{"traffic", "set", "hello", "1:100"}, 2, "is not VERSION=PERCENT"},
+		{"bad version arg", []string{"version", "get", "hello", "latest"}, 2, "is not a version number"},
+		{"no image", []string{"version", "create", "hello"}, 2, "an image is required"},
+		{"bad duration", []string{"service", "set", "hello", "--idle-timeout", "soon"}, 2, "--idle-timeout"},
+		{"nothing to set", []string{"service", "set", "hello"}, 2, "nothing to change"},
+		{"bad output", []string{"service", "list", "-o", "yaml"}, 2, "--output must be table or json"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"missing args", []string{"traffic", "set", "hello"}, 2, "requires at least 2 arg"},
+		{"wrong token", []string{"--token", "nope", "service", "list"}, 1, "the admin token is wrong"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := e.run(tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("got exit %d, stderr %q; want exit %d and %q", code, stderr, tc.code, tc.stderr)
+			}
+		})
+	}
+	// No server: the error says what to do.
+	var out, errb bytes.Buffer
+	code := cli.Run(t.Context(), []string{"--server", "127.0.0.1:1", "--token", "x", "service", "list"}, &out, &errb, func(string) string { return "" })
+	if code != 1 || !strings.Contains(errb.String(), "is `wisp serve` running?") {
+		t.Fatalf("unreachable server: exit %d, %q", code, errb.String())
+	}
+}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/daemon"
+)
+
+func (a *app) serveCommand(defaults config.Config) *cobra.Command {
+	cfg := defaults
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Wisp daemon (admin API, router and control loops)",
+		Long: `Run the Wisp daemon in the foreground until SIGINT or SIGTERM, then shut
+down gracefully: stop accepting, finish in-flight requests, close the store.
+
+Settings come from flags, else WISP_* environment variables, else defaults.
+Data (the SQLite database and the generated admin token) lives in --data-dir.
+On first start without --admin-token, a token is generated, saved in
+<data-dir>/admin-token with mode 0600 and printed once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.DataDir = a.dataDir
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			logger := newLogger(a, cfg)
+			d, err := daemon.Open(cmd.Context(), cfg, logger, a.stderr)
+			if err != nil {
+				return err
+			}
+			return d.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin API listen address; keep it private (env "+config.EnvAdminAddr+")")
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "router listen address (env "+config.EnvAddr+")")
+	f.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of service hosts: <service>.<domain> (env "+config.EnvDomain+")")
+	f.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin API bearer token, at least 16 characters (env "+config.EnvAdminToken+"; default: generated and saved in the data dir)")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json (env "+config.EnvLogFormat+")")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error (env "+config.EnvLogLevel+")")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown may take")
+	return cmd
+}
+
+func newLogger(a *app, cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by cfg.Validate
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}

@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+func (a *app) serviceCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "service",
+		Aliases: []string{"services", "svc"},
+		Short:   "Create, list, inspect, change and delete services",
+	}
+	cmd.AddCommand(a.serviceCreate(), a.serviceList(), a.serviceGet(), a.serviceSet(), a.serviceDelete())
+	return cmd
+}
+
+// policyFlags adds the scaling-policy flags and returns a function that builds
+// a patch from the flags that were given.
+func policyFlags(f *pflag.FlagSet) func() (core.PolicyPatch, error) {
+	var (
+		minI, maxI, target int
+		idle, pause        string
+	)
+	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)")
+	f.IntVar(&maxI, "max-instances", core.DefaultMaxInstances, "maximum instances per version")
+	f.IntVar(&target, "target-concurrency", core.DefaultTargetConcurrency, "in-flight requests per instance the autoscaler aims for")
+	f.StringVar(&idle, "idle-timeout", core.DefaultIdleTimeout.String(), "stop and remove an instance idle this long (e.g. 2s, 5m)")
+	f.StringVar(&pause, "pause-after", core.DefaultPauseAfter.String(), "pause an instance idle this long; 0 never pauses")
+	return func() (core.PolicyPatch, error) {
+		var p core.PolicyPatch
+		if f.Changed("min-instances") {
+			p.MinInstances = &minI
+		}
+		if f.Changed("max-instances") {
+			p.MaxInstances = &maxI
+		}
+		if f.Changed("target-concurrency") {
+			p.TargetConcurrency = &target
+		}
+		for _, d := range []struct {
+			flag, val string
+			dst       **core.Duration
+		}{{"idle-timeout", idle, &p.IdleTimeout}, {"pause-after", pause, &p.PauseAfter}} {
+			if !f.Changed(d.flag) {
+				continue
+			}
+			v, err := core.ParseDuration(d.val)
+			if err != nil {
+				return p, usagef("--%s: %v", d.flag, err)
+			}
+			*d.dst = &v
+		}
+		return p, nil
+	}
+}
+
+func (a *app) serviceCreate() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a service, reachable at NAME.<domain> once it has a version",
+		Example: `  wisp service create hello
+  wisp service create api --min-instances 1 --idle-timeout 10m`,
+		Args: cobra.ExactArgs(1),
+	}
+	patch := policyFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		p, err := patch()
+		if err != nil {
+			return err
+		}
+		sv, err := a.client().CreateService(cmd.Context(), args[0], p)
+		if err != nil {
+			return err
+		}
+		return a.emit(sv, func() error {
+			fmt.Fprintf(a.stdout, "Created service %s at %s\nNext: wisp version create %s --image IMAGE\n", sv.Name, sv.URL, sv.Name)
+			return nil
+		})
+	}
+	return cmd
+}
+
+func (a *app) serviceList() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List services",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			list, err := a.client().ListServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.emit(list, func() error {
+				if len(list) == 0 {
+					fmt.Fprintln(a.stdout, "No services yet. Create one with: wisp service create NAME")
+					return nil
+				}
+				rows := make([][]string, 0, len(list))
+				for _, s := range list {
+					p := s.Policy
+					rows = append(rows, []string{s.Name, s.URL, fmt.Sprintf("%d-%d", p.MinInstances, p.MaxInstances),
+						strconv.Itoa(p.TargetConcurrency), p.IdleTimeout.String(), ago(s.CreatedAt)})
+				}
+				return a.table([]string{"NAME", "URL", "INSTANCES", "TARGET", "IDLE-TIMEOUT", "CREATED"}, rows)
+			})
+		},
+	}
+}
+
+func (a *app) printService(s core.Service) error {
+	return a.emit(s, func() error {
+		p := s.Policy
+		return a.fields([][2]string{
+			{"Name", s.Name}, {"URL", s.URL}, {"Host", s.Host},
+			{"Min instances", strconv.Itoa(p.MinInstances)}, {"Max instances", strconv.Itoa(p.MaxInstances)},
+			{"Target concurrency", strconv.Itoa(p.TargetConcurrency)},
+			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pauseString(p.PauseAfter)},
+			{"Created", s.CreatedAt.Local().Format("2006-01-02 15:04:05")},
+		})
+	})
+}
+
+func pauseString(d core.Duration) string {
+	if d == 0 {
+		return "never"
+	}
+	return d.String()
+}
+
+func (a *app) serviceGet() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show a service and its scaling policy",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.client().GetService(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printService(s)
+		},
+	}
+}
+
+func (a *app) serviceSet() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Change a service's scaling policy (never creates a version)",
+		Example: `  wisp service set hello --idle-timeout 2s --pause-after 1s
+  wisp service set hello --min-instances 1 --max-instances 20`,
+		Args: cobra.ExactArgs(1),
+	}
+	patch := policyFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		p, err := patch()
+		if err != nil {
+			return err
+		}
+		if p.IsEmpty() {
+			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --target-concurrency, --idle-timeout, --pause-after")
+		}
+		s, err := a.client().UpdatePolicy(cmd.Context(), args[0], p)
+		if err != nil {
+			return err
+		}
+		return a.printService(s)
+	}
+	return cmd
+}
+
+func (a *app) serviceDelete() *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a service with all its versions and traffic history",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.client().DeleteService(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return a.emit(map[string]string{"deleted": args[0]}, func() error {
+				fmt.Fprintf(a.stdout, "Deleted service %s\n", args[0])
+				return nil
+			})
+		},
+	}
+}

@@ -1,0 +1,161 @@
+// Package config holds the daemon's configuration: defaults, environment
+// variables (WISP_*) and flags, in that order of precedence from lowest to
+// highest, and Validate.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures `wisp serve`.
+type Config struct {
+	// DataDir holds the database and the generated admin token.
+	DataDir string
+	// AdminAddr is the admin API's listen address; keep it private.
+	AdminAddr string
+	// Addr is the router's public listen address.
+	Addr string
+	// Domain: service hello is served at hello.<Domain>.
+	Domain string
+	// AdminToken, when set, is the admin API's bearer token; otherwise one is
+	// generated at first start and kept in DataDir.
+	AdminToken string
+	// LogFormat is "text" or "json"; LogLevel is debug, info, warn or error.
+	LogFormat string
+	LogLevel  string
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{
+		DataDir:         "./wisp-data",
+		AdminAddr:       "127.0.0.1:8081",
+		Addr:            ":8080",
+		Domain:          "localhost",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Env names of the settings.
+const (
+	EnvDataDir    = "WISP_DATA_DIR"
+	EnvAdminAddr  = "WISP_ADMIN_ADDR"
+	EnvAddr       = "WISP_ADDR"
+	EnvDomain     = "WISP_DOMAIN"
+	EnvAdminToken = "WISP_ADMIN_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential
+	EnvLogFormat  = "WISP_LOG_FORMAT"
+	EnvLogLevel   = "WISP_LOG_LEVEL"
+)
+
+// ApplyEnv overrides c with the WISP_* variables that getenv reports set.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	for _, e := range []struct {
+		name string
+		dst  *string
+	}{
+		{EnvDataDir, &c.DataDir}, {EnvAdminAddr, &c.AdminAddr}, {EnvAddr, &c.Addr}, {EnvDomain, &c.Domain},
+		{EnvAdminToken, &c.AdminToken}, {EnvLogFormat, &c.LogFormat}, {EnvLogLevel, &c.LogLevel},
+	} {
+		if v := getenv(e.name); v != "" {
+			*e.dst = v
+		}
+	}
+}
+
+// Validate checks every setting and names the one at fault.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir must not be empty (--data-dir, "+EnvDataDir+")"))
+	}
+	if err := checkAddr(c.AdminAddr); err != nil {
+		errs = append(errs, fmt.Errorf("admin address (--admin-addr, %s): %w", EnvAdminAddr, err))
+	}
+	if err := checkAddr(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("router address (--addr, %s): %w", EnvAddr, err))
+	}
+	if err := checkDomain(c.Domain); err != nil {
+		errs = append(errs, fmt.Errorf("domain (--domain, %s): %w", EnvDomain, err))
+	}
+	if c.AdminToken != "" && (len(c.AdminToken) < 16 || strings.ContainsAny(c.AdminToken, " \t\r\n")) {
+		errs = append(errs, fmt.Errorf("admin token (--admin-token, %s) must be at least 16 characters without spaces", EnvAdminToken))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format (--log-format, %s) must be text or json, got %q", EnvLogFormat, c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level (--log-level, %s) must be debug, info, warn or error, got %q", EnvLogLevel, c.LogLevel))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// RouterPort returns the port of Addr, for the URLs the API reports.
+func (c Config) RouterPort() int {
+	_, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (for example 127.0.0.1:8081 or :8080)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", addr)
+	}
+	return nil
+}
+
+func checkDomain(d string) error {
+	if d == "" || len(d) > 253 {
+		return fmt.Errorf("%q must be 1 to 253 characters", d)
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return fmt.Errorf("%q is not a valid domain name", d)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("%q is not a valid domain name (lowercase letters, digits, '-' and '.')", d)
+			}
+		}
+	}
+	return nil
+}
+
+// TokenFileName is the file in the data directory that keeps the generated
+// admin token (mode 0600).
+const TokenFileName = "admin-token"
+
+// TokenPath returns where the generated admin token of dataDir is kept.
+func TokenPath(dataDir string) string { return filepath.Join(dataDir, TokenFileName) }
+
+// ReadToken returns the admin token kept in dataDir.
+func ReadToken(dataDir string) (string, error) {
+	b, err := os.ReadFile(TokenPath(dataDir))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,53 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wisp-run/wisp/internal/config"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	if err := config.Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := config.Default().RouterPort(); got != 8080 {
+		t.Fatalf("router port: got %d, want 8080", got)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	c := config.Default()
+	env := map[string]string{config.EnvDataDir: "/tmp/w", config.EnvDomain: "example.test", config.EnvLogFormat: "json"}
+	c.ApplyEnv(func(k string) string { return env[k] })
+	if c.DataDir != "/tmp/w" || c.Domain != "example.test" || c.LogFormat != "json" || c.AdminAddr != "127.0.0.1:8081" {
+		t.Fatalf("after env: %+v", c)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*config.Config)
+		want string
+	}{
+		{"bad admin addr", func(c *config.Config) { c.AdminAddr = "8081" }, "--admin-addr"},
+		{"bad port", func(c *config.Config) { c.Addr = ":99999" }, "--addr"},
+		{"bad domain", func(c *config.Config) { c.Domain = "Example.com" }, "--domain"},
+		{"empty label", func(c *config.Config) { c.Domain = "a..b" }, "--domain"},
+		{"short token", func(c *config.Config) { c.AdminToken = "short" }, "--admin-token"},
+		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "--log-format"},
+		{"log level", func(c *config.Config) { c.LogLevel = "loud" }, "--log-level"},
+		{"data dir", func(c *config.Config) { c.DataDir = "" }, "--data-dir"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := config.Default()
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}

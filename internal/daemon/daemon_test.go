@@ -1,0 +1,155 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/daemon"
+)
+
+// start runs a daemon on dataDir with port 0 and returns a client of it and a
+// function that stops it and waits for a clean exit.
+func start(t *testing.T, dataDir string, out io.Writer) (*apiclient.Client, func()) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = dataDir
+	cfg.AdminAddr = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(t.Context())
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), out)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop within 10s")
+		}
+	}
+	t.Cleanup(stop)
+	return apiclient.New(d.AdminAddr().String(), d.Token()), stop
+}
+
+// TestRestartKeepsEverything: services, versions and every traffic entry
+// survive a restart of the daemon.
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	c, stop := start(t, dir, &out)
+	ctx := t.Context()
+	if _, err := c.CreateService(ctx, "hello", core.PolicyPatch{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"Go", "Docker", "sqlite"} {
+		if _, err := c.CreateVersion(ctx, "hello", core.VersionSpec{Image: "hello:1", Env: []string{"GREETING=" + g}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SetTraffic(ctx, "hello", core.Traffic{Weights: []core.Weight{{Version: 1, Percent: 10}, {Version: 2, Percent: 30}, {Version: 3, Percent: 60}},
+		Tags: map[string]int{"canary": 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RollbackTraffic(ctx, "hello", 0); err != nil {
+		t.Fatal(err)
+	}
+	services, _ := c.ListServices(ctx)
+	versions, _ := c.ListVersions(ctx, "hello")
+	history, _ := c.TrafficHistory(ctx, "hello")
+	stop()
+
+	// The token was announced once, and saved with mode 0600.
+	tok, err := config.ReadToken(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), tok) {
+		t.Fatalf("generated token not printed: %q", out.String())
+	}
+	st, err := os.Stat(config.TokenPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v, want 0600", st.Mode().Perm())
+	}
+
+	out.Reset()
+	c2, _ := start(t, dir, &out)
+	if out.Len() != 0 {
+		t.Fatalf("second start printed the token again: %q", out.String())
+	}
+	services2, err := c2.ListServices(ctx)
+	if err != nil {
+		t.Fatalf("after restart, the saved token must still work: %v", err)
+	}
+	versions2, _ := c2.ListVersions(ctx, "hello")
+	history2, _ := c2.TrafficHistory(ctx, "hello")
+	opt := cmpopts.EquateApproxTime(time.Millisecond)
+	if diff := cmp.Diff(services, services2, opt); diff != "" {
+		t.Errorf("services after restart (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(versions, versions2, opt); diff != "" {
+		t.Errorf("versions after restart (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(history, history2, opt); diff != "" {
+		t.Errorf("history after restart (-before +after):\n%s", diff)
+	}
+	if len(history2) != 3 {
+		t.Errorf("got %d history entries, want 3", len(history2))
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.LogFormat = "yaml"
+	if _, err := daemon.Open(t.Context(), cfg, slog.New(slog.DiscardHandler), io.Discard); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Fatalf("bad config: got %v", err)
+	}
+	// A second daemon on the same address says what to do.
+	cfg.LogFormat = "text"
+	c, _ := start(t, t.TempDir(), io.Discard)
+	_ = c
+	d1, err := daemon.Open(t.Context(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := cfg
+	cfg2.DataDir = t.TempDir()
+	cfg2.AdminAddr = d1.AdminAddr().String()
+	_, err = daemon.Open(t.Context(), cfg2, slog.New(slog.DiscardHandler), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--admin-addr") {
+		t.Fatalf("address in use: got %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := d1.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
