@@ -1,0 +1,477 @@
+// Package docker runs Wisp instances as containers on the Docker Engine
+// through the official Go SDK (github.com/moby/moby/client, API version
+// negotiated). SDK types never leave this package.
+//
+// Networking: by default every instance joins a user-defined bridge network
+// ("wisp") without published ports and the router dials the container's
+// address directly; the published-port path through docker-proxy halves
+// throughput and costs a process per container. Where container addresses are
+// not reachable from the host (Docker Desktop) or with Publish, the port is
+// published on 127.0.0.1 with an ephemeral host port. Network "host" runs the
+// instance in the host's network namespace on a $PORT that Wisp assigns:
+// starts are faster (no veth and bridge set-up) but instances share the
+// host's ports and are not isolated from each other.
+package docker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
+)
+
+var (
+	_ runtime.Runtime = (*Docker)(nil)
+	_ runtime.Pauser  = (*Docker)(nil)
+	_ runtime.Watcher = (*Docker)(nil)
+)
+
+// HostNetwork is the Network value that runs instances in the host's network.
+const HostNetwork = "host"
+
+// Config configures the Docker runtime.
+type Config struct {
+	// Network is the user-defined bridge network instances join (created if
+	// missing), or HostNetwork. Default "wisp".
+	Network string
+	// Publish publishes each instance's port on 127.0.0.1 instead of dialing
+	// container addresses. Turned on automatically on Docker Desktop.
+	Publish bool
+	// Pull lets ResolveImage pull images that are not present. Off by
+	// default: Wisp runs the images on this machine.
+	Pull bool
+	// PidsLimit bounds processes per instance. Default 1024.
+	PidsLimit int64
+	// Logger receives the runtime's log lines.
+	Logger *slog.Logger
+}
+
+// Docker is the Docker Engine runtime.
+type Docker struct {
+	cfg Config
+	cli *client.Client
+	log *slog.Logger
+}
+
+// Open connects to the Docker Engine (DOCKER_HOST and friends are honoured),
+// checks it answers, and prepares the network.
+func Open(ctx context.Context, cfg Config) (*Docker, error) {
+	if cfg.Network == "" {
+		cfg.Network = "wisp"
+	}
+	if cfg.PidsLimit == 0 {
+		cfg.PidsLimit = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	d := &Docker{cfg: cfg, cli: cli, log: cfg.Logger.With("component", "docker")}
+	info, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		_ = cli.Close()
+		return nil, core.Unavailablef("cannot reach the Docker Engine at %s: %v (is dockerd running, and may this user use it?)", cli.DaemonHost(), err)
+	}
+	if strings.Contains(info.Info.OperatingSystem, "Docker Desktop") && cfg.Network != HostNetwork && !d.cfg.Publish {
+		d.cfg.Publish = true
+		d.log.Info("Docker Desktop: container addresses are not reachable from the host; publishing ports on 127.0.0.1")
+	}
+	if cfg.Network != HostNetwork {
+		if err := d.ensureNetwork(ctx); err != nil {
+			_ = cli.Close()
+			return nil, err
+		}
+	}
+	d.log.Info("docker runtime ready", "engine", info.Info.ServerVersion, "api", cli.ClientVersion(),
+		"network", cfg.Network, "publish", d.cfg.Publish)
+	return d, nil
+}
+
+// Close releases the client.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// NetworkMode describes how instances are reached, for logs and docs.
+func (d *Docker) NetworkMode() string {
+	switch {
+	case d.cfg.Network == HostNetwork:
+		return "host"
+	case d.cfg.Publish:
+		return "publish"
+	}
+	return "bridge"
+}
+
+func (d *Docker) ensureNetwork(ctx context.Context) error {
+	_, err := d.cli.NetworkInspect(ctx, d.cfg.Network, client.NetworkInspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: inspect network %s: %w", d.cfg.Network, err)
+	}
+	_, err = d.cli.NetworkCreate(ctx, d.cfg.Network, client.NetworkCreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{runtime.LabelManaged: "true"},
+	})
+	if err != nil && !cerrdefs.IsConflict(err) { // created meanwhile by another wisp
+		return fmt.Errorf("docker: create network %s: %w", d.cfg.Network, err)
+	}
+	d.log.Info("created network", "name", d.cfg.Network)
+	return nil
+}
+
+// ResolveImage implements runtime.Runtime.
+func (d *Docker) ResolveImage(ctx context.Context, ref string) (string, error) {
+	res, err := d.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		return res.ID, nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("docker: inspect image %s: %w", ref, err)
+	}
+	if !d.cfg.Pull {
+		return "", core.Invalidf("image", "image %q is not present on this machine; build it (docker build -t %s .) or pull it first, or start wisp with --docker-pull", ref, ref)
+	}
+	rc, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return "", core.Invalidf("image", "image %q is not present on this machine and cannot be pulled: %v", ref, err)
+	}
+	_, _ = io.Copy(io.Discard, rc)
+	_ = rc.Close()
+	res, err = d.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", core.Invalidf("image", "image %q is not present on this machine and cannot be pulled: %v", ref, err)
+	}
+	return res.ID, nil
+}
+
+func containerName(id string) string { return "wisp-" + id }
+
+// Start implements runtime.Runtime.
+func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	port := spec.Port
+	if d.cfg.Network == HostNetwork {
+		p, err := freePort()
+		if err != nil {
+			return runtime.Instance{}, fmt.Errorf("docker: pick a port for %s: %w", spec.ID, err)
+		}
+		port = p
+	}
+	env := append([]string(nil), spec.Env...)
+	if !hasEnv(env, "PORT") || d.cfg.Network == HostNetwork {
+		env = append(env, "PORT="+strconv.Itoa(port))
+	}
+	cport, err := network.ParsePort(strconv.Itoa(port) + "/tcp")
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: port %d: %w", port, err)
+	}
+	cfg := &container.Config{
+		Image:        spec.Image,
+		Env:          env,
+		ExposedPorts: network.PortSet{cport: {}},
+		Labels: map[string]string{
+			runtime.LabelManaged:       "true",
+			runtime.LabelService:       spec.Service,
+			runtime.LabelVersionID:     strconv.FormatInt(spec.VersionID, 10),
+			runtime.LabelVersionNumber: strconv.Itoa(spec.VersionNumber),
+			runtime.LabelInstance:      spec.ID,
+		},
+	}
+	if len(spec.Command) > 0 {
+		cfg.Entrypoint = spec.Command
+	}
+	if len(spec.Args) > 0 {
+		cfg.Cmd = spec.Args
+	}
+	pids := d.cfg.PidsLimit
+	host := &container.HostConfig{
+		NetworkMode: container.NetworkMode(d.cfg.Network),
+		SecurityOpt: []string{"no-new-privileges"},
+		Resources: container.Resources{
+			Memory:    spec.MemoryLimit,
+			NanoCPUs:  int64(spec.CPULimit * 1e9),
+			PidsLimit: &pids,
+		},
+	}
+	if d.cfg.Publish && d.cfg.Network != HostNetwork {
+		host.PortBindings = network.PortMap{cport: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
+	}
+	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: containerName(spec.ID), Config: cfg, HostConfig: host})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return runtime.Instance{}, fmt.Errorf("image %s of version %d (%s) is no longer on this machine; rebuild or pull it and create a new version", shortID(spec.Image), spec.VersionNumber, spec.ImageRef)
+		}
+		return runtime.Instance{}, fmt.Errorf("docker: create container for %s: %w", spec.ID, err)
+	}
+	// From here on, a failure must not leave the container behind.
+	cleanup := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = d.cli.ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true})
+	}
+	if _, err := d.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		cleanup()
+		return runtime.Instance{}, fmt.Errorf("docker: start container for %s: %w", spec.ID, err)
+	}
+	in, err := d.Inspect(ctx, spec.ID)
+	if err != nil {
+		cleanup()
+		return runtime.Instance{}, err
+	}
+	if d.cfg.Network == HostNetwork {
+		in.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	return in, nil
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Stop implements runtime.Runtime.
+func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(grace.Round(time.Second) / time.Second)
+	_, err := d.cli.ContainerStop(ctx, containerName(id), client.ContainerStopOptions{Timeout: &secs})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		d.log.Warn("stop failed; removing by force", "instance", id, "err", err)
+	}
+	_, err = d.cli.ContainerRemove(ctx, containerName(id), client.ContainerRemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) { // conflict: removal already in progress
+		return fmt.Errorf("docker: remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// Inspect implements runtime.Runtime.
+func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
+	res, err := d.cli.ContainerInspect(ctx, containerName(id), client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return runtime.Instance{}, core.NotFoundf("instance %s not found", id)
+	}
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("docker: inspect %s: %w", id, err)
+	}
+	c := res.Container
+	in := instanceFromLabels(c.ID, c.Config.Labels)
+	if c.State != nil {
+		in.State = mapState(string(c.State.Status))
+		in.ExitCode = c.State.ExitCode
+		in.StartedAt, _ = time.Parse(time.RFC3339Nano, c.State.StartedAt)
+	}
+	if c.NetworkSettings != nil {
+		in.Addr = d.addr(c.NetworkSettings.Networks, c.NetworkSettings.Ports, c.Config.Env)
+	}
+	return in, nil
+}
+
+// addr works out where the router reaches a container.
+func (d *Docker) addr(nets map[string]*network.EndpointSettings, ports network.PortMap, env []string) string {
+	port := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PORT="); ok {
+			port = v
+		}
+	}
+	switch {
+	case d.cfg.Network == HostNetwork:
+		return net.JoinHostPort("127.0.0.1", port)
+	case d.cfg.Publish:
+		for p, bindings := range ports {
+			if strconv.Itoa(int(p.Num())) == port {
+				for _, b := range bindings {
+					if b.HostPort != "" {
+						return net.JoinHostPort("127.0.0.1", b.HostPort)
+					}
+				}
+			}
+		}
+		return ""
+	}
+	if ep, ok := nets[d.cfg.Network]; ok && ep != nil && ep.IPAddress.IsValid() {
+		return net.JoinHostPort(ep.IPAddress.String(), port)
+	}
+	return ""
+}
+
+func instanceFromLabels(containerID string, labels map[string]string) runtime.Instance {
+	vid, _ := strconv.ParseInt(labels[runtime.LabelVersionID], 10, 64)
+	vnum, _ := strconv.Atoi(labels[runtime.LabelVersionNumber])
+	return runtime.Instance{
+		ID:            labels[runtime.LabelInstance],
+		ContainerID:   containerID,
+		Service:       labels[runtime.LabelService],
+		VersionID:     vid,
+		VersionNumber: vnum,
+	}
+}
+
+func mapState(s string) runtime.State {
+	switch s {
+	case "running", "restarting":
+		return runtime.StateRunning
+	case "paused":
+		return runtime.StatePaused
+	case "created":
+		return runtime.StateCreated
+	}
+	return runtime.StateExited
+}
+
+// List implements runtime.Runtime.
+func (d *Docker) List(ctx context.Context) ([]runtime.Instance, error) {
+	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: client.Filters{}.Add("label", runtime.LabelManaged+"=true"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list containers: %w", err)
+	}
+	out := make([]runtime.Instance, 0, len(res.Items))
+	for _, c := range res.Items {
+		in := instanceFromLabels(c.ID, c.Labels)
+		if in.ID == "" {
+			continue
+		}
+		in.State = mapState(string(c.State))
+		in.StartedAt = time.Unix(c.Created, 0)
+		if in.State == runtime.StateRunning || in.State == runtime.StatePaused {
+			// The summary lacks the environment (and so $PORT); inspect.
+			if full, err := d.Inspect(ctx, in.ID); err == nil {
+				in = full
+			}
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// Logs implements runtime.Runtime.
+func (d *Docker) Logs(ctx context.Context, id string, tail int) (io.ReadCloser, error) {
+	t := "all"
+	if tail > 0 {
+		t = strconv.Itoa(tail)
+	}
+	rc, err := d.cli.ContainerLogs(ctx, containerName(id), client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: t})
+	if cerrdefs.IsNotFound(err) {
+		return nil, core.NotFoundf("instance %s not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("docker: logs of %s: %w", id, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
+		return nil, fmt.Errorf("docker: logs of %s: %w", id, err)
+	}
+	return io.NopCloser(&buf), nil
+}
+
+// Pause implements runtime.Pauser.
+func (d *Docker) Pause(ctx context.Context, id string) error {
+	_, err := d.cli.ContainerPause(ctx, containerName(id), client.ContainerPauseOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return core.NotFoundf("instance %s not found", id)
+	}
+	if err != nil {
+		return fmt.Errorf("docker: pause %s: %w", id, err)
+	}
+	return nil
+}
+
+// Unpause implements runtime.Pauser.
+func (d *Docker) Unpause(ctx context.Context, id string) error {
+	_, err := d.cli.ContainerUnpause(ctx, containerName(id), client.ContainerUnpauseOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return core.NotFoundf("instance %s not found", id)
+	}
+	if err != nil {
+		return fmt.Errorf("docker: unpause %s: %w", id, err)
+	}
+	return nil
+}
+
+// Watch implements runtime.Watcher with the engine's event stream.
+func (d *Docker) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error) {
+	out := make(chan runtime.Event, 64)
+	errc := make(chan error, 1)
+	res := d.cli.Events(ctx, client.EventsListOptions{Filters: client.Filters{}.
+		Add("type", string(events.ContainerEventType)).
+		Add("label", runtime.LabelManaged+"=true")})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				errc <- nil
+				return
+			case err := <-res.Err:
+				if ctx.Err() != nil {
+					err = nil
+				}
+				errc <- err
+				return
+			case m := <-res.Messages:
+				id := m.Actor.Attributes[runtime.LabelInstance]
+				if id == "" {
+					continue
+				}
+				var e runtime.Event
+				switch m.Action {
+				case events.ActionDie:
+					code, _ := strconv.Atoi(m.Actor.Attributes["exitCode"])
+					e = runtime.Event{Kind: runtime.EventDied, InstanceID: id, ExitCode: code}
+				case events.ActionDestroy:
+					e = runtime.Event{Kind: runtime.EventRemoved, InstanceID: id}
+				default:
+					continue
+				}
+				select {
+				case out <- e:
+				case <-ctx.Done():
+				}
+			}
+		}
+	}()
+	return out, errc
+}
+

@@ -1,0 +1,337 @@
+// Package fake is an in-memory runtime for tests. Each instance is a real HTTP
+// server on 127.0.0.1, so the router and activator talk to it exactly as they
+// talk to a container; starts can be delayed, made to fail, or made to exit,
+// and instances can be killed or removed "by hand".
+package fake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
+)
+
+var (
+	_ runtime.Runtime = (*Runtime)(nil)
+	_ runtime.Pauser  = (*Runtime)(nil)
+	_ runtime.Watcher = (*Runtime)(nil)
+)
+
+// Behavior scripts what an instance does when it starts.
+type Behavior struct {
+	StartDelay  time.Duration // Start itself takes this long
+	ReadyDelay  time.Duration // the process listens only after this
+	StartErr    error         // Start fails with this
+	NeverListen bool          // the process never opens its port
+	ExitAtOnce  bool          // the process exits right after start
+	ExitCode    int
+	Logs        string // what the process printed
+}
+
+// Config configures the fake runtime.
+type Config struct {
+	// Images maps image references to IDs; others are "not present".
+	Images map[string]string
+	// Behave returns the behavior for an instance; nil means a healthy one.
+	Behave func(spec runtime.InstanceSpec) Behavior
+	// Handler serves an instance's requests; nil means Greeter.
+	Handler func(spec runtime.InstanceSpec) http.Handler
+}
+
+// Runtime is the fake runtime.
+type Runtime struct {
+	cfg    Config
+	starts atomic.Int64
+
+	mu        sync.Mutex
+	instances map[string]*instance
+	watchers  []chan runtime.Event
+}
+
+type instance struct {
+	runtime.Instance
+	spec   runtime.InstanceSpec
+	srv    *http.Server
+	logs   string
+	paused chan struct{} // closed when not paused; replaced on pause
+}
+
+// New returns a fake runtime.
+func New(cfg Config) *Runtime {
+	if cfg.Behave == nil {
+		cfg.Behave = func(runtime.InstanceSpec) Behavior { return Behavior{} }
+	}
+	if cfg.Handler == nil {
+		cfg.Handler = func(spec runtime.InstanceSpec) http.Handler { return Greeter(spec.Env) }
+	}
+	return &Runtime{cfg: cfg, instances: map[string]*instance{}}
+}
+
+// Starts returns how many instances were started.
+func (r *Runtime) Starts() int { return int(r.starts.Load()) }
+
+// ResolveImage implements runtime.Runtime.
+func (r *Runtime) ResolveImage(ctx context.Context, ref string) (string, error) {
+	if id, ok := r.cfg.Images[ref]; ok {
+		return id, nil
+	}
+	return "", core.Invalidf("image", "image %q is not present on this machine", ref)
+}
+
+// Start implements runtime.Runtime.
+func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	b := r.cfg.Behave(spec)
+	if b.StartDelay > 0 {
+		select {
+		case <-time.After(b.StartDelay):
+		case <-ctx.Done():
+			return runtime.Instance{}, ctx.Err()
+		}
+	}
+	if b.StartErr != nil {
+		return runtime.Instance{}, b.StartErr
+	}
+	known := false
+	for _, id := range r.cfg.Images {
+		known = known || id == spec.Image
+	}
+	if !known {
+		return runtime.Instance{}, fmt.Errorf("no such image: %s", spec.Image)
+	}
+	r.starts.Add(1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	addr := ln.Addr().String()
+	open := make(chan struct{})
+	close(open)
+	in := &instance{
+		Instance: runtime.Instance{ID: spec.ID, ContainerID: "fake-" + spec.ID, Service: spec.Service, VersionID: spec.VersionID,
+			VersionNumber: spec.VersionNumber, Addr: addr, State: runtime.StateRunning, StartedAt: time.Now()},
+		spec:   spec,
+		logs:   b.Logs + "fake: listening on " + addr + "\n",
+		paused: open,
+	}
+	handler := r.cfg.Handler(spec)
+	in.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// A paused instance is frozen: requests wait until it thaws.
+		r.mu.Lock()
+		gate := in.paused
+		r.mu.Unlock()
+		<-gate
+		handler.ServeHTTP(w, req)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	switch {
+	case b.ExitAtOnce:
+		_ = ln.Close()
+		in.State, in.ExitCode = runtime.StateExited, b.ExitCode
+	case b.NeverListen:
+		_ = ln.Close() // nobody listens on addr
+	case b.ReadyDelay > 0:
+		_ = ln.Close()
+		go func() {
+			time.Sleep(b.ReadyDelay)
+			ln2, err := net.Listen("tcp", addr)
+			if err != nil {
+				return
+			}
+			_ = in.srv.Serve(ln2)
+		}()
+	default:
+		go func() { _ = in.srv.Serve(ln) }()
+	}
+	r.mu.Lock()
+	r.instances[spec.ID] = in
+	r.mu.Unlock()
+	if b.ExitAtOnce {
+		r.emit(runtime.Event{Kind: runtime.EventDied, InstanceID: spec.ID, ExitCode: b.ExitCode})
+	}
+	return in.Instance, nil
+}
+
+// Stop implements runtime.Runtime.
+func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	r.mu.Lock()
+	in, ok := r.instances[id]
+	if ok {
+		delete(r.instances, id)
+		if in.State == runtime.StatePaused {
+			close(in.paused)
+		}
+	}
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if err := in.srv.Shutdown(sctx); err != nil {
+		_ = in.srv.Close()
+	}
+	r.emit(runtime.Event{Kind: runtime.EventRemoved, InstanceID: id})
+	return nil
+}
+
+// Kill makes an instance's process exit, as if it crashed or was killed by
+// hand; the instance stays listed as exited.
+func (r *Runtime) Kill(id string, code int) {
+	r.mu.Lock()
+	in, ok := r.instances[id]
+	if ok {
+		in.State, in.ExitCode = runtime.StateExited, code
+	}
+	r.mu.Unlock()
+	if ok {
+		_ = in.srv.Close()
+		r.emit(runtime.Event{Kind: runtime.EventDied, InstanceID: id, ExitCode: code})
+	}
+}
+
+// Remove deletes an instance behind Wisp's back, like `docker rm -f`.
+func (r *Runtime) Remove(id string) {
+	r.mu.Lock()
+	in, ok := r.instances[id]
+	delete(r.instances, id)
+	r.mu.Unlock()
+	if ok {
+		_ = in.srv.Close()
+		r.emit(runtime.Event{Kind: runtime.EventRemoved, InstanceID: id})
+	}
+}
+
+// Inspect implements runtime.Runtime.
+func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.instances[id]
+	if !ok {
+		return runtime.Instance{}, core.NotFoundf("instance %s not found", id)
+	}
+	return in.Instance, nil
+}
+
+// List implements runtime.Runtime.
+func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]runtime.Instance, 0, len(r.instances))
+	for _, in := range r.instances {
+		out = append(out, in.Instance)
+	}
+	return out, nil
+}
+
+// Logs implements runtime.Runtime.
+func (r *Runtime) Logs(ctx context.Context, id string, tail int) (io.ReadCloser, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.instances[id]
+	if !ok {
+		return nil, core.NotFoundf("instance %s not found", id)
+	}
+	lines := strings.SplitAfter(in.logs, "\n")
+	if tail > 0 && len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	return io.NopCloser(strings.NewReader(strings.Join(lines, ""))), nil
+}
+
+// Pause implements runtime.Pauser.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.instances[id]
+	switch {
+	case !ok:
+		return core.NotFoundf("instance %s not found", id)
+	case in.State != runtime.StateRunning:
+		return core.Conflictf("instance %s is %s, not running", id, in.State)
+	}
+	in.State = runtime.StatePaused
+	in.paused = make(chan struct{})
+	return nil
+}
+
+// Unpause implements runtime.Pauser.
+func (r *Runtime) Unpause(ctx context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.instances[id]
+	switch {
+	case !ok:
+		return core.NotFoundf("instance %s not found", id)
+	case in.State != runtime.StatePaused:
+		return core.Conflictf("instance %s is %s, not paused", id, in.State)
+	}
+	in.State = runtime.StateRunning
+	close(in.paused)
+	return nil
+}
+
+// Watch implements runtime.Watcher.
+func (r *Runtime) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error) {
+	ch := make(chan runtime.Event, 64)
+	errc := make(chan error, 1)
+	r.mu.Lock()
+	r.watchers = append(r.watchers, ch)
+	r.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		r.mu.Lock()
+		for i, w := range r.watchers {
+			if w == ch {
+				r.watchers = append(r.watchers[:i], r.watchers[i+1:]...)
+				break
+			}
+		}
+		r.mu.Unlock()
+		errc <- nil
+	}()
+	return ch, errc
+}
+
+func (r *Runtime) emit(e runtime.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.watchers {
+		select {
+		case w <- e:
+		default: // a slow watcher re-lists instead
+		}
+	}
+}
+
+// Greeter is the handler of the test image: "Hello, $GREETING!", and
+// /sleep?ms=N answers after N milliseconds.
+func Greeter(env []string) http.Handler {
+	greeting := "World"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GREETING="); ok {
+			greeting = v
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ms, err := strconv.Atoi(r.URL.Query().Get("ms")); err == nil && strings.HasPrefix(r.URL.Path, "/sleep") {
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		fmt.Fprintf(w, "Hello, %s!\n", greeting)
+	})
+}
+
+// ErrStart is a start failure to script with Behavior.StartErr.
+var ErrStart = errors.New("fake: start failed")

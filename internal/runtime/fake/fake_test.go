@@ -1,0 +1,13 @@
+package fake_test
+
+import (
+	"testing"
+
+	"github.com/wisp-run/wisp/internal/runtime/fake"
+	"github.com/wisp-run/wisp/internal/runtime/runtimetest"
+)
+
+func TestConformance(t *testing.T) {
+	rt := fake.New(fake.Config{Images: map[string]string{"greeter:test": "sha256:greeter"}})
+	runtimetest.Run(t, rt, runtimetest.Image{Ref: "greeter:test", Port: 8080})
+}

@@ -1,0 +1,123 @@
+// Package runtime defines the port through which Wisp runs instances: one
+// container (or pod) of one version. Implementations: runtime/docker (the
+// Docker Engine), runtime/fake (in memory, for tests). Every implementation
+// passes the conformance suite in runtime/runtimetest.
+//
+// Optional abilities are separate interfaces found by type assertion: a
+// runtime that can freeze instances implements Pauser; one that reports
+// container events implements Watcher.
+package runtime
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Labels every instance carries, so Wisp can find and adopt its instances.
+const (
+	LabelManaged       = "wisp.managed" // "true"
+	LabelService       = "wisp.service"
+	LabelVersionID     = "wisp.version-id"
+	LabelVersionNumber = "wisp.version"
+	LabelInstance      = "wisp.instance"
+)
+
+// InstanceSpec is what it takes to start one instance of a version.
+type InstanceSpec struct {
+	ID            string // chosen by the caller, unique
+	Service       string
+	VersionID     int64
+	VersionNumber int
+	Image         string // the pinned image ID to run
+	ImageRef      string // the reference the user gave, for messages
+	Port          int    // the port the process listens on (see Instance.Addr)
+	Env           []string
+	Command       []string // replaces the entrypoint when set
+	Args          []string // replaces the image's command when set
+	MemoryLimit   int64    // bytes; 0 = none
+	CPULimit      float64  // cores; 0 = none
+}
+
+// State of an instance as the runtime sees it.
+type State string
+
+// Runtime states.
+const (
+	StateCreated State = "created"
+	StateRunning State = "running"
+	StatePaused  State = "paused"
+	StateExited  State = "exited"
+)
+
+// Instance is an instance as the runtime reports it.
+type Instance struct {
+	ID            string
+	ContainerID   string
+	Service       string
+	VersionID     int64
+	VersionNumber int
+	// Addr is host:port where the router reaches the instance.
+	Addr      string
+	State     State
+	ExitCode  int
+	StartedAt time.Time
+}
+
+// Runtime runs instances.
+//
+// Error contract: ResolveImage returns an error wrapping core.ErrInvalid
+// (naming the image) when the image is not on the machine and cannot be
+// pulled. Stop and Inspect of an unknown instance return an error wrapping
+// core.ErrNotFound, except that Stop of an unknown instance is not an error
+// (stopping is idempotent). Other errors are failures of the runtime.
+type Runtime interface {
+	// ResolveImage returns the ID of the image ref, which pins it: running the
+	// ID always runs the same image, whatever ref later names.
+	ResolveImage(ctx context.Context, ref string) (string, error)
+	// Start creates and starts an instance and returns once the runtime's
+	// start call has returned; the process may not listen yet (callers probe
+	// readiness). On error nothing is left behind.
+	Start(ctx context.Context, spec InstanceSpec) (Instance, error)
+	// Stop stops an instance (SIGTERM, then SIGKILL after grace) and removes
+	// it. Stopping an instance that does not exist is not an error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Inspect returns the current state of one instance.
+	Inspect(ctx context.Context, id string) (Instance, error)
+	// List returns every instance Wisp manages, whatever its state.
+	List(ctx context.Context) ([]Instance, error)
+	// Logs returns the instance's output (stdout and stderr interleaved),
+	// the last tail lines (tail <= 0: all).
+	Logs(ctx context.Context, id string, tail int) (io.ReadCloser, error)
+}
+
+// Pauser is a runtime that can freeze and thaw instances (cgroup freezer).
+type Pauser interface {
+	// Pause freezes a running instance; its address stays valid.
+	Pause(ctx context.Context, id string) error
+	// Unpause thaws a paused instance.
+	Unpause(ctx context.Context, id string) error
+}
+
+// EventKind is what happened to an instance.
+type EventKind string
+
+// Event kinds.
+const (
+	EventDied    EventKind = "died"    // the process exited (or was killed)
+	EventRemoved EventKind = "removed" // the container is gone
+)
+
+// Event reports a change to an instance that Wisp did not ask for, or did.
+type Event struct {
+	Kind       EventKind
+	InstanceID string
+	ExitCode   int
+}
+
+// Watcher is a runtime that reports instance events as they happen.
+type Watcher interface {
+	// Watch sends events until ctx is done or the stream breaks; the error
+	// channel then receives the reason (nil when ctx is done).
+	Watch(ctx context.Context) (<-chan Event, <-chan error)
+}

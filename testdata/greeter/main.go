@@ -1,0 +1,95 @@
+// Command greeter is Wisp's test and demo image: a static HTTP server that
+// answers "Hello, $GREETING!". Built FROM scratch, it needs no registry.
+//
+// Environment: PORT (default 8080), GREETING (default World). For tests:
+// START_DELAY_MS delays listening, NEVER_LISTEN=1 never opens the port,
+// EXIT_CODE=N exits at once with N after printing to stderr.
+//
+// Paths: / greets; /sleep?ms=N greets after N ms; /healthz; /headers echoes
+// the request headers; /stream writes ten lines, one every ?ms=N (default 10).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if code := os.Getenv("EXIT_CODE"); code != "" {
+		n, _ := strconv.Atoi(code)
+		fmt.Fprintf(os.Stderr, "greeter: exiting at once with code %d as asked\n", n)
+		os.Exit(n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if os.Getenv("NEVER_LISTEN") == "1" {
+		fmt.Fprintln(os.Stderr, "greeter: never listening, as asked")
+		<-ctx.Done()
+		return
+	}
+	if ms, _ := strconv.Atoi(os.Getenv("START_DELAY_MS")); ms > 0 {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	greeting := os.Getenv("GREETING")
+	if greeting == "" {
+		greeting = "World"
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Hello, %s!\n", greeting)
+	})
+	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintf(w, "Hello, %s!\n", greeting)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		h := map[string]string{"Host": r.Host, "Path": r.URL.Path}
+		for k := range r.Header {
+			h[k] = r.Header.Get(k)
+		}
+		_ = json.NewEncoder(w).Encode(h)
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil {
+			ms = 10
+		}
+		f, _ := w.(http.Flusher)
+		for i := range 10 {
+			fmt.Fprintf(w, "line %d\n", i)
+			if f != nil {
+				f.Flush()
+			}
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+		}
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(os.Stderr, "greeter: listening on :%s\n", port)
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, "greeter:", err)
+		os.Exit(1)
+	}
+}
