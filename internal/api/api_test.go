@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -35,7 +36,7 @@ func newHarness(t testing.TB) *harness {
 	t.Cleanup(func() { _ = st.Close() })
 	h := &harness{t: t}
 	a, err := api.New(api.Config{Token: token, Domain: "localhost", RouterPort: 8080}, st,
-		slog.New(slog.DiscardHandler), api.OnChange(func() { h.changes++ }))
+		slog.New(slog.DiscardHandler), api.OnChange(func(context.Context) { h.changes++ }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func (s *Server) seedCreateService(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.onChange()
+	s.onChange(r.Context())
 	return writeJSON(w, http.StatusCreated, s.toSeedService(sv))
 }
 
@@ -140,12 +140,16 @@ func (s *Server) seedCreateVersion(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	v, err := s.store.CreateVersion(r.Context(), core.Version{Service: sv.Name,
-		VersionSpec: core.VersionSpec{Image: ref, Port: req.Port, Env: req.EnvVars}})
+	spec := core.VersionSpec{Image: ref, Port: req.Port, Env: req.EnvVars}
+	imageID, err := s.pinImage(r.Context(), sv.Name, spec)
 	if err != nil {
 		return err
 	}
-	s.onChange()
+	v, err := s.store.CreateVersion(r.Context(), core.Version{Service: sv.Name, ImageID: imageID, VersionSpec: spec})
+	if err != nil {
+		return err
+	}
+	s.onChange(r.Context())
 	return writeJSON(w, http.StatusCreated, toSeedVersion(sv.ID, v))
 }
 
@@ -188,7 +192,7 @@ func (s *Server) seedSetTraffic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.onChange()
+	s.onChange(r.Context())
 	return writeJSON(w, http.StatusCreated, s.toSeedTraffic(r.Context(), e))
 }
 

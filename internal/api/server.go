@@ -7,6 +7,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -67,15 +68,38 @@ type Server struct {
 	mux       *http.ServeMux
 	routes    []string
 	tokenHash [sha256.Size]byte
-	onChange  func()
+	onChange  func(context.Context)
+	images    ImageResolver
+	instances InstanceLister
+}
+
+// ImageResolver pins an image reference to an image ID (the runtime).
+type ImageResolver interface {
+	// ResolveImage returns the image ID; an error wrapping core.ErrInvalid
+	// when the image is not present.
+	ResolveImage(ctx context.Context, ref string) (string, error)
+}
+
+// InstanceLister reports running instances (the activator).
+type InstanceLister interface {
+	// Instances lists the instances of service, or of all services for "".
+	Instances(service string) []core.InstanceInfo
 }
 
 // Option configures optional parts of a Server.
 type Option func(*Server)
 
 // OnChange registers fn to be called after every successful change of
-// services, versions or traffic (the router rebuilds its snapshot on it).
-func OnChange(fn func()) Option { return func(s *Server) { s.onChange = fn } }
+// services, versions or traffic, before the response is sent (the router
+// rebuilds its snapshot on it, so the next request sees the change).
+func OnChange(fn func(context.Context)) Option { return func(s *Server) { s.onChange = fn } }
+
+// WithImageResolver pins each new version's image to its ID, refusing
+// versions whose image is missing.
+func WithImageResolver(r ImageResolver) Option { return func(s *Server) { s.images = r } }
+
+// WithInstances serves the instances view.
+func WithInstances(l InstanceLister) Option { return func(s *Server) { s.instances = l } }
 
 // New returns the admin API over st.
 func New(cfg Config, st store.Store, logger *slog.Logger, opts ...Option) (*Server, error) {
@@ -88,7 +112,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger, opts ...Option) (*Serv
 		log:       logger.With("component", "api"),
 		mux:       http.NewServeMux(),
 		tokenHash: sha256.Sum256([]byte(cfg.Token)),
-		onChange:  func() {},
+		onChange:  func(context.Context) {},
 	}
 	for _, o := range opts {
 		o(s)
@@ -111,6 +135,9 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /v1/services/{name}/versions", s.listVersions)
 	s.handle("GET /v1/services/{name}/versions/{number}", s.getVersion)
 	s.handle("DELETE /v1/services/{name}/versions/{number}", s.deleteVersion)
+
+	s.handle("GET /v1/services/{name}/instances", s.serviceInstances)
+	s.handle("GET /v1/instances", s.allInstances)
 
 	s.handle("PUT /v1/services/{name}/traffic", s.setTraffic)
 	s.handle("GET /v1/services/{name}/traffic", s.getTraffic)

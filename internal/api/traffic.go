@@ -25,7 +25,7 @@ func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.onChange()
+	s.onChange(r.Context())
 	return writeJSON(w, http.StatusOK, e)
 }
 
@@ -57,6 +57,6 @@ func (s *Server) rollbackTraffic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.onChange()
+	s.onChange(r.Context())
 	return writeJSON(w, http.StatusCreated, e)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -16,11 +17,15 @@ func (s *Server) createVersion(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &spec, false); err != nil {
 		return err
 	}
-	v, err := s.store.CreateVersion(r.Context(), core.Version{Service: r.PathValue("name"), VersionSpec: spec})
+	imageID, err := s.pinImage(r.Context(), r.PathValue("name"), spec)
 	if err != nil {
 		return err
 	}
-	s.onChange()
+	v, err := s.store.CreateVersion(r.Context(), core.Version{Service: r.PathValue("name"), ImageID: imageID, VersionSpec: spec})
+	if err != nil {
+		return err
+	}
+	s.onChange(r.Context())
 	w.Header().Set("Location", "/v1/services/"+v.Service+"/versions/"+strconv.Itoa(v.Number))
 	return writeJSON(w, http.StatusCreated, v)
 }
@@ -53,7 +58,47 @@ func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.DeleteVersion(r.Context(), r.PathValue("name"), n); err != nil {
 		return err
 	}
-	s.onChange()
+	s.onChange(r.Context())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// pinImage validates spec and resolves its image to the ID that every
+// instance of the version will run. It checks the service first, so a typo
+// in the service name is reported as such rather than as a missing image.
+func (s *Server) pinImage(ctx context.Context, service string, spec core.VersionSpec) (string, error) {
+	if err := spec.WithDefaults().Validate(); err != nil {
+		return "", err
+	}
+	if _, err := s.store.GetService(ctx, service); err != nil {
+		return "", err
+	}
+	if s.images == nil {
+		return "", nil
+	}
+	return s.images.ResolveImage(ctx, spec.Image)
+}
+
+type instanceList struct {
+	Instances []core.InstanceInfo `json:"instances"`
+}
+
+func (s *Server) serviceInstances(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if _, err := s.store.GetService(r.Context(), name); err != nil {
+		return err
+	}
+	list := []core.InstanceInfo{}
+	if s.instances != nil {
+		list = s.instances.Instances(name)
+	}
+	return writeJSON(w, http.StatusOK, instanceList{Instances: list})
+}
+
+func (s *Server) allInstances(w http.ResponseWriter, r *http.Request) error {
+	list := []core.InstanceInfo{}
+	if s.instances != nil {
+		list = s.instances.Instances("")
+	}
+	return writeJSON(w, http.StatusOK, instanceList{Instances: list})
 }

@@ -231,3 +231,17 @@ func (c *Client) RollbackTraffic(ctx context.Context, service string, toEntry in
 	err := c.do(ctx, "POST", svcPath(service)+"/traffic/rollback", body, &out)
 	return out, err
 }
+
+// Instances lists the running instances of service, or of every service
+// when service is "".
+func (c *Client) Instances(ctx context.Context, service string) ([]core.InstanceInfo, error) {
+	path := "/v1/instances"
+	if service != "" {
+		path = svcPath(service) + "/instances"
+	}
+	var out struct {
+		Instances []core.InstanceInfo `json:"instances"`
+	}
+	err := c.do(ctx, "GET", path, nil, &out)
+	return out.Instances, err
+}

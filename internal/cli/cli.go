@@ -107,7 +107,7 @@ A typical session:
 		}
 		return nil
 	}
-	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand())
+	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand())
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/wisp-run/wisp/internal/cli"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/daemon"
+	"github.com/wisp-run/wisp/internal/runtime/fake"
 )
 
 // env is a daemon on port 0 and a way to run CLI commands against it with
@@ -27,8 +28,9 @@ func newEnv(t *testing.T) *env {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Addr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(t.Context())
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), io.Discard)
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{Out: io.Discard, Runtime: newFake()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +154,8 @@ func TestErrors(t *testing.T) {
 	if code != 1 || !strings.Contains(errb.String(), "is `wisp serve` running?") {
 		t.Fatalf("unreachable server: exit %d, %q", code, errb.String())
 	}
+}
+
+func newFake() *fake.Runtime {
+	return fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1", "hello:2": "sha256:hello2"}})
 }

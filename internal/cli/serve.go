@@ -28,7 +28,7 @@ On first start without --admin-token, a token is generated, saved in
 				return usageError{err}
 			}
 			logger := newLogger(a, cfg)
-			d, err := daemon.Open(cmd.Context(), cfg, logger, a.stderr)
+			d, err := daemon.Open(cmd.Context(), cfg, logger, daemon.Options{Out: a.stderr})
 			if err != nil {
 				return err
 			}
@@ -43,6 +43,13 @@ On first start without --admin-token, a token is generated, saved in
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json (env "+config.EnvLogFormat+")")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error (env "+config.EnvLogLevel+")")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown may take")
+	f.StringVar(&cfg.DockerNetwork, "docker-network", cfg.DockerNetwork, "bridge network instances join (created if missing), or \"host\": faster starts, no isolation, apps listen on $PORT (env "+config.EnvNetwork+")")
+	f.BoolVar(&cfg.DockerPublish, "docker-publish", cfg.DockerPublish, "publish instance ports on 127.0.0.1 instead of dialing container addresses (automatic on Docker Desktop)")
+	f.BoolVar(&cfg.DockerPull, "docker-pull", cfg.DockerPull, "pull images that are not on this machine when a version is created")
+	f.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "how long a cold start (container start plus readiness) may take")
+	f.DurationVar(&cfg.StopGrace, "stop-grace", cfg.StopGrace, "time between SIGTERM and SIGKILL when stopping an instance")
+	f.DurationVar(&cfg.ReapInterval, "reap-interval", cfg.ReapInterval, "how often idle instances are paused or removed")
+	f.BoolVar(&cfg.KeepInstances, "keep-instances", cfg.KeepInstances, "leave instances running at shutdown; the next start adopts them")
 	return cmd
 }
 

@@ -32,6 +32,22 @@ type Config struct {
 	LogLevel  string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+
+	// DockerNetwork is the bridge network instances join, or "host".
+	DockerNetwork string
+	// DockerPublish publishes instance ports on 127.0.0.1 instead of dialing
+	// container addresses (automatic on Docker Desktop).
+	DockerPublish bool
+	// DockerPull pulls images that are not on the machine.
+	DockerPull bool
+	// StartTimeout bounds a cold start (runtime start plus readiness).
+	StartTimeout time.Duration
+	// StopGrace is the time between SIGTERM and SIGKILL for an instance.
+	StopGrace time.Duration
+	// ReapInterval is how often idle instances are paused or removed.
+	ReapInterval time.Duration
+	// KeepInstances leaves instances running at shutdown, for adoption.
+	KeepInstances bool
 }
 
 // Default returns the embedded defaults.
@@ -44,6 +60,10 @@ func Default() Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
+		DockerNetwork:   "wisp",
+		StartTimeout:    30 * time.Second,
+		StopGrace:       10 * time.Second,
+		ReapInterval:    time.Second,
 	}
 }
 
@@ -56,6 +76,7 @@ const (
 	EnvAdminToken = "WISP_ADMIN_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential
 	EnvLogFormat  = "WISP_LOG_FORMAT"
 	EnvLogLevel   = "WISP_LOG_LEVEL"
+	EnvNetwork    = "WISP_DOCKER_NETWORK"
 )
 
 // ApplyEnv overrides c with the WISP_* variables that getenv reports set.
@@ -66,6 +87,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}{
 		{EnvDataDir, &c.DataDir}, {EnvAdminAddr, &c.AdminAddr}, {EnvAddr, &c.Addr}, {EnvDomain, &c.Domain},
 		{EnvAdminToken, &c.AdminToken}, {EnvLogFormat, &c.LogFormat}, {EnvLogLevel, &c.LogLevel},
+		{EnvNetwork, &c.DockerNetwork},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -100,7 +122,19 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log level (--log-level, %s) must be debug, info, warn or error, got %q", EnvLogLevel, c.LogLevel))
 	}
 	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
+		errs = append(errs, fmt.Errorf("shutdown timeout (--shutdown-timeout) must be positive, got %s", c.ShutdownTimeout))
+	}
+	if c.DockerNetwork == "" || strings.ContainsAny(c.DockerNetwork, " /:") {
+		errs = append(errs, fmt.Errorf("docker network (--docker-network, %s) must be a network name or \"host\", got %q", EnvNetwork, c.DockerNetwork))
+	}
+	if c.StartTimeout < time.Second || c.StartTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("start timeout (--start-timeout) must be between 1s and 10m, got %s", c.StartTimeout))
+	}
+	if c.StopGrace < 0 || c.StopGrace > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("stop grace (--stop-grace) must be between 0 and 5m, got %s", c.StopGrace))
+	}
+	if c.ReapInterval < 10*time.Millisecond || c.ReapInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("reap interval (--reap-interval) must be between 10ms and 1m, got %s", c.ReapInterval))
 	}
 	return errors.Join(errs...)
 }

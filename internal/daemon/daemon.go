@@ -1,5 +1,5 @@
-// Package daemon is Wisp's composition root: it builds the store, the admin
-// API and (in later parts) the router and control loops from a Config, runs
+// Package daemon is Wisp's composition root: it builds the store, the
+// runtime, the activator, the router and the admin API from a Config, runs
 // them, and shuts them down in order. It is the only package that imports
 // adapters.
 package daemon
@@ -17,49 +17,116 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wisp-run/wisp/internal/activator"
 	"github.com/wisp-run/wisp/internal/api"
 	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/router"
+	"github.com/wisp-run/wisp/internal/runtime"
+	"github.com/wisp-run/wisp/internal/runtime/docker"
+	"github.com/wisp-run/wisp/internal/store"
 	"github.com/wisp-run/wisp/internal/store/sqlite"
 )
 
-// Daemon is a running `wisp serve`.
-type Daemon struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   *sqlite.Store
-	token   string
-	admin   *http.Server
-	adminLn net.Listener
+// Options are the parts a caller may supply instead of the defaults.
+type Options struct {
+	// Runtime replaces the Docker runtime (tests pass runtime/fake).
+	Runtime runtime.Runtime
+	// Out receives the one-time announcement of a generated token.
+	Out io.Writer
 }
 
-// Open validates cfg, prepares the data directory, opens the store and binds
-// the listeners, so that Addr reports real ports (port 0 works) before Run.
-// A generated admin token is announced once on out.
-func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) (_ *Daemon, err error) {
+// Daemon is a running `wisp serve`.
+type Daemon struct {
+	cfg    config.Config
+	log    *slog.Logger
+	store  *sqlite.Store
+	rt     runtime.Runtime
+	closeR func() error
+	act    *activator.Activator
+	router *router.Router
+	token  string
+
+	admin, public     *http.Server
+	adminLn, publicLn net.Listener
+
+	reloadMu sync.Mutex
+}
+
+// Open validates cfg, prepares the data directory, opens the store and the
+// runtime, and binds the listeners, so that the addresses are known (port 0
+// works) before Run.
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	token := cfg.AdminToken
 	if token == "" {
-		if token, err = loadOrCreateToken(cfg.DataDir, out); err != nil {
+		if token, err = loadOrCreateToken(cfg.DataDir, opts.Out); err != nil {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, log: logger, token: token}
+	d := &Daemon{cfg: cfg, log: logger, token: token, closeR: func() error { return nil }}
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+		}
+	}()
+
 	dbPath := filepath.Join(cfg.DataDir, "wisp.db")
 	if d.store, err = sqlite.Open(ctx, dbPath); err != nil {
 		return nil, err
 	}
-	defer func() {
+	cleanups = append(cleanups, func() { _ = d.store.Close() })
+
+	d.rt = opts.Runtime
+	if d.rt == nil {
+		dk, err := docker.Open(ctx, docker.Config{
+			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger,
+		})
 		if err != nil {
-			_ = d.store.Close()
+			return nil, err
 		}
-	}()
+		d.rt, d.closeR = dk, dk.Close
+		cleanups = append(cleanups, func() { _ = dk.Close() })
+	}
+
+	if d.act, err = activator.New(activator.Config{
+		StartTimeout:  cfg.StartTimeout,
+		StopGrace:     cfg.StopGrace,
+		ReapInterval:  cfg.ReapInterval,
+		KeepInstances: cfg.KeepInstances,
+	}, d.rt, d.store, logger); err != nil {
+		return nil, err
+	}
+	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire}, logger); err != nil {
+		return nil, err
+	}
+
+	var lc net.ListenConfig
+	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
+	}
+	cleanups = append(cleanups, func() { _ = d.adminLn.Close() })
+	if d.publicLn, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("router: listen on %s: %w (choose another address with --addr)", cfg.Addr, err)
+	}
+	cleanups = append(cleanups, func() { _ = d.publicLn.Close() })
+
 	hint := ""
 	if cfg.AdminToken == "" {
 		hint = "; the token is in " + config.TokenPath(cfg.DataDir)
@@ -67,59 +134,143 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wr
 	handler, err := api.New(api.Config{
 		Token:      token,
 		Domain:     cfg.Domain,
-		RouterPort: cfg.RouterPort(),
+		RouterPort: d.publicLn.Addr().(*net.TCPAddr).Port,
 		TokenHint:  hint,
-	}, d.store, logger)
+	}, d.store, logger,
+		api.OnChange(d.reload),
+		api.WithImageResolver(d.rt),
+		api.WithInstances(d.act),
+	)
 	if err != nil {
 		return nil, err
 	}
-	d.admin = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	var lc net.ListenConfig
-	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
-		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
-	}
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	d.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	// No write timeout on the router: responses may stream; each version's
+	// request timeout bounds the proxying instead.
+	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+
 	logger.Info("store opened", "path", dbPath)
 	return d, nil
+}
+
+// acquire adapts the activator to the router.
+func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.ScalingPolicy) (router.Lease, error) {
+	l, err := d.act.Acquire(ctx, v, policy)
+	if err != nil {
+		return router.Lease{}, err
+	}
+	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, Release: l.Release}, nil
+}
+
+// reload rebuilds the routing snapshot from the store and tells the activator
+// what exists now. Reloads are serialised, and each reads the store after the
+// change that caused it, so the last one to finish reflects the latest state.
+func (d *Daemon) reload(ctx context.Context) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	states, err := loadStates(ctx, d.store)
+	if err != nil {
+		d.log.Error("rebuild routing snapshot", "err", err)
+		return
+	}
+	d.router.Swap(router.NewSnapshot(states))
+	d.act.Sync(states)
+}
+
+func loadStates(ctx context.Context, st store.Store) ([]core.ServiceState, error) {
+	services, err := st.ListServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]core.ServiceState, 0, len(services))
+	for _, sv := range services {
+		versions, err := st.ListVersions(ctx, sv.Name)
+		if errors.Is(err, core.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		s := core.ServiceState{Service: sv, Versions: versions}
+		t, err := st.GetTraffic(ctx, sv.Name)
+		switch {
+		case err == nil:
+			s.Traffic = &t
+		case !errors.Is(err, core.ErrNotFound):
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // AdminAddr is the bound address of the admin API.
 func (d *Daemon) AdminAddr() net.Addr { return d.adminLn.Addr() }
 
+// RouterAddr is the bound address of the router.
+func (d *Daemon) RouterAddr() net.Addr { return d.publicLn.Addr() }
+
 // Token is the admin API's bearer token.
 func (d *Daemon) Token() string { return d.token }
 
-// Run serves until ctx is cancelled, then shuts down gracefully: it stops
-// accepting, lets in-flight requests finish (bounded by the shutdown
-// timeout) and closes the store.
+// Run serves until ctx is cancelled, then shuts down in order: stop
+// accepting and drain in-flight requests (router, then admin API), stop the
+// control loops, stop instances (unless KeepInstances), close the runtime
+// client and the store.
 func (d *Daemon) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- d.admin.Serve(d.adminLn) }()
+	d.reload(ctx)
+	if err := d.act.Reconcile(ctx); err != nil {
+		d.log.Warn("could not adopt existing instances", "err", err)
+	}
+	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoops()
+	var g errgroup.Group
+	g.Go(func() error { return d.act.Run(loopCtx) })
+
+	errc := make(chan error, 2)
+	go func() { errc <- serve(d.admin, d.adminLn, "admin API") }()
+	go func() { errc <- serve(d.public, d.publicLn, "router") }()
 	d.log.Info("admin API listening", "addr", d.AdminAddr().String(), "docs", "http://"+d.AdminAddr().String()+"/v1/openapi.json")
+	d.log.Info("router listening", "addr", d.RouterAddr().String(), "example", "curl -H 'Host: <service>."+d.cfg.Domain+"' http://"+d.RouterAddr().String()+"/")
 
 	var runErr error
 	select {
 	case <-ctx.Done():
-		d.log.Info("shutting down")
-	case err := <-errc:
-		runErr = fmt.Errorf("admin API: %w", err)
+		d.log.Info("shutting down: draining requests")
+	case runErr = <-errc:
 	}
-	// The parent context is done; shutdown gets its own bounded one.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
 	defer cancel()
+	if err := d.public.Shutdown(shutdownCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("router shutdown: %w", err))
+	}
 	if err := d.admin.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("admin API shutdown: %w", err))
+	}
+	stopLoops()
+	if err := g.Wait(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	if err := d.act.Shutdown(shutdownCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("stop instances: %w", err))
+	}
+	if err := d.closeR(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close runtime: %w", err))
 	}
 	if err := d.store.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close store: %w", err))
 	}
 	d.log.Info("stopped")
 	return runErr
+}
+
+func serve(s *http.Server, ln net.Listener, name string) error {
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 // loadOrCreateToken reads the admin token kept in dataDir, or generates one,

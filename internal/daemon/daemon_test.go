@@ -18,6 +18,7 @@ import (
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/daemon"
+	"github.com/wisp-run/wisp/internal/runtime/fake"
 )
 
 // start runs a daemon on dataDir with port 0 and returns a client of it and a
@@ -27,8 +28,9 @@ func start(t *testing.T, dataDir string, out io.Writer) (*apiclient.Client, func
 	cfg := config.Default()
 	cfg.DataDir = dataDir
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Addr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(t.Context())
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), out)
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{Out: out, Runtime: newFake()})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -110,7 +112,8 @@ func TestRestartKeepsEverything(t *testing.T) {
 	versions2, _ := c2.ListVersions(ctx, "hello")
 	history2, _ := c2.TrafficHistory(ctx, "hello")
 	opt := cmpopts.EquateApproxTime(time.Millisecond)
-	if diff := cmp.Diff(services, services2, opt); diff != "" {
+	// The router listens on a new port 0 each run, so the URL differs.
+	if diff := cmp.Diff(services, services2, opt, cmpopts.IgnoreFields(core.Service{}, "URL")); diff != "" {
 		t.Errorf("services after restart (-before +after):\n%s", diff)
 	}
 	if diff := cmp.Diff(versions, versions2, opt); diff != "" {
@@ -128,22 +131,23 @@ func TestOpenErrors(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Addr = "127.0.0.1:0"
 	cfg.LogFormat = "yaml"
-	if _, err := daemon.Open(t.Context(), cfg, slog.New(slog.DiscardHandler), io.Discard); err == nil || !strings.Contains(err.Error(), "--log-format") {
+	if _, err := daemon.Open(t.Context(), cfg, slog.New(slog.DiscardHandler), daemon.Options{Out: io.Discard, Runtime: newFake()}); err == nil || !strings.Contains(err.Error(), "--log-format") {
 		t.Fatalf("bad config: got %v", err)
 	}
 	// A second daemon on the same address says what to do.
 	cfg.LogFormat = "text"
 	c, _ := start(t, t.TempDir(), io.Discard)
 	_ = c
-	d1, err := daemon.Open(t.Context(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	d1, err := daemon.Open(t.Context(), cfg, slog.New(slog.DiscardHandler), daemon.Options{Out: io.Discard, Runtime: newFake()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg2 := cfg
 	cfg2.DataDir = t.TempDir()
 	cfg2.AdminAddr = d1.AdminAddr().String()
-	_, err = daemon.Open(t.Context(), cfg2, slog.New(slog.DiscardHandler), io.Discard)
+	_, err = daemon.Open(t.Context(), cfg2, slog.New(slog.DiscardHandler), daemon.Options{Out: io.Discard, Runtime: newFake()})
 	if err == nil || !strings.Contains(err.Error(), "--admin-addr") {
 		t.Fatalf("address in use: got %v", err)
 	}
@@ -152,4 +156,8 @@ func TestOpenErrors(t *testing.T) {
 	if err := d1.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
+}
+
+func newFake() *fake.Runtime {
+	return fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1", "hello:2": "sha256:hello2"}})
 }

@@ -271,6 +271,10 @@ func shortID(id string) string {
 
 // Stop implements runtime.Runtime.
 func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
+	// A frozen process cannot handle SIGTERM: thaw it first.
+	if in, err := d.Inspect(ctx, id); err == nil && in.State == runtime.StatePaused {
+		_, _ = d.cli.ContainerUnpause(ctx, containerName(id), client.ContainerUnpauseOptions{})
+	}
 	secs := int(grace.Round(time.Second) / time.Second)
 	_, err := d.cli.ContainerStop(ctx, containerName(id), client.ContainerStopOptions{Timeout: &secs})
 	if err != nil && !cerrdefs.IsNotFound(err) {

@@ -1,0 +1,567 @@
+package activator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
+)
+
+// Config configures the activator.
+type Config struct {
+	// StartTimeout bounds a cold start: runtime start plus readiness probe.
+	StartTimeout time.Duration
+	// MaxWaiters bounds the requests that may wait per version; more get 503.
+	MaxWaiters int
+	// WaitTimeout bounds how long a request waits for an instance.
+	WaitTimeout time.Duration
+	// StopGrace is the time between SIGTERM and SIGKILL when stopping.
+	StopGrace time.Duration
+	// ReapInterval is how often idle instances are looked for.
+	ReapInterval time.Duration
+	// ResyncInterval is how often the runtime is re-listed, as a safety net
+	// for missed events.
+	ResyncInterval time.Duration
+	// KeepInstances leaves instances running at shutdown, for adoption by the
+	// next start.
+	KeepInstances bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultStartTimeout   = 30 * time.Second
+	DefaultMaxWaiters     = 1000
+	DefaultStopGrace      = 10 * time.Second
+	DefaultReapInterval   = time.Second
+	DefaultResyncInterval = 30 * time.Second
+)
+
+// Validate fills defaults and checks bounds.
+func (c *Config) Validate() error {
+	if c.StartTimeout == 0 {
+		c.StartTimeout = DefaultStartTimeout
+	}
+	if c.MaxWaiters == 0 {
+		c.MaxWaiters = DefaultMaxWaiters
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = c.StartTimeout + 5*time.Second
+	}
+	if c.StopGrace == 0 {
+		c.StopGrace = DefaultStopGrace
+	}
+	if c.ReapInterval == 0 {
+		c.ReapInterval = DefaultReapInterval
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = DefaultResyncInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	switch {
+	case c.StartTimeout < 0 || c.WaitTimeout < 0 || c.StopGrace < 0:
+		return errors.New("activator: timeouts must not be negative")
+	case c.MaxWaiters < 0:
+		return errors.New("activator: max waiters must not be negative")
+	case c.ReapInterval < 10*time.Millisecond || c.ResyncInterval < 10*time.Millisecond:
+		return errors.New("activator: reap and resync intervals must be at least 10ms")
+	}
+	return nil
+}
+
+// Catalog answers which versions exist; store.Store satisfies it.
+type Catalog interface {
+	GetVersionByID(ctx context.Context, id int64) (core.Version, error)
+	GetService(ctx context.Context, name string) (core.Service, error)
+}
+
+// Activator owns every instance.
+type Activator struct {
+	cfg     Config
+	rt      runtime.Runtime
+	pauser  runtime.Pauser // nil when the runtime cannot pause
+	catalog Catalog
+	log     *slog.Logger
+	prober  prober
+
+	mu      sync.Mutex
+	pools   map[int64]*pool      // by version ID
+	byID    map[string]*instance // every instance in a pool
+	pending map[string]bool      // instances being started or stopped
+	baseCtx context.Context      // lives as long as Run
+	wg      sync.WaitGroup       // starts and stops in flight
+}
+
+// New returns an activator over rt. Call Run before Acquire.
+func New(cfg Config, rt runtime.Runtime, catalog Catalog, logger *slog.Logger) (*Activator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Activator{
+		cfg:     cfg,
+		rt:      rt,
+		catalog: catalog,
+		log:     logger.With("component", "activator"),
+		pools:   map[int64]*pool{},
+		byID:    map[string]*instance{},
+		pending: map[string]bool{},
+		baseCtx: context.Background(),
+	}
+	a.pauser, _ = rt.(runtime.Pauser)
+	a.prober = defaultProber{}
+	return a, nil
+}
+
+// pool is the instances of one version.
+type pool struct {
+	mu        sync.Mutex
+	version   core.Version
+	policy    core.ScalingPolicy
+	instances []*instance
+	start     *startOp      // the coalesced start in progress, if any
+	waiters   int           // requests waiting for an instance
+	freed     chan struct{} // closed and replaced when capacity frees up
+	gone      bool          // the version no longer exists
+}
+
+type instance struct {
+	id, addr  string
+	service   string
+	versionID int64
+	version   int
+	startedAt time.Time
+
+	inflight    atomic.Int64
+	lastRequest atomic.Int64 // unix nanoseconds
+
+	// Guarded by pool.mu.
+	state string
+	wake  *op // the coalesced unpause in progress, if any
+
+	// opMu serialises runtime calls that change the instance (pause, unpause).
+	opMu sync.Mutex
+}
+
+type op struct {
+	done chan struct{}
+	err  error
+}
+
+type startOp struct {
+	op
+	cancel  context.CancelFunc
+	waiters int
+	started time.Time
+}
+
+func (a *Activator) now() time.Time { return a.cfg.Now() }
+
+// ctx is the context that background work (starts, stops, pauses) runs under:
+// Run's, once Run has begun.
+func (a *Activator) ctx() context.Context {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.baseCtx
+}
+
+func newInstanceID(service string, version int) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-v%d-%s", service, version, hex.EncodeToString(b))
+}
+
+// poolFor returns the pool of v, creating it, and records the latest policy.
+func (a *Activator) poolFor(v *core.Version, policy core.ScalingPolicy) *pool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.pools[v.ID]
+	if p == nil {
+		p = &pool{version: *v, policy: policy, freed: make(chan struct{})}
+		a.pools[v.ID] = p
+	}
+	return p
+}
+
+// Lease is one request's hold on an instance; Release it when the request ends.
+type Lease struct {
+	InstanceID string
+	Addr       string
+	// ColdStart is how long the request waited for an instance to start or
+	// wake; 0 when one was ready.
+	ColdStart time.Duration
+
+	a    *Activator
+	p    *pool
+	inst *instance
+	once sync.Once
+}
+
+// Release returns the instance's capacity.
+func (l *Lease) Release() {
+	l.once.Do(func() {
+		l.inst.lastRequest.Store(l.a.now().UnixNano())
+		l.inst.inflight.Add(-1)
+		l.p.mu.Lock()
+		close(l.p.freed)
+		l.p.freed = make(chan struct{})
+		l.p.mu.Unlock()
+	})
+}
+
+// Acquire returns a lease on a ready instance of v, starting or waking one
+// when needed, and waiting at most WaitTimeout (and no longer than ctx).
+// Errors: core.ErrUnavailable (start failed, too many waiting, nothing ready
+// in time) or ctx's error.
+func (a *Activator) Acquire(ctx context.Context, v *core.Version, policy core.ScalingPolicy) (*Lease, error) {
+	p := a.poolFor(v, policy)
+	began := a.now()
+	var deadline <-chan time.Time
+	waited := false
+	for {
+		p.mu.Lock()
+		p.policy = policy
+		if inst := p.pickReady(); inst != nil {
+			inst.inflight.Add(1)
+			inst.lastRequest.Store(a.now().UnixNano())
+			p.mu.Unlock()
+			l := &Lease{InstanceID: inst.id, Addr: inst.addr, a: a, p: p, inst: inst}
+			if waited {
+				l.ColdStart = a.now().Sub(began)
+			}
+			return l, nil
+		}
+		if deadline == nil {
+			t := time.NewTimer(a.cfg.WaitTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		waited = true
+		if p.waiters >= a.cfg.MaxWaiters {
+			p.mu.Unlock()
+			return nil, core.Unavailablef("%d requests are already waiting for version %d of %s; retry shortly", a.cfg.MaxWaiters, v.Number, v.Service)
+		}
+		// A paused instance is thawed; otherwise, with no instance at all,
+		// one is started. Both are shared by every waiting request.
+		if inst := p.pickPaused(); inst != nil {
+			w := a.beginWake(p, inst)
+			p.mu.Unlock()
+			select {
+			case <-w.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-deadline:
+				return nil, a.timeoutErr(v)
+			}
+			continue
+		}
+		if len(p.instances) == 0 {
+			s := p.start
+			if s == nil {
+				s = a.beginStart(p)
+			}
+			s.waiters++
+			p.waiters++
+			p.mu.Unlock()
+			var err error
+			select {
+			case <-s.done:
+				err = s.err
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-deadline:
+				err = a.timeoutErr(v)
+			}
+			p.mu.Lock()
+			s.waiters--
+			p.waiters--
+			if s.waiters == 0 && p.start == s {
+				s.cancel() // nobody waits for this start any more
+			}
+			p.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		// Every instance is busy (max_concurrency) or changing state: wait
+		// for capacity to free up.
+		freed := p.freed
+		p.waiters++
+		p.mu.Unlock()
+		var err error
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-deadline:
+			err = a.timeoutErr(v)
+		}
+		p.mu.Lock()
+		p.waiters--
+		p.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (a *Activator) timeoutErr(v *core.Version) error {
+	return core.Unavailablef("no instance of version %d of %s was ready within %s; retry shortly", v.Number, v.Service, a.cfg.WaitTimeout)
+}
+
+// pickReady returns the ready instance with the fewest requests in flight
+// that is under the version's max_concurrency, or nil. Caller holds p.mu.
+func (p *pool) pickReady() *instance {
+	var best *instance
+	var bestN int64
+	limit := int64(p.version.MaxConcurrency)
+	for _, in := range p.instances {
+		if in.state != core.InstanceReady {
+			continue
+		}
+		n := in.inflight.Load()
+		if limit > 0 && n >= limit {
+			continue
+		}
+		if best == nil || n < bestN {
+			best, bestN = in, n
+		}
+	}
+	return best
+}
+
+// pickPaused returns a paused or waking instance, or nil. Caller holds p.mu.
+func (p *pool) pickPaused() *instance {
+	for _, in := range p.instances {
+		if in.state == core.InstancePaused || in.state == core.InstanceWaking {
+			return in
+		}
+	}
+	return nil
+}
+
+// beginWake starts (or joins) thawing inst. Caller holds p.mu.
+func (a *Activator) beginWake(p *pool, inst *instance) *op {
+	if inst.wake != nil {
+		return inst.wake
+	}
+	w := &op{done: make(chan struct{})}
+	inst.wake = w
+	inst.state = core.InstanceWaking
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		err := a.unpause(inst)
+		p.mu.Lock()
+		inst.wake = nil
+		if err == nil {
+			inst.state = core.InstanceReady
+			inst.lastRequest.Store(a.now().UnixNano())
+		} else {
+			a.log.Warn("wake failed; removing the instance", "instance", inst.id, "err", err)
+			p.remove(inst)
+			a.forget(inst.id)
+			a.stopAsync(inst.id, "wake failed")
+		}
+		w.err = err
+		close(w.done)
+		p.mu.Unlock()
+	}()
+	return w
+}
+
+func (a *Activator) unpause(inst *instance) error {
+	inst.opMu.Lock()
+	defer inst.opMu.Unlock()
+	ctx, cancel := context.WithTimeout(a.ctx(), 10*time.Second)
+	defer cancel()
+	err := a.pauser.Unpause(ctx, inst.id)
+	if err == nil {
+		return nil
+	}
+	// The pause may have failed, leaving it running: that is a success.
+	if in, ierr := a.rt.Inspect(ctx, inst.id); ierr == nil && in.State == runtime.StateRunning {
+		return nil
+	}
+	return err
+}
+
+// remove drops inst from the pool. Caller holds p.mu.
+func (p *pool) remove(inst *instance) {
+	for i, in := range p.instances {
+		if in == inst {
+			p.instances = append(p.instances[:i], p.instances[i+1:]...)
+			break
+		}
+	}
+	close(p.freed) // waiters re-evaluate: they may need a new start
+	p.freed = make(chan struct{})
+}
+
+func (a *Activator) forget(id string) {
+	a.mu.Lock()
+	delete(a.byID, id)
+	a.mu.Unlock()
+}
+
+// beginStart launches a coalesced start for p. Caller holds p.mu.
+func (a *Activator) beginStart(p *pool) *startOp {
+	ctx, cancel := context.WithTimeout(a.ctx(), a.cfg.StartTimeout)
+	s := &startOp{op: op{done: make(chan struct{})}, cancel: cancel, started: a.now()}
+	p.start = s
+	v := p.version
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer cancel()
+		inst, err := a.startInstance(ctx, &v)
+		p.mu.Lock()
+		p.start = nil
+		if err == nil && p.gone {
+			err = core.Unavailablef("version %d of %s was deleted", v.Number, v.Service)
+			a.stopAsync(inst.id, "version deleted")
+		} else if err == nil {
+			p.instances = append(p.instances, inst)
+			a.mu.Lock()
+			a.byID[inst.id] = inst
+			a.mu.Unlock()
+		}
+		s.err = err
+		close(s.done)
+		p.mu.Unlock()
+	}()
+	return s
+}
+
+// startInstance runs one instance of v and waits until it is ready. On
+// failure it removes the instance and returns core.ErrUnavailable with the
+// reason (and the end of its logs).
+func (a *Activator) startInstance(ctx context.Context, v *core.Version) (*instance, error) {
+	id := newInstanceID(v.Service, v.Number)
+	a.setPending(id, true)
+	defer a.setPending(id, false)
+	t0 := a.now()
+	image := v.ImageID
+	if image == "" {
+		image = v.Image
+	}
+	in, err := a.rt.Start(ctx, runtime.InstanceSpec{
+		ID: id, Service: v.Service, VersionID: v.ID, VersionNumber: v.Number,
+		Image: image, ImageRef: v.Image, Port: v.Port, Env: v.Env, Command: v.Command, Args: v.Args,
+		MemoryLimit: int64(v.MemoryLimit), CPULimit: v.CPULimit,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			err = a.startCtxErr(ctx, v)
+		}
+		a.log.Warn("start failed", "service", v.Service, "version", v.Number, "err", err)
+		return nil, core.Unavailablef("version %d of %s failed to start: %v", v.Number, v.Service, err)
+	}
+	started := a.now()
+	if err := a.prober.probe(ctx, a.rt, in, v); err != nil {
+		if ctx.Err() != nil {
+			err = a.startCtxErr(ctx, v)
+		}
+		reason := err.Error()
+		if tail := a.logTail(in.ID); tail != "" {
+			reason += "; its last output: " + tail
+		}
+		a.stopAsync(in.ID, "start failed")
+		a.log.Warn("start failed", "service", v.Service, "version", v.Number, "instance", in.ID, "err", reason)
+		return nil, core.Unavailablef("version %d of %s failed to start: %s", v.Number, v.Service, reason)
+	}
+	now := a.now()
+	a.log.Info("instance ready", "service", v.Service, "version", v.Number, "instance", in.ID, "addr", in.Addr,
+		"start", started.Sub(t0).Round(time.Millisecond), "ready", now.Sub(t0).Round(time.Millisecond))
+	inst := &instance{id: in.ID, addr: in.Addr, service: v.Service, versionID: v.ID, version: v.Number,
+		startedAt: now, state: core.InstanceReady}
+	inst.lastRequest.Store(now.UnixNano())
+	return inst, nil
+}
+
+func (a *Activator) startCtxErr(ctx context.Context, v *core.Version) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("not ready within the start timeout of %s", a.cfg.StartTimeout)
+	}
+	return errors.New("start cancelled: no request waits for it any more")
+}
+
+func (a *Activator) logTail(id string) string {
+	ctx, cancel := context.WithTimeout(a.ctx(), 2*time.Second)
+	defer cancel()
+	rc, err := a.rt.Logs(ctx, id, 5)
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	buf := make([]byte, 2048)
+	n, _ := io.ReadFull(rc, buf)
+	return trimOutput(string(buf[:n]))
+}
+
+func (a *Activator) setPending(id string, on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if on {
+		a.pending[id] = true
+	} else {
+		delete(a.pending, id)
+	}
+}
+
+// stopAsync stops and removes an instance in the background.
+func (a *Activator) stopAsync(id, why string) {
+	a.setPending(id, true)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer a.setPending(id, false)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx()), a.cfg.StopGrace+30*time.Second)
+		defer cancel()
+		if err := a.rt.Stop(ctx, id, a.cfg.StopGrace); err != nil {
+			a.log.Error("stop failed", "instance", id, "why", why, "err", err)
+			return
+		}
+		a.log.Info("instance removed", "instance", id, "why", why)
+	}()
+}
+
+// Instances describes the instances of service (all services when "").
+func (a *Activator) Instances(service string) []core.InstanceInfo {
+	a.mu.Lock()
+	pools := make([]*pool, 0, len(a.pools))
+	for _, p := range a.pools {
+		pools = append(pools, p)
+	}
+	a.mu.Unlock()
+	out := []core.InstanceInfo{}
+	for _, p := range pools {
+		p.mu.Lock()
+		if service == "" || p.version.Service == service {
+			if p.start != nil {
+				out = append(out, core.InstanceInfo{Service: p.version.Service, Version: p.version.Number, VersionID: p.version.ID,
+					State: core.InstanceStarting, StartedAt: p.start.started})
+			}
+			for _, in := range p.instances {
+				out = append(out, core.InstanceInfo{ID: in.id, Service: in.service, Version: in.version, VersionID: in.versionID,
+					State: in.state, Address: in.addr, StartedAt: in.startedAt,
+					LastRequestAt: time.Unix(0, in.lastRequest.Load()), InFlight: in.inflight.Load()})
+			}
+		}
+		p.mu.Unlock()
+	}
+	sortInstances(out)
+	return out
+}

@@ -1,0 +1,125 @@
+package activator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
+)
+
+// prober decides when a started instance is ready.
+type prober interface {
+	probe(ctx context.Context, rt runtime.Runtime, in runtime.Instance, v *core.Version) error
+}
+
+// defaultProber connects to the instance's port (or GETs its readiness path)
+// until it answers, checking now and then that the process still runs, so a
+// process that exits at once fails the start at once.
+type defaultProber struct{}
+
+var probeClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.Instance, v *core.Version) error {
+	if in.Addr == "" {
+		return fmt.Errorf("the runtime reported no address for instance %s", in.ID)
+	}
+	wait := time.Millisecond
+	lastCheck := time.Now()
+	var lastErr error
+	for {
+		if err := probeOnce(ctx, in.Addr, v.ReadinessPath); err == nil {
+			return nil
+		} else {
+			lastErr = err
+		}
+		if time.Since(lastCheck) > 200*time.Millisecond {
+			lastCheck = time.Now()
+			cur, err := rt.Inspect(ctx, in.ID)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				return fmt.Errorf("instance %s disappeared while starting: %v", in.ID, err)
+			case err == nil && cur.State == runtime.StateExited:
+				return fmt.Errorf("the process exited with code %d before opening port %d", cur.ExitCode, v.Port)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			what := fmt.Sprintf("port %d", v.Port)
+			if v.ReadinessPath != "" {
+				what = "readiness path " + v.ReadinessPath
+			}
+			return fmt.Errorf("%s did not answer in time (last probe: %v)", what, lastErr)
+		case <-time.After(wait):
+		}
+		if wait < 50*time.Millisecond {
+			wait = wait * 3 / 2
+			if wait == time.Millisecond {
+				wait = 2 * time.Millisecond
+			}
+		}
+	}
+}
+
+func probeOnce(ctx context.Context, addr, path string) error {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if path == "" {
+		var d net.Dialer
+		c, err := d.DialContext(pctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("GET %s answered %d", path, resp.StatusCode)
+	}
+	return nil
+}
+
+// trimOutput turns a log tail into one short line.
+func trimOutput(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	out := strings.Join(lines, " | ")
+	if len(out) > 500 {
+		out = "…" + out[len(out)-500:]
+	}
+	return out
+}
+
+func sortInstances(l []core.InstanceInfo) {
+	sort.Slice(l, func(i, j int) bool {
+		if l[i].Service != l[j].Service {
+			return l[i].Service < l[j].Service
+		}
+		if l[i].Version != l[j].Version {
+			return l[i].Version < l[j].Version
+		}
+		return l[i].StartedAt.Before(l[j].StartedAt)
+	})
+}

@@ -1,0 +1,300 @@
+// Package router is Wisp's data plane: for every request it picks a service
+// from the Host header (or the /s/<service>/ path), a version (tag or version
+// host, Wisp-Version header, sticky cookie, or a weighted random pick), asks
+// for an instance, and proxies to it with the standard library's
+// ReverseProxy. It reads an immutable snapshot swapped atomically on every
+// admin change, so no request touches the database.
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Lease is a request's hold on an instance.
+type Lease struct {
+	Addr string
+	// ColdStart is how long the request waited for an instance; 0 if none.
+	ColdStart time.Duration
+	Release   func()
+}
+
+// AcquireFunc returns an instance of v that can take one more request.
+// Errors wrapping core.ErrUnavailable become 503 with Retry-After.
+type AcquireFunc func(ctx context.Context, v *core.Version, policy core.ScalingPolicy) (Lease, error)
+
+// Config configures the router.
+type Config struct {
+	// Domain: service hello is served at hello.<Domain>.
+	Domain string
+	// Acquire hands out instances (the activator, wired by the daemon).
+	Acquire AcquireFunc
+	// IntN returns a uniform random int in [0, n); nil means math/rand/v2.
+	IntN func(n int) int
+	// Transport reaches instances; nil means a tuned default.
+	Transport http.RoundTripper
+}
+
+// Header names.
+const (
+	HeaderVersion   = "Wisp-Version"    // request: pin a version; response: who served it
+	HeaderColdStart = "Wisp-Cold-Start" // response: milliseconds waited for an instance
+)
+
+// Router is an http.Handler.
+type Router struct {
+	cfg   Config
+	log   *slog.Logger
+	snap  atomic.Pointer[Snapshot]
+	proxy *httputil.ReverseProxy
+	// suffix is "." + Domain, precomputed for host matching.
+	suffix string
+}
+
+// New returns a router serving an empty snapshot until Swap.
+func New(cfg Config, logger *slog.Logger) (*Router, error) {
+	if cfg.Domain == "" {
+		return nil, errors.New("router: a domain is required")
+	}
+	if cfg.Acquire == nil {
+		return nil, errors.New("router: an instance source (Acquire) is required")
+	}
+	if cfg.IntN == nil {
+		cfg.IntN = rand.IntN
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport()
+	}
+	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain)}
+	r.snap.Store(NewSnapshot(nil))
+	r.proxy = &httputil.ReverseProxy{
+		Rewrite:       rewrite,
+		Transport:     cfg.Transport,
+		FlushInterval: -1, // stream: flush every write
+		ErrorHandler:  r.proxyError,
+		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	return r, nil
+}
+
+// NewTransport returns the transport tuned for many short requests to a few
+// local instances: plenty of idle connections per instance, no proxy from the
+// environment, no compression negotiation.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   5 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// Swap installs a new snapshot; requests in flight keep the one they read.
+func (r *Router) Swap(s *Snapshot) { r.snap.Store(s) }
+
+type targetKey struct{}
+
+type target struct {
+	addr    string
+	path    string // the path to send, when the /s/<service> prefix was stripped
+	timeout time.Duration
+}
+
+func rewrite(pr *httputil.ProxyRequest) {
+	t := pr.In.Context().Value(targetKey{}).(*target)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = t.addr
+	if t.path != "" {
+		pr.Out.URL.Path = t.path
+		pr.Out.URL.RawPath = ""
+	}
+	pr.SetXForwarded()
+}
+
+// ServeHTTP routes one request.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	snap := r.snap.Load()
+	sr, pin, path, err := r.resolve(snap, req)
+	if err != nil {
+		r.fail(w, req, err)
+		return
+	}
+	v, err := r.chooseVersion(sr, pin, w, req)
+	if err != nil {
+		r.fail(w, req, err)
+		return
+	}
+	lease, err := r.cfg.Acquire(req.Context(), v, sr.policy)
+	if err != nil {
+		r.fail(w, req, err)
+		return
+	}
+	defer lease.Release()
+	h := w.Header()
+	h.Set(HeaderVersion, strconv.Itoa(v.Number))
+	if lease.ColdStart > 0 {
+		h.Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), v.Timeout.Std())
+	defer cancel()
+	ctx = context.WithValue(ctx, targetKey{}, &target{addr: lease.Addr, path: path, timeout: v.Timeout.Std()})
+	r.proxy.ServeHTTP(w, req.WithContext(ctx))
+}
+
+// resolve finds the service of a request, the version pinned by its host
+// (tag or v<N>) if any, and the path to forward when the /s/ prefix is used.
+func (r *Router) resolve(snap *Snapshot, req *http.Request) (sr *serviceRoute, pin, path string, err error) {
+	host := strings.ToLower(req.Host)
+	if h, _, splitErr := net.SplitHostPort(host); splitErr == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	label := ""
+	if strings.HasSuffix(host, r.suffix) {
+		label = host[:len(host)-len(r.suffix)]
+	}
+	if label == "" || strings.Contains(label, ".") {
+		// Clients that cannot set Host use /s/<service>/….
+		rest, ok := strings.CutPrefix(req.URL.Path, "/s/")
+		if !ok {
+			return nil, "", "", &routeError{status: http.StatusNotFound, msg: fmt.Sprintf(
+				"no service is served at host %q; services are reached at <service>%s or under /s/<service>/", req.Host, r.suffix)}
+		}
+		label, path, _ = strings.Cut(rest, "/")
+		path = "/" + path
+	}
+	name := label
+	if before, after, ok := strings.Cut(label, core.TagSeparator); ok {
+		pin, name = before, after
+	}
+	sr = snap.services[name]
+	if sr == nil {
+		return nil, "", "", &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("no service named %q", name)}
+	}
+	return sr, pin, path, nil
+}
+
+// chooseVersion picks the version that serves a request.
+func (r *Router) chooseVersion(sr *serviceRoute, pin string, w http.ResponseWriter, req *http.Request) (*core.Version, error) {
+	if pin == "" {
+		pin = req.Header.Get(HeaderVersion)
+	}
+	if pin != "" {
+		return sr.lookup(pin)
+	}
+	if len(sr.split) == 0 {
+		return nil, &routeError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf(
+			"service %q has no traffic yet; create a version (wisp version create %s --image IMAGE)", sr.name, sr.name)}
+	}
+	if sr.sticky {
+		if c, err := req.Cookie(sr.cookie); err == nil {
+			if n, err := strconv.Atoi(c.Value); err == nil {
+				if v := sr.versions[n]; v != nil && sr.inSplit(v) {
+					return v, nil
+				}
+			}
+		}
+	}
+	v := sr.pick(r.cfg.IntN(sr.total()))
+	if sr.sticky {
+		http.SetCookie(w, &http.Cookie{Name: sr.cookie, Value: strconv.Itoa(v.Number), Path: "/",
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 86400})
+	}
+	return v, nil
+}
+
+// lookup finds a version by "3", "v3" or a tag.
+func (sr *serviceRoute) lookup(pin string) (*core.Version, error) {
+	if v := sr.tags[pin]; v != nil {
+		return v, nil
+	}
+	n, ok := core.ParseVersionLabel(pin)
+	if !ok {
+		n, _ = strconv.Atoi(pin)
+	}
+	if v := sr.versions[n]; v != nil && n > 0 {
+		return v, nil
+	}
+	return nil, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("service %q has no version or tag %q", sr.name, pin)}
+}
+
+type routeError struct {
+	status int
+	msg    string
+}
+
+func (e *routeError) Error() string { return e.msg }
+
+// fail answers a request that could not be routed or served.
+func (r *Router) fail(w http.ResponseWriter, req *http.Request, err error) {
+	var re *routeError
+	status := http.StatusBadGateway
+	msg := err.Error()
+	switch {
+	case errors.As(err, &re):
+		status = re.status
+	case errors.Is(err, core.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, context.Canceled) && req.Context().Err() != nil:
+		return // the client is gone; nobody reads an answer
+	case errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusGatewayTimeout
+		msg = "the request timed out"
+	}
+	writeError(w, req, status, msg)
+}
+
+// proxyError maps ReverseProxy failures to 502 and 504.
+func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {
+	ctx := req.Context()
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+		t, _ := ctx.Value(targetKey{}).(*target)
+		limit := ""
+		if t != nil {
+			limit = " of " + t.timeout.String()
+		}
+		writeError(w, req, http.StatusGatewayTimeout, fmt.Sprintf("version %s did not answer within its timeout%s", w.Header().Get(HeaderVersion), limit))
+	case errors.Is(err, context.Canceled):
+		// The client went away.
+	default:
+		r.log.Warn("proxy error", "host", req.Host, "path", req.URL.Path, "err", err)
+		writeError(w, req, http.StatusBadGateway, "the instance failed to answer: "+err.Error())
+	}
+}
+
+// writeError answers with JSON to clients that ask for it and text otherwise.
+func writeError(w http.ResponseWriter, req *http.Request, status int, msg string) {
+	h := w.Header()
+	h.Del("Content-Length")
+	if strings.Contains(req.Header.Get("Accept"), "application/json") {
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"status": status, "message": msg}})
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "wisp: %s\n", msg)
+}
