@@ -64,7 +64,7 @@ func (e *env) ok(args ...string) string {
 
 func TestWalkthrough(t *testing.T) {
 	e := newEnv(t)
-	if out := e.ok("service", "create", "hello"); !strings.Contains(out, "http://hello.localhost:8080") {
+	if out := e.ok("service", "create", "hello"); !strings.Contains(out, "http://hello.localhost:") {
 		t.Fatalf("create: %s", out)
 	}
 	if out := e.ok("version", "create", "hello", "--image", "hello:1", "--env", "GREETING=Go"); !strings.Contains(out, "100% of traffic") {

@@ -120,7 +120,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		Instance: runtime.Instance{ID: spec.ID, ContainerID: "fake-" + spec.ID, Service: spec.Service, VersionID: spec.VersionID,
 			VersionNumber: spec.VersionNumber, Addr: addr, State: runtime.StateRunning, StartedAt: time.Now()},
 		spec:   spec,
-		logs:   b.Logs + "fake: listening on " + addr + "\n",
+		logs:   b.Logs,
 		paused: open,
 	}
 	handler := r.cfg.Handler(spec)
@@ -132,6 +132,9 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		<-gate
 		handler.ServeHTTP(w, req)
 	}), ReadHeaderTimeout: 10 * time.Second}
+	if !b.ExitAtOnce && !b.NeverListen {
+		in.logs += "fake: listening on " + addr + "\n"
+	}
 	switch {
 	case b.ExitAtOnce:
 		_ = ln.Close()

@@ -1,0 +1,417 @@
+package activator_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/activator"
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
+	"github.com/wisp-run/wisp/internal/runtime/fake"
+	"github.com/wisp-run/wisp/internal/runtime/runtimetest"
+)
+
+// catalog is a tiny in-memory Catalog.
+type catalog struct {
+	versions map[int64]core.Version
+}
+
+func (c *catalog) GetVersionByID(_ context.Context, id int64) (core.Version, error) {
+	if v, ok := c.versions[id]; ok {
+		return v, nil
+	}
+	return core.Version{}, core.NotFoundf("version ID %d not found", id)
+}
+
+func (c *catalog) GetService(_ context.Context, name string) (core.Service, error) {
+	return core.Service{Name: name, Policy: core.DefaultPolicy()}, nil
+}
+
+func version(id int64, service string, env ...string) *core.Version {
+	return &core.Version{ID: id, Service: service, Number: int(id), ImageID: "sha256:greeter",
+		VersionSpec: core.VersionSpec{Image: "greeter:1", Port: 8080, Env: env, Timeout: core.DefaultTimeout}}
+}
+
+type env struct {
+	rt  *fake.Runtime
+	act *activator.Activator
+	cat *catalog
+}
+
+func newEnv(t *testing.T, cfg activator.Config, behave func(runtime.InstanceSpec) fake.Behavior) *env {
+	t.Helper()
+	rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}, Behave: behave})
+	cat := &catalog{versions: map[int64]core.Version{}}
+	for id := int64(1); id <= 9; id++ {
+		cat.versions[id] = *version(id, "svc")
+	}
+	if cfg.ReapInterval == 0 {
+		cfg.ReapInterval = time.Hour // tests call Reap themselves
+	}
+	act, err := activator.New(cfg, rt, cat, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- act.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		_ = act.Shutdown(sctx)
+	})
+	return &env{rt: rt, act: act, cat: cat}
+}
+
+func policy() core.ScalingPolicy { return core.DefaultPolicy() }
+
+func get(t *testing.T, e *env, v *core.Version) string {
+	t.Helper()
+	return getWith(t, e, v, policy())
+}
+
+func getWith(t *testing.T, e *env, v *core.Version, pol core.ScalingPolicy) string {
+	t.Helper()
+	l, err := e.act.Acquire(t.Context(), v, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	body, err := runtimetest.Get(t.Context(), "http://"+l.Addr+"/", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func TestColdStartIsCoalesced(t *testing.T) {
+	e := newEnv(t, activator.Config{}, func(runtime.InstanceSpec) fake.Behavior {
+		return fake.Behavior{StartDelay: 200 * time.Millisecond, ReadyDelay: 100 * time.Millisecond}
+	})
+	v := version(1, "svc", "GREETING=storm")
+	var wg sync.WaitGroup
+	var cold atomic.Int64
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := e.act.Acquire(t.Context(), v, policy())
+			if err != nil {
+				errs <- err
+				return
+			}
+			if l.ColdStart > 0 {
+				cold.Add(1)
+			}
+			l.Release()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := e.rt.Starts(); n != 1 {
+		t.Fatalf("100 concurrent first requests started %d instances, want 1", n)
+	}
+	if cold.Load() != 100 {
+		t.Fatalf("%d of 100 leases report a cold start", cold.Load())
+	}
+	if body := get(t, e, v); body != "Hello, storm!\n" {
+		t.Fatalf("body %q", body)
+	}
+	if got := e.act.Instances("svc"); len(got) != 1 || got[0].State != core.InstanceReady {
+		t.Fatalf("instances: %+v", got)
+	}
+}
+
+// TestSlowStartDoesNotBlockOthers: a version that takes 2s to start delays
+// neither another service nor another version.
+func TestSlowStartDoesNotBlockOthers(t *testing.T) {
+	e := newEnv(t, activator.Config{}, func(s runtime.InstanceSpec) fake.Behavior {
+		if s.Service == "slow" {
+			return fake.Behavior{StartDelay: 2 * time.Second}
+		}
+		return fake.Behavior{}
+	})
+	slow := version(1, "slow")
+	fast := version(2, "fast")
+	go func() {
+		if l, err := e.act.Acquire(context.Background(), slow, policy()); err == nil {
+			l.Release()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the slow start is under way
+	for range 20 {
+		start := time.Now()
+		get(t, e, fast)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("a request to another service took %s during a slow start", d)
+		}
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	cases := []struct {
+		name    string
+		behave  fake.Behavior
+		within  time.Duration
+		message string
+	}{
+		{"runtime error", fake.Behavior{StartErr: fake.ErrStart}, time.Second, "fake: start failed"},
+		{"never listens", fake.Behavior{NeverListen: true, Logs: "booting\n"}, 3 * time.Second, "not ready within the start timeout of 1.5s"},
+		{"exits at once", fake.Behavior{ExitAtOnce: true, ExitCode: 3, Logs: "panic: no config\n"}, time.Second, "exited with code 3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var fail atomic.Bool
+			fail.Store(true)
+			e := newEnv(t, activator.Config{StartTimeout: 1500 * time.Millisecond, StopGrace: time.Second}, func(runtime.InstanceSpec) fake.Behavior {
+				if fail.Load() {
+					return tc.behave
+				}
+				return fake.Behavior{}
+			})
+			v := version(1, "svc")
+			start := time.Now()
+			_, err := e.act.Acquire(t.Context(), v, policy())
+			if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("got %v, want unavailable with %q", err, tc.message)
+			}
+			if d := time.Since(start); d > tc.within {
+				t.Fatalf("failure took %s, want under %s", d, tc.within)
+			}
+			if tc.behave.Logs != "" && !strings.Contains(err.Error(), strings.TrimSpace(tc.behave.Logs)) {
+				t.Fatalf("error %q lacks the instance's last output", err)
+			}
+			waitFor(t, "the failed instance to be removed", func() bool {
+				l, _ := e.rt.List(t.Context())
+				return len(l) == 0
+			})
+			// The next request tries again.
+			fail.Store(false)
+			if body := get(t, e, v); body != "Hello, World!\n" {
+				t.Fatalf("retry: %q", body)
+			}
+		})
+	}
+}
+
+func TestWaitingIsBounded(t *testing.T) {
+	e := newEnv(t, activator.Config{MaxWaiters: 5, WaitTimeout: 300 * time.Millisecond}, func(runtime.InstanceSpec) fake.Behavior {
+		return fake.Behavior{StartDelay: 5 * time.Second}
+	})
+	v := version(1, "svc")
+	var wg sync.WaitGroup
+	var full, timedOut atomic.Int64
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.act.Acquire(t.Context(), v, policy())
+			switch {
+			case err != nil && strings.Contains(err.Error(), "already waiting"):
+				full.Add(1)
+			case err != nil && strings.Contains(err.Error(), "was ready within"):
+				timedOut.Add(1)
+			default:
+				t.Errorf("unexpected: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if full.Load() != 15 || timedOut.Load() != 5 {
+		t.Fatalf("got %d refused and %d timed out, want 15 and 5", full.Load(), timedOut.Load())
+	}
+}
+
+func TestMaxConcurrencyWaits(t *testing.T) {
+	e := newEnv(t, activator.Config{WaitTimeout: 2 * time.Second}, nil)
+	v := version(1, "svc")
+	v.MaxConcurrency = 1
+	l1, err := e.act.Acquire(t.Context(), v, policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan time.Time, 1)
+	go func() {
+		l2, err := e.act.Acquire(t.Context(), v, policy())
+		if err == nil {
+			got <- time.Now()
+			l2.Release()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	released := time.Now()
+	l1.Release()
+	select {
+	case at := <-got:
+		if at.Before(released) {
+			t.Fatal("a second request got the instance while the first held its only slot")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the waiting request never got the freed instance")
+	}
+}
+
+func TestReaper(t *testing.T) {
+	e := newEnv(t, activator.Config{StopGrace: time.Second}, nil)
+	v := version(1, "svc")
+	pol := core.ScalingPolicy{MaxInstances: 1, TargetConcurrency: 1, IdleTimeout: core.Duration(2 * time.Second), PauseAfter: core.Duration(time.Second)}
+	l, err := e.act.Acquire(t.Context(), v, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	// Never while a request is in flight, however long it is idle.
+	e.act.Reap(now.Add(time.Hour))
+	if got := e.act.Instances(""); len(got) != 1 || got[0].State != core.InstanceReady {
+		t.Fatalf("reaped with a request in flight: %+v", got)
+	}
+	l.Release()
+	e.act.Reap(time.Now().Add(1500 * time.Millisecond))
+	waitFor(t, "the instance to pause", func() bool {
+		in, _ := e.rt.List(t.Context())
+		return len(in) == 1 && in[0].State == runtime.StatePaused
+	})
+	// A request wakes it.
+	if body := getWith(t, e, v, pol); body != "Hello, World!\n" {
+		t.Fatalf("after wake: %q", body)
+	}
+	if n := e.rt.Starts(); n != 1 {
+		t.Fatalf("waking started a new instance (%d starts)", n)
+	}
+	e.act.Reap(time.Now().Add(2500 * time.Millisecond))
+	if got := e.act.Instances(""); len(got) != 0 {
+		t.Fatalf("idle instance not removed: %+v", got)
+	}
+	waitFor(t, "the container to be stopped", func() bool {
+		in, _ := e.rt.List(t.Context())
+		return len(in) == 0
+	})
+	getWith(t, e, v, pol)
+	if n := e.rt.Starts(); n != 2 {
+		t.Fatalf("after scale to zero, a request must start a new instance: %d starts", n)
+	}
+}
+
+func TestMinInstancesKept(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v := version(1, "svc")
+	pol := core.DefaultPolicy()
+	pol.MinInstances = 1
+	get(t, e, v)
+	l, _ := e.act.Acquire(t.Context(), v, pol)
+	l.Release()
+	e.act.Reap(time.Now().Add(time.Hour))
+	if got := e.act.Instances(""); len(got) != 1 {
+		t.Fatalf("min_instances 1 but %d instances", len(got))
+	}
+}
+
+func TestDiedInstanceIsReplaced(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v := version(1, "svc")
+	get(t, e, v)
+	first := e.act.Instances("")[0].ID
+	e.rt.Kill(first, 137)
+	waitFor(t, "the dead instance to be dropped", func() bool { return len(e.act.Instances("")) == 0 })
+	get(t, e, v)
+	if got := e.act.Instances(""); len(got) != 1 || got[0].ID == first {
+		t.Fatalf("after a kill: %+v", got)
+	}
+	// Removed by hand: the same.
+	e.rt.Remove(e.act.Instances("")[0].ID)
+	waitFor(t, "the removed instance to be dropped", func() bool { return len(e.act.Instances("")) == 0 })
+	get(t, e, v)
+	if n := e.rt.Starts(); n != 3 {
+		t.Fatalf("got %d starts, want 3", n)
+	}
+}
+
+func TestReconcileAdoptsAndRemoves(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	ctx := t.Context()
+	known := version(1, "svc")
+	// Two instances from an "earlier run": one of a known version, one not.
+	if _, err := e.rt.Start(ctx, runtime.InstanceSpec{ID: "svc-v1-old", Service: "svc", VersionID: 1, VersionNumber: 1, Image: "sha256:greeter", Port: 8080}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rt.Start(ctx, runtime.InstanceSpec{ID: "ghost-v1-old", Service: "ghost", VersionID: 99, VersionNumber: 1, Image: "sha256:greeter", Port: 8080}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.act.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := e.act.Instances("")
+	if len(got) != 1 || got[0].ID != "svc-v1-old" {
+		t.Fatalf("adopted: %+v", got)
+	}
+	waitFor(t, "the orphan to be removed", func() bool {
+		_, err := e.rt.Inspect(ctx, "ghost-v1-old")
+		return errors.Is(err, core.ErrNotFound)
+	})
+	get(t, e, known)
+	if n := e.rt.Starts(); n != 2 {
+		t.Fatalf("the adopted instance was not used: %d starts", n)
+	}
+}
+
+func TestSyncRemovesDeletedVersions(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	get(t, e, version(1, "svc"))
+	get(t, e, version(2, "svc"))
+	v2 := *version(2, "svc")
+	e.act.Sync([]core.ServiceState{{Service: core.Service{Name: "svc", Policy: core.DefaultPolicy()}, Versions: []core.Version{v2}}})
+	got := e.act.Instances("")
+	if len(got) != 1 || got[0].Version != 2 {
+		t.Fatalf("after deleting v1: %+v", got)
+	}
+	waitFor(t, "v1's container to stop", func() bool {
+		l, _ := e.rt.List(t.Context())
+		return len(l) == 1
+	})
+}
+
+func TestShutdown(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}})
+		act, err := activator.New(activator.Config{KeepInstances: keep, StopGrace: time.Second}, rt, &catalog{}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := act.Acquire(t.Context(), version(1, "svc"), policy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release()
+		if err := act.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		list, _ := rt.List(t.Context())
+		if want := map[bool]int{false: 0, true: 1}[keep]; len(list) != want {
+			t.Fatalf("keep=%v: %d instances left, want %d", keep, len(list), want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

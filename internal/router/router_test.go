@@ -1,0 +1,310 @@
+package router_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/router"
+)
+
+// backends is an AcquireFunc over one httptest server per version number.
+type backends struct {
+	mu      sync.Mutex
+	servers map[int]*httptest.Server
+	err     error
+	leases  int
+}
+
+func newBackends(t *testing.T, handler func(n int) http.Handler, versions ...int) *backends {
+	b := &backends{servers: map[int]*httptest.Server{}}
+	for _, n := range versions {
+		s := httptest.NewServer(handler(n))
+		t.Cleanup(s.Close)
+		b.servers[n] = s
+	}
+	return b
+}
+
+func (b *backends) acquire(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return router.Lease{}, b.err
+	}
+	b.leases++
+	s := b.servers[v.Number]
+	return router.Lease{Addr: strings.TrimPrefix(s.URL, "http://"), Release: func() {
+		b.mu.Lock()
+		b.leases--
+		b.mu.Unlock()
+	}}, nil
+}
+
+func versionHandler(n int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/slow":
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		case r.URL.Path == "/headers":
+			h := map[string]string{"Host": r.Host, "Path": r.URL.Path, "XFF": r.Header.Get("X-Forwarded-For"),
+				"XFH": r.Header.Get("X-Forwarded-Host"), "XFP": r.Header.Get("X-Forwarded-Proto")}
+			_ = json.NewEncoder(w).Encode(h)
+			return
+		case r.URL.Path == "/stream":
+			f := w.(http.Flusher)
+			fmt.Fprintln(w, "first")
+			f.Flush()
+			time.Sleep(300 * time.Millisecond)
+			fmt.Fprintln(w, "second")
+			return
+		}
+		fmt.Fprintf(w, "v%d %s", n, r.URL.Path)
+	})
+}
+
+func states(sticky bool, weights ...core.Weight) []core.ServiceState {
+	var versions []core.Version
+	for n := 1; n <= 3; n++ {
+		versions = append(versions, core.Version{ID: int64(100 + n), Service: "hello", Number: n,
+			VersionSpec: core.VersionSpec{Image: "hello:1", Port: 8080, Timeout: core.Duration(500 * time.Millisecond)}})
+	}
+	st := core.ServiceState{Service: core.Service{Name: "hello", Policy: core.DefaultPolicy()}, Versions: versions}
+	if len(weights) > 0 {
+		st.Traffic = &core.TrafficEntry{Traffic: core.Traffic{Weights: weights, Tags: map[string]int{"canary": 3}, Sticky: sticky}}
+	}
+	return []core.ServiceState{st, {Service: core.Service{Name: "empty", Policy: core.DefaultPolicy()}}}
+}
+
+// counter returns 0, 1, 2, … modulo n: a deterministic "random" source that
+// visits every slot once per cycle.
+func counter() func(int) int {
+	var mu sync.Mutex
+	i := 0
+	return func(n int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		i++
+		return (i - 1) % n
+	}
+}
+
+func newRouter(t *testing.T, b *backends, intn func(int) int, st []core.ServiceState) *router.Router {
+	t.Helper()
+	r, err := router.New(router.Config{Domain: "localhost", Acquire: b.acquire, IntN: intn}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Swap(router.NewSnapshot(st))
+	return r
+}
+
+func do(r http.Handler, host, path string, hdr ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", "http://"+host+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, req)
+	return w
+}
+
+func TestRouting(t *testing.T) {
+	b := newBackends(t, versionHandler, 1, 2, 3)
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}, core.Weight{Version: 2, Percent: 0}))
+	cases := []struct {
+		name, host, path string
+		hdr              []string
+		status           int
+		body             string // prefix
+		version          string
+	}{
+		{"service host", "hello.localhost:8080", "/x", nil, 200, "v1 /x", "1"},
+		{"host without port", "hello.localhost", "/", nil, 200, "v1 /", "1"},
+		{"uppercase host", "HELLO.LocalHost:8080", "/", nil, 200, "v1 /", "1"},
+		{"version host", "v2--hello.localhost:8080", "/", nil, 200, "v2 /", "2"},
+		{"tag host", "canary--hello.localhost:8080", "/", nil, 200, "v3 /", "3"},
+		{"header pins number", "hello.localhost", "/", []string{"Wisp-Version", "2"}, 200, "v2", "2"},
+		{"header pins v<N>", "hello.localhost", "/", []string{"Wisp-Version", "v3"}, 200, "v3", "3"},
+		{"header pins tag", "hello.localhost", "/", []string{"Wisp-Version", "canary"}, 200, "v3", "3"},
+		{"path fallback strips prefix", "127.0.0.1:8080", "/s/hello/api/x?q=1", nil, 200, "v1 /api/x", "1"},
+		{"path fallback root", "127.0.0.1:8080", "/s/hello", nil, 200, "v1 /", "1"},
+		{"path fallback with tag", "127.0.0.1:8080", "/s/canary--hello/x", nil, 200, "v3 /x", "3"},
+		{"unknown host", "example.com", "/", nil, 404, "wisp: no service is served at host", ""},
+		{"unknown service", "nope.localhost", "/", nil, 404, `wisp: no service named "nope"`, ""},
+		{"unknown tag", "beta--hello.localhost", "/", nil, 404, `wisp: service "hello" has no version or tag "beta"`, ""},
+		{"unknown version", "v9--hello.localhost", "/", nil, 404, "wisp: service \"hello\" has no version or tag \"v9\"", ""},
+		{"bad header pin", "hello.localhost", "/", []string{"Wisp-Version", "nine"}, 404, "wisp: service \"hello\" has no version or tag", ""},
+		{"no traffic", "empty.localhost", "/", nil, 503, `wisp: service "empty" has no traffic yet`, ""},
+		{"upstream timeout", "hello.localhost", "/slow", nil, 504, "wisp: version 1 did not answer within its timeout of 500ms", "1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := do(r, tc.host, tc.path, tc.hdr...)
+			if w.Code != tc.status || !strings.HasPrefix(w.Body.String(), tc.body) {
+				t.Fatalf("got %d %q, want %d %q", w.Code, w.Body.String(), tc.status, tc.body)
+			}
+			if got := w.Header().Get("Wisp-Version"); got != tc.version {
+				t.Fatalf("Wisp-Version %q, want %q", got, tc.version)
+			}
+		})
+	}
+	if b.leases != 0 {
+		t.Fatalf("%d leases not released", b.leases)
+	}
+}
+
+func TestJSONErrors(t *testing.T) {
+	b := newBackends(t, versionHandler, 1)
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	w := do(r, "nope.localhost", "/", "Accept", "application/json")
+	var body struct {
+		Error struct {
+			Status  int    `json:"status"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error.Status != 404 || !strings.Contains(body.Error.Message, "nope") {
+		t.Fatalf("JSON error: %s (%v)", w.Body.String(), err)
+	}
+}
+
+func TestActivatorErrors(t *testing.T) {
+	b := newBackends(t, versionHandler, 1)
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	b.err = core.Unavailablef("version 1 of hello failed to start: boom")
+	w := do(r, "hello.localhost", "/")
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "failed to start: boom") {
+		t.Fatalf("unavailable: %d %q %v", w.Code, w.Body.String(), w.Header())
+	}
+}
+
+func TestUpstreamFailure(t *testing.T) {
+	b := newBackends(t, versionHandler, 1)
+	b.servers[1].Close() // nothing listens there any more
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	w := do(r, "hello.localhost", "/")
+	if w.Code != 502 || !strings.Contains(w.Body.String(), "the instance failed to answer") {
+		t.Fatalf("got %d %q, want 502", w.Code, w.Body.String())
+	}
+}
+
+// TestSplit: with a source that visits every slot, shares are exact and a 0%
+// version gets nothing; with the real random source they are within ±3 points.
+func TestSplit(t *testing.T) {
+	b := newBackends(t, versionHandler, 1, 2, 3)
+	weights := []core.Weight{{Version: 1, Percent: 10}, {Version: 2, Percent: 0}, {Version: 3, Percent: 90}}
+	for _, tc := range []struct {
+		name  string
+		intn  func(int) int
+		n     int
+		slack float64
+	}{{"exact", counter(), 1000, 0}, {"random", nil, 3000, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRouter(t, b, tc.intn, states(false, weights...))
+			counts := map[string]int{}
+			for range tc.n {
+				counts[do(r, "hello.localhost", "/").Header().Get("Wisp-Version")]++
+			}
+			if counts["2"] != 0 {
+				t.Fatalf("a 0%% version got %d requests", counts["2"])
+			}
+			for v, want := range map[string]float64{"1": 10, "3": 90} {
+				got := 100 * float64(counts[v]) / float64(tc.n)
+				if got < want-tc.slack || got > want+tc.slack {
+					t.Fatalf("version %s got %.1f%%, want %.0f±%.0f", v, got, want, tc.slack)
+				}
+			}
+		})
+	}
+}
+
+func TestSticky(t *testing.T) {
+	b := newBackends(t, versionHandler, 1, 2, 3)
+	r := newRouter(t, b, nil, states(true, core.Weight{Version: 1, Percent: 50}, core.Weight{Version: 3, Percent: 50}))
+	seen := map[string]int{}
+	for range 20 {
+		// A new client gets a cookie and then stays on its version.
+		w := do(r, "hello.localhost", "/")
+		cookie := w.Result().Cookies()
+		if len(cookie) != 1 || cookie[0].Name != "wisp-version-hello" {
+			t.Fatalf("sticky response sets cookies %v", cookie)
+		}
+		first := w.Header().Get("Wisp-Version")
+		seen[first]++
+		for range 10 {
+			w2 := do(r, "hello.localhost", "/", "Cookie", cookie[0].Name+"="+cookie[0].Value)
+			if got := w2.Header().Get("Wisp-Version"); got != first {
+				t.Fatalf("sticky client moved from v%s to v%s", first, got)
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("new clients were not split: %v", seen)
+	}
+	// A cookie for a version that lost its share is replaced.
+	w := do(r, "hello.localhost", "/", "Cookie", "wisp-version-hello=2")
+	if w.Header().Get("Wisp-Version") == "2" || len(w.Result().Cookies()) != 1 {
+		t.Fatalf("stale cookie kept: v%s", w.Header().Get("Wisp-Version"))
+	}
+}
+
+func TestForwardedHeadersAndStreaming(t *testing.T) {
+	b := newBackends(t, versionHandler, 1)
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/headers", nil)
+	req.Host = "hello.localhost:8080"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if h["Host"] != "hello.localhost:8080" || h["XFH"] != "hello.localhost:8080" || h["XFP"] != "http" || h["XFF"] != "127.0.0.1" {
+		t.Fatalf("forwarded headers: %v", h)
+	}
+	// Streaming: the first line arrives before the handler finishes.
+	req, _ = http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/stream", nil)
+	req.Host = "hello.localhost"
+	start := time.Now()
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first\n" {
+		t.Fatalf("first chunk: %q %v", buf, err)
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Fatalf("first chunk took %s: the response was buffered", d)
+	}
+}
+
+func TestSnapshotSwap(t *testing.T) {
+	b := newBackends(t, versionHandler, 1, 2, 3)
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	if got := do(r, "hello.localhost", "/").Header().Get("Wisp-Version"); got != "1" {
+		t.Fatalf("before swap: v%s", got)
+	}
+	r.Swap(router.NewSnapshot(states(false, core.Weight{Version: 2, Percent: 100})))
+	if got := do(r, "hello.localhost", "/").Header().Get("Wisp-Version"); got != "2" {
+		t.Fatalf("after swap: v%s", got)
+	}
+}
