@@ -208,6 +208,26 @@ type Lease struct {
 	once sync.Once
 }
 
+// Fail reports that the instance could not be reached (its address refused
+// the connection): it is dropped at once and removed, so the caller can
+// acquire again and get a new one.
+func (l *Lease) Fail() {
+	l.p.mu.Lock()
+	live := false
+	for _, in := range l.p.instances {
+		live = live || in == l.inst
+	}
+	if live {
+		l.p.remove(l.inst)
+	}
+	l.p.mu.Unlock()
+	if live {
+		l.a.forget(l.inst.id)
+		l.a.log.Warn("instance unreachable; replacing it", "instance", l.inst.id)
+		l.a.stopAsync(l.inst.id, "unreachable")
+	}
+}
+
 // Release returns the instance's capacity.
 func (l *Lease) Release() {
 	l.once.Do(func() {

@@ -63,7 +63,9 @@ func newEnv(t *testing.T, cfg activator.Config, behave func(runtime.InstanceSpec
 	go func() { done <- act.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		_ = act.Shutdown(sctx)

@@ -39,7 +39,7 @@ func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.I
 	lastCheck := time.Now()
 	var lastErr error
 	for {
-		if err := probeOnce(ctx, in.Addr, v.ReadinessPath); err == nil {
+		if err := probeOnce(ctx, in.Addr, v.ReadinessPath, in.Proxied); err == nil {
 			return nil
 		} else {
 			lastErr = err
@@ -49,7 +49,7 @@ func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.I
 			cur, err := rt.Inspect(ctx, in.ID)
 			switch {
 			case err != nil && ctx.Err() == nil:
-				return fmt.Errorf("instance %s disappeared while starting: %v", in.ID, err)
+				return fmt.Errorf("instance %s disappeared while starting: %w", in.ID, err)
 			case err == nil && cur.State == runtime.StateExited:
 				return fmt.Errorf("the process exited with code %d before opening port %d", cur.ExitCode, v.Port)
 			}
@@ -60,7 +60,7 @@ func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.I
 			if v.ReadinessPath != "" {
 				what = "readiness path " + v.ReadinessPath
 			}
-			return fmt.Errorf("%s did not answer in time (last probe: %v)", what, lastErr)
+			return fmt.Errorf("%s did not answer in time (last probe: %w)", what, lastErr)
 		case <-time.After(wait):
 		}
 		if wait < 50*time.Millisecond {
@@ -72,11 +72,21 @@ func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.I
 	}
 }
 
-func probeOnce(ctx context.Context, addr, path string) error {
+// probeOnce checks addr once: a TCP connect, or a GET of path that must
+// answer 2xx or 3xx. Behind a proxy without a path, any HTTP answer to GET /
+// shows that the process is up.
+func probeOnce(ctx context.Context, addr, path string, proxied bool) error {
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
+	anyStatus := false
+	if path == "" && proxied {
+		path, anyStatus = "/", true
+	}
 	if path == "" {
-		var d net.Dialer
+		// A short dial timeout: connecting to the bridge address of a
+		// container that already exited stalls on ARP, and the state check
+		// between probes is what reports the exit.
+		d := net.Dialer{Timeout: 250 * time.Millisecond}
 		c, err := d.DialContext(pctx, "tcp", addr)
 		if err != nil {
 			return err
@@ -93,7 +103,7 @@ func probeOnce(ctx context.Context, addr, path string) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+	if !anyStatus && (resp.StatusCode < 200 || resp.StatusCode >= 400) {
 		return fmt.Errorf("GET %s answered %d", path, resp.StatusCode)
 	}
 	return nil

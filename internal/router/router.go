@@ -30,6 +30,8 @@ type Lease struct {
 	// ColdStart is how long the request waited for an instance; 0 if none.
 	ColdStart time.Duration
 	Release   func()
+	// Fail reports that the instance refused the connection.
+	Fail func()
 }
 
 // AcquireFunc returns an instance of v that can take one more request.
@@ -117,6 +119,11 @@ type target struct {
 	addr    string
 	path    string // the path to send, when the /s/<service> prefix was stripped
 	timeout time.Duration
+	// For one retry on a new instance when the connection is refused.
+	lease   Lease
+	version *core.Version
+	policy  core.ScalingPolicy
+	retried bool
 }
 
 func rewrite(pr *httputil.ProxyRequest) {
@@ -148,7 +155,6 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.fail(w, req, err)
 		return
 	}
-	defer lease.Release()
 	h := w.Header()
 	h.Set(HeaderVersion, strconv.Itoa(v.Number))
 	if lease.ColdStart > 0 {
@@ -156,8 +162,33 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(req.Context(), v.Timeout.Std())
 	defer cancel()
-	ctx = context.WithValue(ctx, targetKey{}, &target{addr: lease.Addr, path: path, timeout: v.Timeout.Std()})
-	r.proxy.ServeHTTP(w, req.WithContext(ctx))
+	t := &target{addr: lease.Addr, path: path, timeout: v.Timeout.Std(), lease: lease, version: v, policy: sr.policy}
+	defer func() { t.lease.Release() }()
+	r.proxy.ServeHTTP(w, req.WithContext(context.WithValue(ctx, targetKey{}, t)))
+}
+
+// retry proxies req once more on a new instance after the first refused the
+// connection. Nothing was sent then, so any request can be retried as long as
+// its body was not read.
+func (r *Router) retry(w http.ResponseWriter, req *http.Request, t *target) bool {
+	if t.retried || t.lease.Fail == nil || (req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0) {
+		return false
+	}
+	t.retried = true
+	t.lease.Fail()
+	t.lease.Release()
+	lease, err := r.cfg.Acquire(req.Context(), t.version, t.policy)
+	if err != nil {
+		t.lease = Lease{Release: func() {}}
+		r.fail(w, req, err)
+		return true
+	}
+	t.lease, t.addr = lease, lease.Addr
+	if lease.ColdStart > 0 {
+		w.Header().Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
+	}
+	r.proxy.ServeHTTP(w, req)
+	return true
 }
 
 // resolve finds the service of a request, the version pinned by its host
@@ -216,8 +247,9 @@ func (r *Router) chooseVersion(sr *serviceRoute, pin string, w http.ResponseWrit
 	}
 	v := sr.pick(r.cfg.IntN(sr.total()))
 	if sr.sticky {
-		http.SetCookie(w, &http.Cookie{Name: sr.cookie, Value: strconv.Itoa(v.Number), Path: "/",
-			HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 86400})
+		// Secure only over TLS: the router usually serves plain HTTP.
+		http.SetCookie(w, &http.Cookie{Name: sr.cookie, Value: strconv.Itoa(v.Number), Path: "/", //nolint:gosec // G124: see above
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 86400, Secure: req.TLS != nil})
 	}
 	return v, nil
 }
@@ -277,10 +309,19 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 		writeError(w, req, http.StatusGatewayTimeout, fmt.Sprintf("version %s did not answer within its timeout%s", w.Header().Get(HeaderVersion), limit))
 	case errors.Is(err, context.Canceled):
 		// The client went away.
+	case isDialError(err) && r.retry(w, req, ctx.Value(targetKey{}).(*target)):
+		// Served (or answered) by a new instance.
 	default:
 		r.log.Warn("proxy error", "host", req.Host, "path", req.URL.Path, "err", err)
 		writeError(w, req, http.StatusBadGateway, "the instance failed to answer: "+err.Error())
 	}
+}
+
+// isDialError reports whether err happened while connecting, before any of
+// the request was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // writeError answers with JSON to clients that ask for it and text otherwise.
@@ -296,5 +337,5 @@ func writeError(w http.ResponseWriter, req *http.Request, status int, msg string
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = fmt.Fprintf(w, "wisp: %s\n", msg)
+	_, _ = fmt.Fprintf(w, "wisp: %s\n", msg) //nolint:gosec // G705: text/plain with nosniff is not rendered as HTML
 }

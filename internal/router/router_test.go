@@ -52,19 +52,19 @@ func (b *backends) acquire(ctx context.Context, v *core.Version, _ core.ScalingP
 
 func versionHandler(n int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/slow":
+		switch r.URL.Path {
+		case "/slow":
 			select {
 			case <-time.After(2 * time.Second):
 			case <-r.Context().Done():
 				return
 			}
-		case r.URL.Path == "/headers":
+		case "/headers":
 			h := map[string]string{"Host": r.Host, "Path": r.URL.Path, "XFF": r.Header.Get("X-Forwarded-For"),
 				"XFH": r.Header.Get("X-Forwarded-Host"), "XFP": r.Header.Get("X-Forwarded-Proto")}
 			_ = json.NewEncoder(w).Encode(h)
 			return
-		case r.URL.Path == "/stream":
+		case "/stream":
 			f := w.(http.Flusher)
 			fmt.Fprintln(w, "first")
 			f.Flush()
@@ -199,6 +199,48 @@ func TestUpstreamFailure(t *testing.T) {
 	w := do(r, "hello.localhost", "/")
 	if w.Code != 502 || !strings.Contains(w.Body.String(), "the instance failed to answer") {
 		t.Fatalf("got %d %q, want 502", w.Code, w.Body.String())
+	}
+	// An instance that answers and then breaks the connection: 502 too.
+	b2 := newBackends(t, func(int) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, _, _ := w.(http.Hijacker).Hijack()
+			_ = c.Close()
+		})
+	}, 1)
+	r2 := newRouter(t, b2, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	if w := do(r2, "hello.localhost", "/"); w.Code != 502 {
+		t.Fatalf("broken connection: got %d, want 502", w.Code)
+	}
+}
+
+// TestRefusedConnectionRetriesOnce: an instance that refuses the connection
+// is reported, and the request is served by the next instance.
+func TestRefusedConnectionRetriesOnce(t *testing.T) {
+	good := httptest.NewServer(versionHandler(1))
+	defer good.Close()
+	dead := httptest.NewServer(versionHandler(1))
+	deadAddr := strings.TrimPrefix(dead.URL, "http://")
+	dead.Close()
+	var mu sync.Mutex
+	failed, acquired := 0, 0
+	acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		acquired++
+		addr := strings.TrimPrefix(good.URL, "http://")
+		if failed == 0 {
+			addr = deadAddr
+		}
+		return router.Lease{Addr: addr, Release: func() {}, Fail: func() { mu.Lock(); failed++; mu.Unlock() }}, nil
+	}
+	r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Swap(router.NewSnapshot(states(false, core.Weight{Version: 1, Percent: 100})))
+	w := do(r, "hello.localhost", "/x")
+	if w.Code != 200 || w.Body.String() != "v1 /x" || failed != 1 || acquired != 2 {
+		t.Fatalf("got %d %q after %d failures and %d acquires", w.Code, w.Body.String(), failed, acquired)
 	}
 }
 

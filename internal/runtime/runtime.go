@@ -58,7 +58,11 @@ type Instance struct {
 	VersionID     int64
 	VersionNumber int
 	// Addr is host:port where the router reaches the instance.
-	Addr      string
+	Addr string
+	// Proxied means a userland proxy (docker-proxy) accepts connections at
+	// Addr before the process listens, so a TCP connect proves nothing:
+	// readiness must be probed with a request.
+	Proxied   bool
 	State     State
 	ExitCode  int
 	StartedAt time.Time

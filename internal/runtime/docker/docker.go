@@ -170,7 +170,7 @@ func containerName(id string) string { return "wisp-" + id }
 func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
 	port := spec.Port
 	if d.cfg.Network == HostNetwork {
-		p, err := freePort()
+		p, err := freePort(ctx)
 		if err != nil {
 			return runtime.Instance{}, fmt.Errorf("docker: pick a port for %s: %w", spec.ID, err)
 		}
@@ -252,8 +252,9 @@ func hasEnv(env []string, key string) bool {
 	return false
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
@@ -306,6 +307,7 @@ func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Instance, erro
 	if c.NetworkSettings != nil {
 		in.Addr = d.addr(c.NetworkSettings.Networks, c.NetworkSettings.Ports, c.Config.Env)
 	}
+	in.Proxied = d.cfg.Publish && d.cfg.Network != HostNetwork
 	return in, nil
 }
 
@@ -478,4 +480,3 @@ func (d *Docker) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error)
 	}()
 	return out, errc
 }
-

@@ -109,7 +109,8 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		return runtime.Instance{}, fmt.Errorf("no such image: %s", spec.Image)
 	}
 	r.starts.Add(1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return runtime.Instance{}, err
 	}
@@ -145,7 +146,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		_ = ln.Close()
 		go func() {
 			time.Sleep(b.ReadyDelay)
-			ln2, err := net.Listen("tcp", addr)
+			ln2, err := lc.Listen(context.WithoutCancel(ctx), "tcp", addr)
 			if err != nil {
 				return
 			}

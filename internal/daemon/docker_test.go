@@ -1,0 +1,528 @@
+package daemon_test
+
+// Integration tests of the whole daemon on the real Docker Engine, with
+// images built locally (testdata/greeter, FROM scratch). They skip when no
+// engine answers.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/daemon"
+	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
+)
+
+const greeter = "wisp-greeter:e2e"
+
+type wisp struct {
+	t      *testing.T
+	c      *apiclient.Client
+	router string
+	stop   func()
+	http   *http.Client
+}
+
+// startWisp runs the daemon on the real engine with a fast reaper.
+func startWisp(t *testing.T, dataDir string, edit func(*config.Config)) *wisp {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = dataDir
+	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DockerNetwork = "wisp-test"
+	cfg.ReapInterval = 200 * time.Millisecond
+	cfg.StopGrace = 2 * time.Second
+	if edit != nil {
+		edit(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	stopped := false
+	w := &wisp{t: t, c: apiclient.New(d.AdminAddr().String(), d.Token()), router: d.RouterAddr().String(),
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: 60 * time.Second}}
+	w.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	}
+	t.Cleanup(w.stop)
+	return w
+}
+
+type reply struct {
+	status  int
+	body    string
+	version string
+	cold    string
+}
+
+func (w *wisp) get(host, path string) reply {
+	w.t.Helper()
+	req, err := http.NewRequestWithContext(w.t.Context(), "GET", "http://"+w.router+path, nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := w.http.Do(req)
+	if err != nil {
+		w.t.Fatalf("GET %s%s: %v", host, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, body: string(b), version: resp.Header.Get("Wisp-Version"), cold: resp.Header.Get("Wisp-Cold-Start")}
+}
+
+// deploy creates service name with one version per env, and traffic weights.
+func (w *wisp) deploy(name string, policy core.PolicyPatch, envs ...[]string) {
+	w.t.Helper()
+	ctx := w.t.Context()
+	if _, err := w.c.CreateService(ctx, name, policy); err != nil {
+		w.t.Fatal(err)
+	}
+	for _, env := range envs {
+		if _, err := w.c.CreateVersion(ctx, name, core.VersionSpec{Image: greeter, Env: env}); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
+func containers(t *testing.T, service string) map[string]string {
+	t.Helper()
+	c, err := dockertest.Containers(t.Context(), service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func setup(t *testing.T, prefix string) {
+	t.Helper()
+	dockertest.Skip(t)
+	dockertest.CleanupService(t, prefix)
+	dockertest.MustBuildGoImage(t, "./testdata/greeter", greeter)
+}
+
+// TestDockerSplit: three versions at 10/30/60 and 3,000 requests: each share
+// within ±3 points; a 0% version gets none.
+func TestDockerSplit(t *testing.T) {
+	setup(t, "split")
+	w := startWisp(t, t.TempDir(), nil)
+	w.deploy("split", core.PolicyPatch{}, []string{"GREETING=Go"}, []string{"GREETING=Docker"}, []string{"GREETING=sqlite"}, []string{"GREETING=unused"})
+	if _, err := w.c.SetTraffic(t.Context(), "split", core.Traffic{Weights: []core.Weight{
+		{Version: 1, Percent: 10}, {Version: 2, Percent: 30}, {Version: 3, Percent: 60}, {Version: 4, Percent: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	counts := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	jobs := make(chan struct{}, n)
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				r := w.get("split.localhost", "/")
+				mu.Lock()
+				counts[fmt.Sprintf("%d %s", r.status, strings.TrimSpace(r.body))]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("counts: %v", counts)
+	for body, want := range map[string]float64{"200 Hello, Go!": 10, "200 Hello, Docker!": 30, "200 Hello, sqlite!": 60} {
+		got := 100 * float64(counts[body]) / n
+		if got < want-3 || got > want+3 {
+			t.Errorf("%q: %.1f%%, want %.0f±3", body, got, want)
+		}
+	}
+	if counts["200 Hello, unused!"] != 0 {
+		t.Errorf("the 0%% version served %d requests", counts["200 Hello, unused!"])
+	}
+	if len(containers(t, "split")) != 3 {
+		t.Errorf("containers: %v, want one per version with traffic", containers(t, "split"))
+	}
+}
+
+// TestDockerStorm: 100 concurrent requests to a scaled-to-zero service all
+// answer 200, and exactly one container is started.
+func TestDockerStorm(t *testing.T) {
+	setup(t, "storm")
+	w := startWisp(t, t.TempDir(), nil)
+	w.deploy("storm", core.PolicyPatch{}, []string{"GREETING=storm"})
+	var wg sync.WaitGroup
+	replies := make(chan reply, 100)
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies <- w.get("storm.localhost", "/")
+		}()
+	}
+	wg.Wait()
+	close(replies)
+	cold := 0
+	for r := range replies {
+		if r.status != 200 || r.body != "Hello, storm!\n" {
+			t.Fatalf("storm reply: %+v", r)
+		}
+		if r.cold != "" {
+			cold++
+		}
+	}
+	if got := containers(t, "storm"); len(got) != 1 {
+		t.Fatalf("the storm started %d containers, want 1: %v", len(got), got)
+	}
+	t.Logf("%d of 100 requests waited for the cold start", cold)
+}
+
+// TestDockerSlowStartIsolation: a service whose start takes 3s never delays
+// requests to another service.
+func TestDockerSlowStartIsolation(t *testing.T) {
+	setup(t, "iso-")
+	w := startWisp(t, t.TempDir(), nil)
+	w.deploy("iso-slow", core.PolicyPatch{}, []string{"START_DELAY_MS=3000"})
+	w.deploy("iso-fast", core.PolicyPatch{}, nil)
+	if r := w.get("iso-fast.localhost", "/"); r.status != 200 {
+		t.Fatalf("warm-up: %+v", r)
+	}
+	slowDone := make(chan reply, 1)
+	go func() { slowDone <- w.get("iso-slow.localhost", "/") }()
+	time.Sleep(300 * time.Millisecond)
+	var worst time.Duration
+	for range 20 {
+		start := time.Now()
+		if r := w.get("iso-fast.localhost", "/"); r.status != 200 {
+			t.Fatalf("fast service: %+v", r)
+		}
+		worst = max(worst, time.Since(start))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if worst > 300*time.Millisecond {
+		t.Fatalf("a request to the fast service took %s while the slow one started", worst)
+	}
+	select {
+	case r := <-slowDone:
+		t.Fatalf("the slow service answered before its 3s start: %+v", r)
+	default:
+	}
+	if r := <-slowDone; r.status != 200 || r.cold == "" {
+		t.Fatalf("slow service: %+v", r)
+	}
+}
+
+// TestDockerScaleToZero: with idle timeout 2s the container is gone within 2s
+// plus one reaper period (plus the stop itself) after the last request; the
+// next request starts a new one. A paused instance is woken by a request.
+func TestDockerScaleToZero(t *testing.T) {
+	setup(t, "zero-")
+	w := startWisp(t, t.TempDir(), func(c *config.Config) { c.ReapInterval = time.Second })
+	idle, never, pause := core.Duration(2*time.Second), core.Duration(0), core.Duration(time.Second)
+	w.deploy("zero-idle", core.PolicyPatch{IdleTimeout: &idle, PauseAfter: &never}, nil)
+	if r := w.get("zero-idle.localhost", "/"); r.status != 200 {
+		t.Fatal(r)
+	}
+	last := time.Now()
+	first := containers(t, "zero-idle")
+	if len(first) != 1 {
+		t.Fatalf("containers: %v", first)
+	}
+	for len(containers(t, "zero-idle")) > 0 {
+		if time.Since(last) > 10*time.Second {
+			t.Fatal("the idle container was not removed within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	gone := time.Since(last)
+	t.Logf("idle container removed %s after the last request (idle timeout 2s, reaper period 1s)", gone.Round(time.Millisecond))
+	if gone < 2*time.Second || gone > 3500*time.Millisecond {
+		t.Fatalf("removed after %s, want between 2s and 2s + 1s reaper period + 0.5s to stop", gone)
+	}
+	if r := w.get("zero-idle.localhost", "/"); r.status != 200 || r.cold == "" {
+		t.Fatalf("after scale to zero: %+v", r)
+	}
+	for id := range containers(t, "zero-idle") {
+		if _, old := first[id]; old {
+			t.Fatal("the old container came back")
+		}
+	}
+
+	// Pause after 1s, remove after 30s.
+	long := core.Duration(30 * time.Second)
+	w.deploy("zero-pause", core.PolicyPatch{IdleTimeout: &long, PauseAfter: &pause}, []string{"GREETING=paused"})
+	if r := w.get("zero-pause.localhost", "/"); r.status != 200 {
+		t.Fatal(r)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := containers(t, "zero-pause")
+		if len(c) == 1 && onlyState(c) == "paused" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not paused within 5s: %v", c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := containers(t, "zero-pause")
+	start := time.Now()
+	r := w.get("zero-pause.localhost", "/")
+	t.Logf("wake from pause answered in %s (cold-start header %sms)", time.Since(start).Round(100*time.Microsecond), r.cold)
+	if r.status != 200 || r.body != "Hello, paused!\n" {
+		t.Fatalf("woken: %+v", r)
+	}
+	after := containers(t, "zero-pause")
+	if len(after) != 1 || onlyState(after) != "running" {
+		t.Fatalf("after wake: %v", after)
+	}
+	for id := range after {
+		if _, same := before[id]; !same {
+			t.Fatal("a request to a paused instance started a new container instead of waking it")
+		}
+	}
+}
+
+func onlyState(c map[string]string) string {
+	for _, s := range c {
+		return s
+	}
+	return ""
+}
+
+// TestDockerRestartAdopts: instances that outlive a restart are adopted (no
+// duplicates), and a normal shutdown leaves no orphans.
+func TestDockerRestartAdopts(t *testing.T) {
+	setup(t, "adopt")
+	dir := t.TempDir()
+	w := startWisp(t, dir, func(c *config.Config) { c.KeepInstances = true })
+	w.deploy("adopt", core.PolicyPatch{}, []string{"GREETING=adopted"})
+	if r := w.get("adopt.localhost", "/"); r.status != 200 {
+		t.Fatal(r)
+	}
+	w.stop()
+	kept := containers(t, "adopt")
+	if len(kept) != 1 || onlyState(kept) != "running" {
+		t.Fatalf("--keep-instances: %v", kept)
+	}
+	w2 := startWisp(t, dir, nil)
+	r := w2.get("adopt.localhost", "/")
+	if r.status != 200 || r.body != "Hello, adopted!\n" || r.cold != "" {
+		t.Fatalf("after restart: %+v (an adopted instance answers without a cold start)", r)
+	}
+	if got := containers(t, "adopt"); len(got) != 1 {
+		t.Fatalf("after restart: %v, want the one adopted container", got)
+	}
+	ins, err := w2.c.Instances(t.Context(), "adopt")
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("instances: %+v %v", ins, err)
+	}
+	w2.stop()
+	if got := containers(t, "adopt"); len(got) != 0 {
+		t.Fatalf("orphans after shutdown: %v", got)
+	}
+}
+
+// TestDockerKilledContainerReplaced: a container killed or removed by hand is
+// replaced on the next request.
+func TestDockerKilledContainerReplaced(t *testing.T) {
+	setup(t, "killed")
+	w := startWisp(t, t.TempDir(), nil)
+	w.deploy("killed", core.PolicyPatch{}, nil)
+	for _, remove := range []bool{false, true} {
+		if r := w.get("killed.localhost", "/"); r.status != 200 {
+			t.Fatal(r)
+		}
+		before := containers(t, "killed")
+		for id := range before {
+			if err := dockertest.KillContainer(t.Context(), id, remove); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := w.get("killed.localhost", "/")
+		if r.status != 200 || r.body != "Hello, World!\n" {
+			t.Fatalf("remove=%v: next request: %+v", remove, r)
+		}
+		running := 0
+		for id, state := range containers(t, "killed") {
+			if _, old := before[id]; !old && state == "running" {
+				running++
+			}
+		}
+		if running != 1 {
+			t.Fatalf("remove=%v: containers %v, want one new running container", remove, containers(t, "killed"))
+		}
+	}
+}
+
+// TestDockerBadInputs covers what a user can get wrong.
+func TestDockerBadInputs(t *testing.T) {
+	setup(t, "bad-")
+	doomed := dockertest.MustBuildGoImage(t, "./testdata/greeter", "wisp-doomed:e2e")
+	w := startWisp(t, t.TempDir(), func(c *config.Config) { c.StartTimeout = 3 * time.Second })
+	ctx := t.Context()
+
+	t.Run("missing image", func(t *testing.T) {
+		if _, err := w.c.CreateService(ctx, "bad-image", core.PolicyPatch{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := w.c.CreateVersion(ctx, "bad-image", core.VersionSpec{Image: "wisp-no-such-image:1"})
+		var apiErr *apiclient.Error
+		if !asAPIError(err, &apiErr) || apiErr.Status != 422 || !strings.Contains(apiErr.Message, `"wisp-no-such-image:1" is not present`) {
+			t.Fatalf("got %v, want 422 naming the image", err)
+		}
+		if v, _ := w.c.ListVersions(ctx, "bad-image"); len(v) != 0 {
+			t.Fatalf("a refused version was stored: %+v", v)
+		}
+	})
+	t.Run("never opens its port", func(t *testing.T) {
+		w.deploy("bad-silent", core.PolicyPatch{}, []string{"NEVER_LISTEN=1"})
+		start := time.Now()
+		r := w.get("bad-silent.localhost", "/")
+		if r.status != 503 || !strings.Contains(r.body, "not ready within the start timeout of 3s") || !strings.Contains(r.body, "never listening") {
+			t.Fatalf("got %+v", r)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("took %s with a 3s start timeout", d)
+		}
+		waitGone(t, "bad-silent")
+	})
+	t.Run("exits at once", func(t *testing.T) {
+		w.deploy("bad-exit", core.PolicyPatch{}, []string{"EXIT_CODE=3"})
+		start := time.Now()
+		r := w.get("bad-exit.localhost", "/")
+		if r.status != 503 || !strings.Contains(r.body, "exited with code 3") || !strings.Contains(r.body, "exiting at once") {
+			t.Fatalf("got %+v", r)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("a crash at start took %s to report", d)
+		}
+		t.Logf("a crash at start was reported in %s", time.Since(start).Round(time.Millisecond))
+		waitGone(t, "bad-exit")
+	})
+	t.Run("image deleted after the version was created", func(t *testing.T) {
+		if _, err := w.c.CreateService(ctx, "bad-deleted", core.PolicyPatch{}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := w.c.CreateVersion(ctx, "bad-deleted", core.VersionSpec{Image: "wisp-doomed:e2e"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.ImageID != doomed {
+			t.Fatalf("version pinned %q, want %q", v.ImageID, doomed)
+		}
+		if err := dockertest.RemoveImage(ctx, "wisp-doomed:e2e"); err != nil {
+			t.Fatal(err)
+		}
+		r := w.get("bad-deleted.localhost", "/")
+		if r.status != 503 || !strings.Contains(r.body, "is no longer on this machine") {
+			t.Fatalf("got %+v", r)
+		}
+		waitGone(t, "bad-deleted")
+	})
+}
+
+func asAPIError(err error, target **apiclient.Error) bool {
+	e, ok := err.(*apiclient.Error) //nolint:errorlint // the client returns it unwrapped
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+func waitGone(t *testing.T, service string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(containers(t, service)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed container of %s was not removed: %v", service, containers(t, service))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDockerImagePinning: re-tagging an image never changes a version.
+func TestDockerImagePinning(t *testing.T) {
+	setup(t, "pin")
+	other := dockertest.MustBuildGoImage(t, "./testdata/greeter", "wisp-other:e2e")
+	if err := dockertest.Tag(t.Context(), greeter, "wisp-moving:e2e"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dockertest.RemoveImage(context.WithoutCancel(t.Context()), "wisp-moving:e2e") })
+	w := startWisp(t, t.TempDir(), nil)
+	if _, err := w.c.CreateService(t.Context(), "pin", core.PolicyPatch{}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := w.c.CreateVersion(t.Context(), "pin", core.VersionSpec{Image: "wisp-moving:e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dockertest.Tag(t.Context(), other, "wisp-moving:e2e"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := w.c.GetVersion(t.Context(), "pin", v.Number)
+	if got.ImageID == other || got.ImageID != v.ImageID || v.ImageID == "" {
+		t.Fatalf("pinned %q, after re-tag %q (other image %q)", v.ImageID, got.ImageID, other)
+	}
+	if r := w.get("pin.localhost", "/"); r.status != 200 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// TestDockerNetworkModes serves a request through the router in every mode.
+func TestDockerNetworkModes(t *testing.T) {
+	setup(t, "net-")
+	for _, m := range []struct {
+		name string
+		edit func(*config.Config)
+	}{
+		{"bridge", nil},
+		{"publish", func(c *config.Config) { c.DockerPublish = true }},
+		{"host", func(c *config.Config) { c.DockerNetwork = "host" }},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			w := startWisp(t, t.TempDir(), m.edit)
+			svc := "net-" + m.name
+			w.deploy(svc, core.PolicyPatch{}, []string{"GREETING=" + m.name})
+			r := w.get(svc+".localhost", "/")
+			if r.status != 200 || r.body != "Hello, "+m.name+"!\n" {
+				t.Fatalf("%+v", r)
+			}
+			ins, _ := w.c.Instances(t.Context(), svc)
+			if len(ins) != 1 || ins[0].Address == "" {
+				t.Fatalf("instances: %+v", ins)
+			}
+			if m.name != "bridge" && !strings.HasPrefix(ins[0].Address, "127.0.0.1:") {
+				t.Fatalf("%s mode address %s, want 127.0.0.1", m.name, ins[0].Address)
+			}
+			w.stop()
+			if c := containers(t, svc); len(c) != 0 {
+				t.Fatalf("left behind: %v", c)
+			}
+		})
+	}
+}
