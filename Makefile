@@ -39,6 +39,14 @@ lint: $(GOLANGCI_LINT) ## Run go vet and golangci-lint
 $(GOLANGCI_LINT):
 	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
+.PHONY: demo
+demo: ## Replay the part-4 walkthrough: build an image, three versions, a 10/30/60 split, scale to zero
+	./scripts/demo.sh
+
+.PHONY: bench-coldstart
+bench-coldstart: ## Cold start and wake from pause through Wisp vs docker run and the bare Docker API (needs Docker)
+	$(GO) run ./bench/coldstart
+
 .PHONY: clean
 clean: ## Remove build output (keeps ./wisp-data)
 	rm -rf bin

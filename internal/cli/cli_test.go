@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -20,6 +21,7 @@ import (
 type env struct {
 	t       *testing.T
 	server  string
+	router  string
 	dataDir string
 }
 
@@ -42,7 +44,7 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("daemon Run: %v", err)
 		}
 	})
-	return &env{t: t, server: d.AdminAddr().String(), dataDir: cfg.DataDir}
+	return &env{t: t, server: d.AdminAddr().String(), router: d.RouterAddr().String(), dataDir: cfg.DataDir}
 }
 
 func (e *env) run(args ...string) (code int, stdout, stderr string) {
@@ -113,6 +115,33 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("service list -o json: %v %v", list, err)
 	}
 	e.ok("version", "get", "hello", "v2")
+
+	// A request through the router starts an instance that `wisp instances` shows.
+	if out := e.ok("instances"); !strings.Contains(out, "No instances are running") {
+		t.Fatalf("instances before any request: %s", out)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+e.router+"/", nil)
+	req.Host = "v2--hello.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "Hello, Docker!\n" {
+		t.Fatalf("through the router: %q", body)
+	}
+	out = e.ok("instances", "hello")
+	if !strings.Contains(out, "hello-v2-") || !strings.Contains(out, "ready") || !strings.Contains(out, "127.0.0.1:") {
+		t.Fatalf("instances: %s", out)
+	}
+	var ins []map[string]any
+	if err := json.Unmarshal([]byte(e.ok("instances", "-o", "json")), &ins); err != nil || len(ins) != 1 || ins[0]["version"] != float64(2) {
+		t.Fatalf("instances -o json: %v %v", ins, err)
+	}
+	if code, _, stderr := e.run("instances", "nope"); code != 1 || !strings.Contains(stderr, `service "nope" not found`) {
+		t.Fatalf("instances of a missing service: %d %s", code, stderr)
+	}
 	e.ok("service", "delete", "hello")
 }
 

@@ -251,35 +251,33 @@ func (r *Runtime) Logs(ctx context.Context, id string, tail int) (io.ReadCloser,
 	return io.NopCloser(strings.NewReader(strings.Join(lines, ""))), nil
 }
 
-// Pause implements runtime.Pauser.
+// Pause implements runtime.Pauser: requests wait until Unpause.
 func (r *Runtime) Pause(ctx context.Context, id string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	in, ok := r.instances[id]
-	switch {
-	case !ok:
-		return core.NotFoundf("instance %s not found", id)
-	case in.State != runtime.StateRunning:
-		return core.Conflictf("instance %s is %s, not running", id, in.State)
-	}
-	in.State = runtime.StatePaused
-	in.paused = make(chan struct{})
-	return nil
+	return r.transition(id, runtime.StateRunning, runtime.StatePaused)
 }
 
 // Unpause implements runtime.Pauser.
 func (r *Runtime) Unpause(ctx context.Context, id string) error {
+	return r.transition(id, runtime.StatePaused, runtime.StateRunning)
+}
+
+// transition moves an instance between running and paused.
+func (r *Runtime) transition(id string, from, to runtime.State) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	in, ok := r.instances[id]
 	switch {
 	case !ok:
 		return core.NotFoundf("instance %s not found", id)
-	case in.State != runtime.StatePaused:
-		return core.Conflictf("instance %s is %s, not paused", id, in.State)
+	case in.State != from:
+		return core.Conflictf("instance %s is %s, not %s", id, in.State, from)
 	}
-	in.State = runtime.StateRunning
-	close(in.paused)
+	in.State = to
+	if to == runtime.StatePaused {
+		in.paused = make(chan struct{})
+	} else {
+		close(in.paused)
+	}
 	return nil
 }
 
