@@ -280,7 +280,9 @@ func startWisp(ctx context.Context, netw string) (*wisp, error) {
 	w := &wisp{c: apiclient.New(d.AdminAddr().String(), d.Token()), router: d.RouterAddr().String(), dir: dir}
 	w.stop = func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "coldstart: wisp:", err)
+		}
 		_ = os.RemoveAll(dir)
 	}
 	return w, nil
