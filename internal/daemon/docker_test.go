@@ -260,8 +260,10 @@ func TestDockerScaleToZero(t *testing.T) {
 	}
 	gone := time.Since(last)
 	t.Logf("idle container removed %s after the last request (idle timeout 2s, reaper period 1s)", gone.Round(time.Millisecond))
-	if gone < 2*time.Second || gone > 3500*time.Millisecond {
-		t.Fatalf("removed after %s, want between 2s and 2s + 1s reaper period + 0.5s to stop", gone)
+	// 2s idle + 1s reaper period + up to 1s for docker to stop and remove
+	// the container on a loaded machine.
+	if gone < 2*time.Second || gone > 4*time.Second {
+		t.Fatalf("removed after %s, want between 2s and 2s + 1s reaper period + 1s to stop", gone)
 	}
 	if r := w.get("zero-idle.localhost", "/"); r.status != 200 || r.cold == "" {
 		t.Fatalf("after scale to zero: %+v", r)
@@ -418,8 +420,8 @@ func TestDockerBadInputs(t *testing.T) {
 		if r.status != 503 || !strings.Contains(r.body, "exited with code 3") || !strings.Contains(r.body, "exiting at once") {
 			t.Fatalf("got %+v", r)
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("a crash at start took %s to report", d)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("a crash at start took %s to report; the start timeout is 3s", d)
 		}
 		t.Logf("a crash at start was reported in %s", time.Since(start).Round(time.Millisecond))
 		waitGone(t, "bad-exit")
