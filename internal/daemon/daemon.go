@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,8 +96,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 
 	d.rt = opts.Runtime
 	if d.rt == nil {
+		owner, err := loadOrCreateID(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
 		dk, err := docker.Open(ctx, docker.Config{
-			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger,
+			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger, Owner: owner,
 		})
 		if err != nil {
 			return nil, err
@@ -271,6 +276,30 @@ func serve(s *http.Server, ln net.Listener, name string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// IDFileName keeps the ID of this installation, which labels its containers.
+const IDFileName = "installation-id"
+
+// loadOrCreateID returns the installation's ID, generating it on first use.
+func loadOrCreateID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, IDFileName)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the operator's own data dir
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read installation ID: %w", err)
+	}
+	raw := make([]byte, 8)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save installation ID: %w", err)
+	}
+	return id, nil
 }
 
 // loadOrCreateToken reads the admin token kept in dataDir, or generates one,

@@ -528,3 +528,27 @@ func TestDockerNetworkModes(t *testing.T) {
 		})
 	}
 }
+
+// TestDockerTwoInstallationsShareAnEngine: a second Wisp (another data
+// directory) neither adopts nor removes the first one's instances.
+func TestDockerTwoInstallationsShareAnEngine(t *testing.T) {
+	setup(t, "share")
+	a := startWisp(t, t.TempDir(), nil)
+	a.deploy("share", core.PolicyPatch{}, []string{"GREETING=mine"})
+	if r := a.get("share.localhost", "/"); r.status != 200 {
+		t.Fatal(r)
+	}
+	before := containers(t, "share")
+	b := startWisp(t, t.TempDir(), nil)
+	if ins, err := b.c.Instances(t.Context(), ""); err != nil || len(ins) != 0 {
+		t.Fatalf("the second installation adopted %+v (%v)", ins, err)
+	}
+	b.stop()
+	after := containers(t, "share")
+	if len(after) != 1 || onlyState(after) != "running" || fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("the second installation touched the first one's container: before %v, after %v", before, after)
+	}
+	if r := a.get("share.localhost", "/"); r.status != 200 || r.cold != "" {
+		t.Fatalf("the first installation lost its instance: %+v", r)
+	}
+}

@@ -17,6 +17,7 @@ import (
 // Labels every instance carries, so Wisp can find and adopt its instances.
 const (
 	LabelManaged       = "wisp.managed" // "true"
+	LabelOwner         = "wisp.owner"   // the ID of the Wisp installation that owns it
 	LabelService       = "wisp.service"
 	LabelVersionID     = "wisp.version-id"
 	LabelVersionNumber = "wisp.version"

@@ -16,6 +16,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,11 @@ type Config struct {
 	Pull bool
 	// PidsLimit bounds processes per instance. Default 1024.
 	PidsLimit int64
+	// Owner identifies this Wisp installation. Its containers are labelled
+	// with it, and List and Watch see only those, so several Wisps (or a
+	// test run) can share one engine without removing each other's
+	// instances. Required.
+	Owner string
 	// Logger receives the runtime's log lines.
 	Logger *slog.Logger
 }
@@ -74,6 +80,9 @@ type Docker struct {
 func Open(ctx context.Context, cfg Config) (*Docker, error) {
 	if cfg.Network == "" {
 		cfg.Network = "wisp"
+	}
+	if cfg.Owner == "" {
+		return nil, errors.New("docker: an owner ID is required")
 	}
 	if cfg.PidsLimit == 0 {
 		cfg.PidsLimit = 1024
@@ -190,6 +199,7 @@ func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.
 		ExposedPorts: network.PortSet{cport: {}},
 		Labels: map[string]string{
 			runtime.LabelManaged:       "true",
+			runtime.LabelOwner:         d.cfg.Owner,
 			runtime.LabelService:       spec.Service,
 			runtime.LabelVersionID:     strconv.FormatInt(spec.VersionID, 10),
 			runtime.LabelVersionNumber: strconv.Itoa(spec.VersionNumber),
@@ -282,10 +292,32 @@ func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error
 		d.log.Warn("stop failed; removing by force", "instance", id, "err", err)
 	}
 	_, err = d.cli.ContainerRemove(ctx, containerName(id), client.ContainerRemoveOptions{Force: true})
-	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) { // conflict: removal already in progress
-		return fmt.Errorf("docker: remove %s: %w", id, err)
+	switch {
+	case err == nil || cerrdefs.IsNotFound(err):
+		return nil
+	case cerrdefs.IsConflict(err):
+		// Another removal is in progress (the engine says so while it
+		// tears the container down): wait for it, so that "removed" holds.
+		return d.waitGone(ctx, id)
 	}
-	return nil
+	return fmt.Errorf("docker: remove %s: %w", id, err)
+}
+
+// waitGone waits until the engine no longer knows instance id.
+func (d *Docker) waitGone(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := d.cli.ContainerInspect(ctx, containerName(id), client.ContainerInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("docker: %s is still being removed: %w", id, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Inspect implements runtime.Runtime.
@@ -368,7 +400,7 @@ func mapState(s string) runtime.State {
 func (d *Docker) List(ctx context.Context) ([]runtime.Instance, error) {
 	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
-		Filters: client.Filters{}.Add("label", runtime.LabelManaged+"=true"),
+		Filters: client.Filters{}.Add("label", runtime.LabelManaged+"=true", runtime.LabelOwner+"="+d.cfg.Owner),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("docker: list containers: %w", err)
@@ -443,7 +475,7 @@ func (d *Docker) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error)
 	errc := make(chan error, 1)
 	res := d.cli.Events(ctx, client.EventsListOptions{Filters: client.Filters{}.
 		Add("type", string(events.ContainerEventType)).
-		Add("label", runtime.LabelManaged+"=true")})
+		Add("label", runtime.LabelManaged+"=true", runtime.LabelOwner+"="+d.cfg.Owner)})
 	go func() {
 		for {
 			select {

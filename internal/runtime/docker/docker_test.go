@@ -18,9 +18,9 @@ func TestConformance(t *testing.T) {
 		name string
 		cfg  docker.Config
 	}{
-		{"bridge", docker.Config{Network: "wisp-test"}},
-		{"publish", docker.Config{Network: "wisp-test", Publish: true}},
-		{"host", docker.Config{Network: docker.HostNetwork}},
+		{"bridge", docker.Config{Network: "wisp-test", Owner: "conformance"}},
+		{"publish", docker.Config{Network: "wisp-test", Publish: true, Owner: "conformance"}},
+		{"host", docker.Config{Network: docker.HostNetwork, Owner: "conformance"}},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
