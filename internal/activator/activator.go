@@ -2,12 +2,13 @@ package activator
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +132,9 @@ type pool struct {
 	policy    core.ScalingPolicy
 	instances []*instance
 	start     *startOp      // the coalesced start in progress, if any
+	scaling   int           // starts asked for by Scale, in progress
 	waiters   int           // requests waiting for an instance
+	requests  atomic.Uint64 // requests handed an instance
 	freed     chan struct{} // closed and replaced when capacity frees up
 	gone      bool          // the version no longer exists
 }
@@ -145,6 +148,9 @@ type instance struct {
 
 	inflight    atomic.Int64
 	lastRequest atomic.Int64 // unix nanoseconds
+	// suspect: the instance failed a request; it gets none until a probe
+	// succeeds.
+	suspect atomic.Bool
 
 	// Guarded by pool.mu.
 	state string
@@ -178,7 +184,7 @@ func (a *Activator) ctx() context.Context {
 
 func newInstanceID(service string, version int) string {
 	b := make([]byte, 4)
-	_, _ = rand.Read(b)
+	_, _ = crand.Read(b)
 	return fmt.Sprintf("%s-v%d-%s", service, version, hex.EncodeToString(b))
 }
 
@@ -228,6 +234,21 @@ func (l *Lease) Fail() {
 	}
 }
 
+// Suspect reports that the instance failed a request (it broke the
+// connection or answered garbage): it gets no request until a readiness
+// probe succeeds again.
+func (l *Lease) Suspect() {
+	if l.inst.suspect.Swap(true) {
+		return // already being probed
+	}
+	l.a.log.Warn("instance failed a request; probing it before it gets more", "instance", l.inst.id)
+	l.a.wg.Add(1)
+	go func() {
+		defer l.a.wg.Done()
+		l.a.recover(l.p, l.inst)
+	}()
+}
+
 // Release returns the instance's capacity.
 func (l *Lease) Release() {
 	l.once.Do(func() {
@@ -255,6 +276,7 @@ func (a *Activator) Acquire(ctx context.Context, v *core.Version, policy core.Sc
 		if inst := p.pickReady(); inst != nil {
 			inst.inflight.Add(1)
 			inst.lastRequest.Store(a.now().UnixNano())
+			p.requests.Add(1)
 			p.mu.Unlock()
 			l := &Lease{InstanceID: inst.id, Addr: inst.addr, a: a, p: p, inst: inst}
 			if waited {
@@ -286,7 +308,7 @@ func (a *Activator) Acquire(ctx context.Context, v *core.Version, policy core.Sc
 			}
 			continue
 		}
-		if len(p.instances) == 0 {
+		if len(p.instances) == 0 && p.scaling == 0 {
 			s := p.start
 			if s == nil {
 				s = a.beginStart(p)
@@ -341,22 +363,50 @@ func (a *Activator) timeoutErr(v *core.Version) error {
 	return core.Unavailablef("no instance of version %d of %s was ready within %s; retry shortly", v.Number, v.Service, a.cfg.WaitTimeout)
 }
 
-// pickReady returns the ready instance with the fewest requests in flight
-// that is under the version's max_concurrency, or nil. Caller holds p.mu.
-func (p *pool) pickReady() *instance {
-	var best *instance
-	var bestN int64
+// eligible reports whether inst can take one more request now.
+func (p *pool) eligible(in *instance) bool {
 	limit := int64(p.version.MaxConcurrency)
+	return in.state == core.InstanceReady && !in.suspect.Load() && (limit == 0 || in.inflight.Load() < limit)
+}
+
+// pickReady picks an instance that can take one more request, or nil: of
+// two chosen at random, the one with fewer requests in flight ("power of two
+// choices": nearly as balanced as the least loaded of all, without every
+// request looking at every instance). Caller holds p.mu.
+func (p *pool) pickReady() *instance {
+	n := len(p.instances)
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		if p.eligible(p.instances[0]) {
+			return p.instances[0]
+		}
+		return nil
+	}
+	i := rand.IntN(n)
+	j := rand.IntN(n - 1)
+	if j >= i {
+		j++
+	}
+	a, b := p.instances[i], p.instances[j]
+	okA, okB := p.eligible(a), p.eligible(b)
+	switch {
+	case okA && okB:
+		if b.inflight.Load() < a.inflight.Load() {
+			return b
+		}
+		return a
+	case okA:
+		return a
+	case okB:
+		return b
+	}
+	// Both were busy: fall back to the least loaded of all.
+	var best *instance
 	for _, in := range p.instances {
-		if in.state != core.InstanceReady {
-			continue
-		}
-		n := in.inflight.Load()
-		if limit > 0 && n >= limit {
-			continue
-		}
-		if best == nil || n < bestN {
-			best, bestN = in, n
+		if p.eligible(in) && (best == nil || in.inflight.Load() < best.inflight.Load()) {
+			best = in
 		}
 	}
 	return best
@@ -449,6 +499,8 @@ func (a *Activator) beginStart(p *pool) *startOp {
 		inst, err := a.startInstance(ctx, &v)
 		p.mu.Lock()
 		p.start = nil
+		close(p.freed) // waiters for capacity re-evaluate too
+		p.freed = make(chan struct{})
 		if err == nil && p.gone {
 			err = core.Unavailablef("version %d of %s was deleted", v.Number, v.Service)
 			a.stopAsync(inst.id, "version deleted")
@@ -570,9 +622,13 @@ func (a *Activator) Instances(service string) []core.InstanceInfo {
 	for _, p := range pools {
 		p.mu.Lock()
 		if service == "" || p.version.Service == service {
+			starting := p.scaling
 			if p.start != nil {
+				starting++
+			}
+			for range starting {
 				out = append(out, core.InstanceInfo{Service: p.version.Service, Version: p.version.Number, VersionID: p.version.ID,
-					State: core.InstanceStarting, StartedAt: p.start.started})
+					State: core.InstanceStarting})
 			}
 			for _, in := range p.instances {
 				out = append(out, core.InstanceInfo{ID: in.id, Service: in.service, Version: in.version, VersionID: in.versionID,
@@ -584,4 +640,134 @@ func (a *Activator) Instances(service string) []core.InstanceInfo {
 	}
 	sortInstances(out)
 	return out
+}
+
+// recover probes a suspect instance until it answers again (then it gets
+// requests again) or leaves the pool.
+func (a *Activator) recover(p *pool, inst *instance) {
+	ctx := a.ctx()
+	p.mu.Lock()
+	v := p.version
+	p.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		p.mu.Lock()
+		live := false
+		for _, in := range p.instances {
+			live = live || in == inst
+		}
+		p.mu.Unlock()
+		if !live {
+			return
+		}
+		if probeOnce(ctx, inst.addr, v.ReadinessPath, false) == nil {
+			inst.suspect.Store(false)
+			p.mu.Lock()
+			close(p.freed)
+			p.freed = make(chan struct{})
+			p.mu.Unlock()
+			a.log.Info("instance recovered", "instance", inst.id)
+			return
+		}
+	}
+}
+
+// Load reports the live load of every version with a pool.
+func (a *Activator) Load() []core.VersionLoad {
+	a.mu.Lock()
+	pools := make([]*pool, 0, len(a.pools))
+	for _, p := range a.pools {
+		pools = append(pools, p)
+	}
+	a.mu.Unlock()
+	out := make([]core.VersionLoad, 0, len(pools))
+	for _, p := range pools {
+		p.mu.Lock()
+		l := core.VersionLoad{VersionID: p.version.ID, Service: p.version.Service, Version: p.version.Number, Policy: p.policy,
+			Concurrency: int64(p.waiters), Requests: p.requests.Load(), Instances: len(p.instances) + p.scaling}
+		if p.start != nil {
+			l.Instances++
+		}
+		for _, in := range p.instances {
+			l.Concurrency += in.inflight.Load()
+		}
+		p.mu.Unlock()
+		out = append(out, l)
+	}
+	return out
+}
+
+// Scale brings the version to n instances: it starts the missing ones at
+// once (each becomes available as soon as it is ready), or stops idle ones.
+// Instances with requests in flight are never stopped; a later call will
+// find them idle.
+func (a *Activator) Scale(versionID int64, n int) {
+	a.mu.Lock()
+	p := a.pools[versionID]
+	a.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	current := len(p.instances) + p.scaling
+	if p.start != nil {
+		current++
+	}
+	for ; current < n; current++ {
+		a.scaleUp(p)
+	}
+	if current <= n {
+		return
+	}
+	// Stop the least recently used idle instances first.
+	idle := make([]*instance, 0, len(p.instances))
+	for _, in := range p.instances {
+		if in.inflight.Load() == 0 && in.state != core.InstanceWaking {
+			idle = append(idle, in)
+		}
+	}
+	sortByLastRequest(idle)
+	for _, in := range idle {
+		if current <= n {
+			break
+		}
+		p.remove(in)
+		a.forget(in.id)
+		a.stopAsync(in.id, "scaled down")
+		current--
+	}
+}
+
+// scaleUp starts one more instance of p in the background. Caller holds p.mu.
+func (a *Activator) scaleUp(p *pool) {
+	p.scaling++
+	v := p.version
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		ctx, cancel := context.WithTimeout(a.ctx(), a.cfg.StartTimeout)
+		defer cancel()
+		inst, err := a.startInstance(ctx, &v)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.scaling--
+		switch {
+		case err != nil:
+			// Waiters re-evaluate; with no instance at all they start one.
+		case p.gone:
+			a.stopAsync(inst.id, "version deleted")
+		default:
+			p.instances = append(p.instances, inst)
+			a.mu.Lock()
+			a.byID[inst.id] = inst
+			a.mu.Unlock()
+		}
+		close(p.freed)
+		p.freed = make(chan struct{})
+	}()
 }

@@ -122,6 +122,10 @@ func trimOutput(s string) string {
 	return out
 }
 
+func sortByLastRequest(l []*instance) {
+	sort.Slice(l, func(i, j int) bool { return l[i].lastRequest.Load() < l[j].lastRequest.Load() })
+}
+
 func sortInstances(l []core.InstanceInfo) {
 	sort.Slice(l, func(i, j int) bool {
 		if l[i].Service != l[j].Service {

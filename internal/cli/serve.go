@@ -49,6 +49,9 @@ On first start without --admin-token, a token is generated, saved in
 	f.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "how long a cold start (container start plus readiness) may take")
 	f.DurationVar(&cfg.StopGrace, "stop-grace", cfg.StopGrace, "time between SIGTERM and SIGKILL when stopping an instance")
 	f.DurationVar(&cfg.ReapInterval, "reap-interval", cfg.ReapInterval, "how often idle instances are paused or removed")
+	f.DurationVar(&cfg.StableWindow, "stable-window", cfg.StableWindow, "autoscaler: load is averaged over this window")
+	f.DurationVar(&cfg.PanicWindow, "panic-window", cfg.PanicWindow, "autoscaler: a burst over this window scales up at once")
+	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", cfg.ScaleDownDelay, "autoscaler: wait this long after a change before scaling down")
 	f.BoolVar(&cfg.KeepInstances, "keep-instances", cfg.KeepInstances, "leave instances running at shutdown; the next start adopts them")
 	return cmd
 }

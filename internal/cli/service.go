@@ -24,12 +24,13 @@ func (a *app) serviceCommand() *cobra.Command {
 // a patch from the flags that were given.
 func policyFlags(f *pflag.FlagSet) func() (core.PolicyPatch, error) {
 	var (
-		minI, maxI, target int
+		minI, maxI, target, rps int
 		idle, pause        string
 	)
 	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)")
 	f.IntVar(&maxI, "max-instances", core.DefaultMaxInstances, "maximum instances per version")
 	f.IntVar(&target, "target-concurrency", core.DefaultTargetConcurrency, "in-flight requests per instance the autoscaler aims for")
+	f.IntVar(&rps, "target-rps", 0, "requests per second per instance the autoscaler aims for instead of --target-concurrency (0: off)")
 	f.StringVar(&idle, "idle-timeout", core.DefaultIdleTimeout.String(), "stop and remove an instance idle this long (e.g. 2s, 5m)")
 	f.StringVar(&pause, "pause-after", core.DefaultPauseAfter.String(), "pause an instance idle this long; 0 never pauses")
 	return func() (core.PolicyPatch, error) {
@@ -42,6 +43,9 @@ func policyFlags(f *pflag.FlagSet) func() (core.PolicyPatch, error) {
 		}
 		if f.Changed("target-concurrency") {
 			p.TargetConcurrency = &target
+		}
+		if f.Changed("target-rps") {
+			p.TargetRPS = &rps
 		}
 		for _, d := range []struct {
 			flag, val string
@@ -120,11 +124,18 @@ func (a *app) printService(s core.Service) error {
 		return a.fields([][2]string{
 			{"Name", s.Name}, {"URL", s.URL}, {"Host", s.Host},
 			{"Min instances", strconv.Itoa(p.MinInstances)}, {"Max instances", strconv.Itoa(p.MaxInstances)},
-			{"Target concurrency", strconv.Itoa(p.TargetConcurrency)},
+			{"Target concurrency", strconv.Itoa(p.TargetConcurrency)}, {"Target RPS", rpsString(p.TargetRPS)},
 			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pauseString(p.PauseAfter)},
 			{"Created", s.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 		})
 	})
+}
+
+func rpsString(n int) string {
+	if n == 0 {
+		return "off"
+	}
+	return strconv.Itoa(n)
 }
 
 func pauseString(d core.Duration) string {
@@ -164,7 +175,7 @@ func (a *app) serviceSet() *cobra.Command {
 			return err
 		}
 		if p.IsEmpty() {
-			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --target-concurrency, --idle-timeout, --pause-after")
+			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --target-concurrency, --target-rps, --idle-timeout, --pause-after")
 		}
 		s, err := a.client().UpdatePolicy(cmd.Context(), args[0], p)
 		if err != nil {

@@ -48,6 +48,10 @@ type Config struct {
 	ReapInterval time.Duration
 	// KeepInstances leaves instances running at shutdown, for adoption.
 	KeepInstances bool
+	// The autoscaler's windows (see package autoscaler).
+	StableWindow   time.Duration
+	PanicWindow    time.Duration
+	ScaleDownDelay time.Duration
 }
 
 // Default returns the embedded defaults.
@@ -64,6 +68,9 @@ func Default() Config {
 		StartTimeout:    30 * time.Second,
 		StopGrace:       10 * time.Second,
 		ReapInterval:    time.Second,
+		StableWindow:    60 * time.Second,
+		PanicWindow:     6 * time.Second,
+		ScaleDownDelay:  30 * time.Second,
 	}
 }
 
@@ -132,6 +139,12 @@ func (c Config) Validate() error {
 	}
 	if c.StopGrace < 0 || c.StopGrace > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("stop grace (--stop-grace) must be between 0 and 5m, got %s", c.StopGrace))
+	}
+	if c.PanicWindow < time.Second || c.StableWindow < c.PanicWindow || c.StableWindow > time.Hour {
+		errs = append(errs, fmt.Errorf("autoscaler windows (--panic-window, --stable-window) need 1s ≤ panic ≤ stable ≤ 1h, got %s and %s", c.PanicWindow, c.StableWindow))
+	}
+	if c.ScaleDownDelay < 0 || c.ScaleDownDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("scale-down delay (--scale-down-delay) must be between 0 and 1h, got %s", c.ScaleDownDelay))
 	}
 	if c.ReapInterval < 10*time.Millisecond || c.ReapInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("reap interval (--reap-interval) must be between 10ms and 1m, got %s", c.ReapInterval))

@@ -32,3 +32,18 @@ type InstanceInfo struct {
 	LastRequestAt time.Time `json:"last_request_at"`
 	InFlight      int64     `json:"in_flight"`
 }
+
+// VersionLoad is the live load of one version, as the autoscaler samples it.
+type VersionLoad struct {
+	VersionID int64
+	Service   string
+	Version   int
+	Policy    ScalingPolicy
+	// Concurrency is requests in flight at instances plus requests waiting
+	// for one.
+	Concurrency int64
+	// Requests counts every request handed an instance, since the start.
+	Requests uint64
+	// Instances counts instances, starting ones included.
+	Instances int
+}

@@ -31,6 +31,10 @@ type ScalingPolicy struct {
 	// TargetConcurrency is the number of in-flight requests per instance the
 	// autoscaler aims for. Default 10.
 	TargetConcurrency int `json:"target_concurrency"`
+	// TargetRPS, when above 0, makes the autoscaler aim for this many
+	// requests per second per instance instead of TargetConcurrency: better
+	// for short requests, where concurrency stays low. Default 0 (off).
+	TargetRPS int `json:"target_rps"`
 	// IdleTimeout: an instance with no request for this long is stopped and
 	// removed (scale to zero). At least 1s. Default 5m.
 	IdleTimeout Duration `json:"idle_timeout"`
@@ -50,6 +54,7 @@ const (
 
 	MaxInstancesLimit      = 1000
 	MaxTargetConcurrency   = 10000
+	MaxTargetRPS           = 1000000
 	MinIdleTimeout         = Duration(time.Second)
 	MaxPolicyDuration      = Duration(7 * 24 * time.Hour)
 	maxPolicyDurationLabel = "168h"
@@ -76,6 +81,8 @@ func (p ScalingPolicy) Validate() error {
 		return Invalidf("policy.min_instances", "min_instances (%d) must not exceed max_instances (%d)", p.MinInstances, p.MaxInstances)
 	case p.TargetConcurrency < 1 || p.TargetConcurrency > MaxTargetConcurrency:
 		return Invalidf("policy.target_concurrency", "target_concurrency must be between 1 and %d, got %d", MaxTargetConcurrency, p.TargetConcurrency)
+	case p.TargetRPS < 0 || p.TargetRPS > MaxTargetRPS:
+		return Invalidf("policy.target_rps", "target_rps must be between 0 (use target_concurrency) and %d, got %d", MaxTargetRPS, p.TargetRPS)
 	case p.IdleTimeout < MinIdleTimeout || p.IdleTimeout > MaxPolicyDuration:
 		return Invalidf("policy.idle_timeout", "idle_timeout must be between 1s and %s, got %s", maxPolicyDurationLabel, p.IdleTimeout)
 	case p.PauseAfter < 0 || p.PauseAfter > MaxPolicyDuration:
@@ -89,6 +96,7 @@ type PolicyPatch struct {
 	MinInstances      *int      `json:"min_instances,omitempty"`
 	MaxInstances      *int      `json:"max_instances,omitempty"`
 	TargetConcurrency *int      `json:"target_concurrency,omitempty"`
+	TargetRPS         *int      `json:"target_rps,omitempty"`
 	IdleTimeout       *Duration `json:"idle_timeout,omitempty"`
 	PauseAfter        *Duration `json:"pause_after,omitempty"`
 }
@@ -103,6 +111,9 @@ func (pp PolicyPatch) Apply(p ScalingPolicy) ScalingPolicy {
 	}
 	if pp.TargetConcurrency != nil {
 		p.TargetConcurrency = *pp.TargetConcurrency
+	}
+	if pp.TargetRPS != nil {
+		p.TargetRPS = *pp.TargetRPS
 	}
 	if pp.IdleTimeout != nil {
 		p.IdleTimeout = *pp.IdleTimeout

@@ -25,6 +25,7 @@ import (
 
 	"github.com/wisp-run/wisp/internal/activator"
 	"github.com/wisp-run/wisp/internal/api"
+	"github.com/wisp-run/wisp/internal/autoscaler"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/router"
@@ -50,6 +51,7 @@ type Daemon struct {
 	rt     runtime.Runtime
 	closeR func() error
 	act    *activator.Activator
+	scaler *autoscaler.Autoscaler
 	router *router.Router
 	token  string
 
@@ -116,6 +118,11 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		ReapInterval:  cfg.ReapInterval,
 		KeepInstances: cfg.KeepInstances,
 	}, d.rt, d.store, logger); err != nil {
+		return nil, err
+	}
+	if d.scaler, err = autoscaler.New(autoscaler.Config{
+		StableWindow: cfg.StableWindow, PanicWindow: cfg.PanicWindow, ScaleDownDelay: cfg.ScaleDownDelay,
+	}, d.act, nil, logger); err != nil {
 		return nil, err
 	}
 	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire}, logger); err != nil {
@@ -233,6 +240,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopLoops()
 	var g errgroup.Group
 	g.Go(func() error { return d.act.Run(loopCtx) })
+	g.Go(func() error { return d.scaler.Run(loopCtx) })
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(d.admin, d.adminLn, "admin API") }()

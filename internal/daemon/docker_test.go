@@ -174,7 +174,8 @@ func TestDockerSplit(t *testing.T) {
 func TestDockerStorm(t *testing.T) {
 	setup(t, "storm")
 	w := startWisp(t, t.TempDir(), nil)
-	w.deploy("storm", core.PolicyPatch{}, []string{"GREETING=storm"})
+	one := 1 // the property is coalescing, not autoscaling
+	w.deploy("storm", core.PolicyPatch{MaxInstances: &one}, []string{"GREETING=storm"})
 	var wg sync.WaitGroup
 	replies := make(chan reply, 100)
 	for range 100 {
@@ -551,4 +552,113 @@ func TestDockerTwoInstallationsShareAnEngine(t *testing.T) {
 	if r := a.get("share.localhost", "/"); r.status != 200 || r.cold != "" {
 		t.Fatalf("the first installation lost its instance: %+v", r)
 	}
+}
+
+// TestDockerAutoscale: 200 concurrent requests of 100 ms each, to a version
+// with max_concurrency 10 and max instances 20: every request answers 200,
+// no instance ever has more than 10 in flight, the version reaches at least
+// 10 instances within a few seconds, and scales back down after the load.
+func TestDockerAutoscale(t *testing.T) {
+	setup(t, "scale")
+	w := startWisp(t, t.TempDir(), func(c *config.Config) {
+		c.StableWindow, c.PanicWindow, c.ScaleDownDelay = 6*time.Second, 2*time.Second, time.Second
+	})
+	maxI, idle := 20, core.Duration(60*time.Second)
+	if _, err := w.c.CreateService(t.Context(), "scale", core.PolicyPatch{MaxInstances: &maxI, IdleTimeout: &idle}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.c.CreateVersion(t.Context(), "scale", core.VersionSpec{Image: greeter, MaxConcurrency: 10}); err != nil {
+		t.Fatal(err)
+	}
+	const workers, loadFor = 200, 8 * time.Second
+	start := time.Now()
+	stop := start.Add(loadFor)
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				r := w.get("scale.localhost", "/sleep?ms=100")
+				mu.Lock()
+				statuses[r.status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	// Watch the instance count while the load runs.
+	reached := time.Duration(0)
+	peakInstances := 0
+	addrs := map[string]bool{}
+	for time.Now().Before(stop) {
+		ins, err := w.c.Instances(t.Context(), "scale")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := 0
+		for _, in := range ins {
+			if in.State == core.InstanceReady {
+				ready++
+				addrs[in.Address] = true
+			}
+		}
+		peakInstances = max(peakInstances, ready)
+		if ready >= 10 && reached == 0 {
+			reached = time.Since(start)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Each instance reports the most requests it ever served at once.
+	for addr := range addrs {
+		body, err := getDirect(t, "http://"+addr+"/max")
+		if err != nil {
+			continue // scaled down meanwhile
+		}
+		var n int
+		if _, err := fmt.Sscan(body, &n); err != nil || n > 10 || n < 1 {
+			t.Errorf("instance %s served %q requests at once; the limit is 10", addr, body)
+		}
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range statuses {
+		total += n
+	}
+	t.Logf("%d requests: %v; peak %d ready instances; 10 ready after %s", total, statuses, peakInstances, reached.Round(time.Millisecond))
+	if statuses[200] != total || total < 2*workers {
+		t.Fatalf("statuses %v: every request must answer 200", statuses)
+	}
+	if reached == 0 || reached > 5*time.Second {
+		t.Fatalf("10 ready instances after %s (peak %d), want within 5s", reached, peakInstances)
+	}
+	// After the load, the autoscaler scales down (at most half per step).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ins, _ := w.c.Instances(t.Context(), "scale")
+		if len(ins) <= 2 {
+			t.Logf("scaled down to %d instances %s after the load", len(ins), time.Since(stop).Round(time.Second))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d instances 30s after the load stopped", len(ins))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func getDirect(t *testing.T, url string) (string, error) {
+	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	if err != nil {
+		return "", err
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

@@ -6,7 +6,8 @@
 // EXIT_CODE=N exits at once with N after printing to stderr.
 //
 // Paths: / greets; /sleep?ms=N greets after N ms; /healthz; /headers echoes
-// the request headers; /stream writes ten lines, one every ?ms=N (default 10).
+// the request headers; /stream writes ten lines, one every ?ms=N (default 10);
+// /max reports the most requests it has served at once.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -80,7 +82,22 @@ func main() {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
 	})
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var inflight, peak atomic.Int64
+	mux.HandleFunc("/max", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, peak.Load()) })
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/max" {
+			n := inflight.Add(1)
+			defer inflight.Add(-1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: counted, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -133,7 +133,7 @@ type queryer interface {
 
 // --- services ---
 
-const serviceCols = `id, name, min_instances, max_instances, target_concurrency, idle_timeout_ns, pause_after_ns, created_at, updated_at`
+const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, created_at, updated_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -144,7 +144,7 @@ func scanService(r scanner) (core.Service, error) {
 		created, updated string
 	)
 	err := r.Scan(&sv.ID, &sv.Name, &sv.Policy.MinInstances, &sv.Policy.MaxInstances, &sv.Policy.TargetConcurrency,
-		&idle, &pause, &created, &updated)
+		&sv.Policy.TargetRPS, &idle, &pause, &created, &updated)
 	if err != nil {
 		return sv, err
 	}
@@ -188,8 +188,8 @@ func (s *Store) CreateService(ctx context.Context, sv core.Service) (core.Servic
 		}
 		p := sv.Policy
 		res, err := tx.ExecContext(ctx, `INSERT INTO services (name, min_instances, max_instances, target_concurrency,
-			idle_timeout_ns, pause_after_ns, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			sv.Name, p.MinInstances, p.MaxInstances, p.TargetConcurrency, int64(p.IdleTimeout), int64(p.PauseAfter),
+			target_rps, idle_timeout_ns, pause_after_ns, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sv.Name, p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
 			formatTime(now), formatTime(now))
 		if err != nil {
 			return err
@@ -247,8 +247,8 @@ func (s *Store) UpdatePolicy(ctx context.Context, name string, patch core.Policy
 		}
 		now := s.now().UTC()
 		_, err = tx.ExecContext(ctx, `UPDATE services SET min_instances = ?, max_instances = ?, target_concurrency = ?,
-			idle_timeout_ns = ?, pause_after_ns = ?, updated_at = ? WHERE id = ?`,
-			p.MinInstances, p.MaxInstances, p.TargetConcurrency, int64(p.IdleTimeout), int64(p.PauseAfter), formatTime(now), sv.ID)
+			target_rps = ?, idle_timeout_ns = ?, pause_after_ns = ?, updated_at = ? WHERE id = ?`,
+			p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter), formatTime(now), sv.ID)
 		if err != nil {
 			return err
 		}

@@ -139,13 +139,13 @@ func testPolicy(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	mustService(t, s, "hello")
 	mustVersion(t, s, "hello", "hello:1")
-	one, idle := 1, core.Duration(2*time.Second)
-	sv, err := s.UpdatePolicy(ctx, "hello", core.PolicyPatch{MinInstances: &one, IdleTimeout: &idle})
+	one, idle, rps := 1, core.Duration(2*time.Second), 250
+	sv, err := s.UpdatePolicy(ctx, "hello", core.PolicyPatch{MinInstances: &one, IdleTimeout: &idle, TargetRPS: &rps})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := core.DefaultPolicy()
-	want.MinInstances, want.IdleTimeout = 1, idle
+	want.MinInstances, want.IdleTimeout, want.TargetRPS = 1, idle, 250
 	if diff := cmp.Diff(want, sv.Policy); diff != "" {
 		t.Fatalf("policy after update (-want +got):\n%s", diff)
 	}

@@ -1,0 +1,111 @@
+package autoscaler
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Source reports load and applies decisions (the activator).
+type Source interface {
+	// Load reports the live load of every version that has instances or
+	// requests.
+	Load() []core.VersionLoad
+	// Scale brings a version to n instances.
+	Scale(versionID int64, n int)
+}
+
+// Observer receives every decision that changes a count, and the desired
+// and actual counts after each tick (metrics); nil methods are fine.
+type Observer interface {
+	Decided(l core.VersionLoad, d Decision)
+	Counts(l core.VersionLoad, desired int)
+	Forget(l core.VersionLoad)
+}
+
+// Autoscaler samples every version each tick and scales it.
+type Autoscaler struct {
+	cfg Config
+	src Source
+	obs Observer
+	log *slog.Logger
+
+	mu       sync.Mutex
+	versions map[int64]*track
+}
+
+type track struct {
+	load    core.VersionLoad
+	samples []Sample
+	stats   Stats
+}
+
+// New returns an autoscaler over src. obs may be nil.
+func New(cfg Config, src Source, obs Observer, logger *slog.Logger) (*Autoscaler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Autoscaler{cfg: cfg, src: src, obs: obs, log: logger.With("component", "autoscaler"), versions: map[int64]*track{}}, nil
+}
+
+// Run ticks until ctx is done.
+func (a *Autoscaler) Run(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			a.Tick(now)
+		}
+	}
+}
+
+// Tick samples every version, decides, and applies changes, as of now.
+func (a *Autoscaler) Tick(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := map[int64]bool{}
+	keep := a.cfg.StableWindow + a.cfg.Tick
+	for _, l := range a.src.Load() {
+		seen[l.VersionID] = true
+		tr := a.versions[l.VersionID]
+		if tr == nil {
+			tr = &track{stats: Stats{LastChange: now}}
+			a.versions[l.VersionID] = tr
+		}
+		tr.load = l
+		tr.samples = append(tr.samples, Sample{At: now, Concurrency: float64(l.Concurrency), Requests: l.Requests})
+		for len(tr.samples) > 0 && now.Sub(tr.samples[0].At) > keep {
+			tr.samples = tr.samples[1:]
+		}
+		tr.stats.Samples = tr.samples
+		tr.stats.Current = l.Instances
+		d := a.cfg.Decide(l.Policy, tr.stats, now)
+		tr.stats.PanicUntil = d.PanicUntil
+		if d.Desired != l.Instances {
+			tr.stats.LastChange = now
+			a.log.Info("scaling", "service", l.Service, "version", l.Version, "from", l.Instances, "to", d.Desired,
+				"panic", d.Panic, "reason", d.Reason)
+			if a.obs != nil {
+				a.obs.Decided(l, d)
+			}
+			a.src.Scale(l.VersionID, d.Desired)
+		}
+		if a.obs != nil {
+			a.obs.Counts(l, d.Desired)
+		}
+	}
+	for id, tr := range a.versions {
+		if !seen[id] {
+			delete(a.versions, id)
+			if a.obs != nil {
+				a.obs.Forget(tr.load)
+			}
+		}
+	}
+}
