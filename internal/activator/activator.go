@@ -9,9 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/runtime"
@@ -37,6 +40,8 @@ type Config struct {
 	KeepInstances bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Registerer receives the activator's metrics; nil means none are exported.
+	Registerer prometheus.Registerer
 }
 
 // Defaults of Config.
@@ -96,6 +101,7 @@ type Activator struct {
 	catalog Catalog
 	log     *slog.Logger
 	prober  prober
+	metrics *metrics
 
 	mu      sync.Mutex
 	pools   map[int64]*pool      // by version ID
@@ -122,6 +128,14 @@ func New(cfg Config, rt runtime.Runtime, catalog Catalog, logger *slog.Logger) (
 	}
 	a.pauser, _ = rt.(runtime.Pauser)
 	a.prober = defaultProber{}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	var err error
+	if a.metrics, err = newMetrics(reg, a); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -281,6 +295,7 @@ func (a *Activator) Acquire(ctx context.Context, v *core.Version, policy core.Sc
 			l := &Lease{InstanceID: inst.id, Addr: inst.addr, a: a, p: p, inst: inst}
 			if waited {
 				l.ColdStart = a.now().Sub(began)
+				a.metrics.queueWait.WithLabelValues(v.Service, strconv.Itoa(v.Number)).Observe(l.ColdStart.Seconds())
 			}
 			return l, nil
 		}
@@ -539,6 +554,7 @@ func (a *Activator) startInstance(ctx context.Context, v *core.Version) (*instan
 			err = a.startCtxErr(ctx, v)
 		}
 		a.log.Warn("start failed", "service", v.Service, "version", v.Number, "err", err)
+		a.metrics.started(v, false, 0)
 		return nil, core.Unavailablef("version %d of %s failed to start: %v", v.Number, v.Service, err)
 	}
 	started := a.now()
@@ -552,9 +568,11 @@ func (a *Activator) startInstance(ctx context.Context, v *core.Version) (*instan
 		}
 		a.stopAsync(in.ID, "start failed")
 		a.log.Warn("start failed", "service", v.Service, "version", v.Number, "instance", in.ID, "err", reason)
+		a.metrics.started(v, false, 0)
 		return nil, core.Unavailablef("version %d of %s failed to start: %s", v.Number, v.Service, reason)
 	}
 	now := a.now()
+	a.metrics.started(v, true, now.Sub(t0).Seconds())
 	a.log.Info("instance ready", "service", v.Service, "version", v.Number, "instance", in.ID, "addr", in.Addr,
 		"start", started.Sub(t0).Round(time.Millisecond), "ready", now.Sub(t0).Round(time.Millisecond))
 	inst := &instance{id: in.ID, addr: in.Addr, service: v.Service, versionID: v.ID, version: v.Number,

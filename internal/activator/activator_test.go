@@ -417,3 +417,97 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// TestBalance: with 4 ready instances and steady load, requests in flight
+// stay balanced: over the run, the busiest instance averages at most 1.5×
+// the in-flight requests of the least busy one.
+func TestBalance(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v := version(1, "svc")
+	get(t, e, v)
+	e.act.Scale(v.ID, 4)
+	waitFor(t, "4 ready instances", func() bool {
+		n := 0
+		for _, in := range e.act.Instances("svc") {
+			if in.State == core.InstanceReady {
+				n++
+			}
+		}
+		return n == 4
+	})
+	stop := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				l, err := e.act.Acquire(t.Context(), v, policy())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+				l.Release()
+			}
+		}()
+	}
+	sums := map[string]int64{}
+	samples := 0
+	for time.Now().Before(stop.Add(-100 * time.Millisecond)) {
+		for _, in := range e.act.Instances("svc") {
+			sums[in.ID] += in.InFlight
+		}
+		samples++
+		time.Sleep(5 * time.Millisecond)
+	}
+	wg.Wait()
+	if len(sums) != 4 {
+		t.Fatalf("load reached %d instances, want 4", len(sums))
+	}
+	lo, hi := int64(1<<62), int64(0)
+	for _, s := range sums {
+		lo, hi = min(lo, s), max(hi, s)
+	}
+	t.Logf("average in flight per instance over %d samples: %v", samples, sums)
+	if lo == 0 || float64(hi)/float64(lo) > 1.5 {
+		t.Fatalf("unbalanced: busiest %d, least busy %d (sums over %d samples), want a ratio ≤ 1.5", hi, lo, samples)
+	}
+}
+
+// TestSuspectInstanceIsSkipped: an instance that failed a request gets no
+// new request until a probe finds it healthy again.
+func TestSuspectInstanceIsSkipped(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v := version(1, "svc")
+	get(t, e, v)
+	e.act.Scale(v.ID, 2)
+	waitFor(t, "2 ready instances", func() bool {
+		return len(e.act.Instances("svc")) == 2 && e.act.Instances("svc")[1].State == core.InstanceReady
+	})
+	l, err := e.act.Acquire(t.Context(), v, policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := l.InstanceID
+	l.Suspect()
+	l.Release()
+	for range 50 {
+		l2, err := e.act.Acquire(t.Context(), v, policy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l2.InstanceID == bad {
+			t.Fatal("a suspect instance got a request before a probe cleared it")
+		}
+		l2.Release()
+	}
+	waitFor(t, "the suspect instance to recover and serve again", func() bool {
+		l3, err := e.act.Acquire(t.Context(), v, policy())
+		if err != nil {
+			return false
+		}
+		defer l3.Release()
+		return l3.InstanceID == bad
+	})
+}

@@ -71,6 +71,7 @@ type Server struct {
 	onChange  func(context.Context)
 	images    ImageResolver
 	instances InstanceLister
+	metrics   http.Handler
 }
 
 // ImageResolver pins an image reference to an image ID (the runtime).
@@ -98,6 +99,9 @@ func OnChange(fn func(context.Context)) Option { return func(s *Server) { s.onCh
 // versions whose image is missing.
 func WithImageResolver(r ImageResolver) Option { return func(s *Server) { s.images = r } }
 
+// WithMetrics serves handler (Prometheus's) at GET /metrics.
+func WithMetrics(handler http.Handler) Option { return func(s *Server) { s.metrics = handler } }
+
 // WithInstances serves the instances view.
 func WithInstances(l InstanceLister) Option { return func(s *Server) { s.instances = l } }
 
@@ -124,6 +128,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger, opts ...Option) (*Serv
 func (s *Server) registerRoutes() {
 	s.handleOpen("GET /healthz", s.healthz)
 	s.handle("GET /v1/openapi.json", s.openAPI)
+	s.handle("GET /metrics", s.serveMetrics)
 
 	s.handle("POST /v1/services", s.createService)
 	s.handle("GET /v1/services", s.listServices)
@@ -259,6 +264,14 @@ func (p *headerProbe) WriteHeader(code int) {
 	if p.status == 0 {
 		p.status = code
 	}
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.metrics == nil {
+		return core.Unavailablef("metrics are not enabled on this server")
+	}
+	s.metrics.ServeHTTP(w, r)
+	return nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

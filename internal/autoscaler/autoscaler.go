@@ -22,7 +22,7 @@ type Source interface {
 // and actual counts after each tick (metrics); nil methods are fine.
 type Observer interface {
 	Decided(l core.VersionLoad, d Decision)
-	Counts(l core.VersionLoad, desired int)
+	Counts(l core.VersionLoad, d Decision)
 	Forget(l core.VersionLoad)
 }
 
@@ -97,7 +97,7 @@ func (a *Autoscaler) Tick(now time.Time) {
 			a.src.Scale(l.VersionID, d.Desired)
 		}
 		if a.obs != nil {
-			a.obs.Counts(l, d.Desired)
+			a.obs.Counts(l, d)
 		}
 	}
 	for id, tr := range a.versions {

@@ -24,7 +24,7 @@ func (s *source) Scale(_ int64, n int) {
 type observer struct{ decisions int }
 
 func (o *observer) Decided(core.VersionLoad, autoscaler.Decision) { o.decisions++ }
-func (o *observer) Counts(core.VersionLoad, int)                  {}
+func (o *observer) Counts(core.VersionLoad, autoscaler.Decision)  {}
 func (o *observer) Forget(core.VersionLoad)                       {}
 
 func TestTickScalesAndCountsDecisions(t *testing.T) {

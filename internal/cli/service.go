@@ -25,7 +25,7 @@ func (a *app) serviceCommand() *cobra.Command {
 func policyFlags(f *pflag.FlagSet) func() (core.PolicyPatch, error) {
 	var (
 		minI, maxI, target, rps int
-		idle, pause        string
+		idle, pause             string
 	)
 	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)")
 	f.IntVar(&maxI, "max-instances", core.DefaultMaxInstances, "maximum instances per version")

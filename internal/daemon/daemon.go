@@ -21,6 +21,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wisp-run/wisp/internal/activator"
@@ -112,7 +115,14 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		cleanups = append(cleanups, func() { _ = dk.Close() })
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	scalerMetrics, err := autoscaler.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
 	if d.act, err = activator.New(activator.Config{
+		Registerer:    reg,
 		StartTimeout:  cfg.StartTimeout,
 		StopGrace:     cfg.StopGrace,
 		ReapInterval:  cfg.ReapInterval,
@@ -122,10 +132,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	if d.scaler, err = autoscaler.New(autoscaler.Config{
 		StableWindow: cfg.StableWindow, PanicWindow: cfg.PanicWindow, ScaleDownDelay: cfg.ScaleDownDelay,
-	}, d.act, nil, logger); err != nil {
+	}, d.act, scalerMetrics, logger); err != nil {
 		return nil, err
 	}
-	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire}, logger); err != nil {
+	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg}, logger); err != nil {
 		return nil, err
 	}
 
@@ -152,6 +162,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.OnChange(d.reload),
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
+		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
 	)
 	if err != nil {
 		return nil, err
@@ -173,7 +184,7 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.Scali
 	if err != nil {
 		return router.Lease{}, err
 	}
-	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, Release: l.Release, Fail: l.Fail}, nil
+	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, Release: l.Release, Fail: l.Fail, Suspect: l.Suspect}, nil
 }
 
 // reload rebuilds the routing snapshot from the store and tells the activator

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wisp-run/wisp/internal/core"
 )
 
@@ -32,6 +34,8 @@ type Lease struct {
 	Release   func()
 	// Fail reports that the instance refused the connection.
 	Fail func()
+	// Suspect reports that the instance failed a request after connecting.
+	Suspect func()
 }
 
 // AcquireFunc returns an instance of v that can take one more request.
@@ -48,6 +52,8 @@ type Config struct {
 	IntN func(n int) int
 	// Transport reaches instances; nil means a tuned default.
 	Transport http.RoundTripper
+	// Registerer receives the router's metrics; nil means none are exported.
+	Registerer prometheus.Registerer
 }
 
 // Header names.
@@ -58,10 +64,13 @@ const (
 
 // Router is an http.Handler.
 type Router struct {
-	cfg   Config
-	log   *slog.Logger
-	snap  atomic.Pointer[Snapshot]
-	proxy *httputil.ReverseProxy
+	cfg     Config
+	log     *slog.Logger
+	snap    atomic.Pointer[Snapshot]
+	proxy   *httputil.ReverseProxy
+	metrics *metrics
+	// unrouted counts requests that matched no version.
+	unrouted *versionMetrics
 	// suffix is "." + Domain, precomputed for host matching.
 	suffix string
 }
@@ -81,6 +90,15 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 		cfg.Transport = NewTransport()
 	}
 	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain)}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	var err error
+	if r.metrics, err = newMetrics(reg); err != nil {
+		return nil, err
+	}
+	r.unrouted = r.metrics.forVersion(0, "", 0)
 	r.snap.Store(NewSnapshot(nil))
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:       rewrite,
@@ -111,7 +129,15 @@ func NewTransport() *http.Transport {
 }
 
 // Swap installs a new snapshot; requests in flight keep the one they read.
-func (r *Router) Swap(s *Snapshot) { r.snap.Store(s) }
+// The metric children of its versions are resolved here, once.
+func (r *Router) Swap(s *Snapshot) {
+	for _, sr := range s.services {
+		for _, v := range sr.versions {
+			sr.metrics[v] = r.metrics.forVersion(v.ID, sr.name, v.Number)
+		}
+	}
+	r.snap.Store(s)
+}
 
 type targetKey struct{}
 
@@ -138,7 +164,17 @@ func rewrite(pr *httputil.ProxyRequest) {
 }
 
 // ServeHTTP routes one request.
-func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw}
+	vm := r.unrouted
+	defer func() {
+		status := w.status
+		if status == 0 {
+			status = 499 // the client went away before an answer
+		}
+		vm.observe(status, start)
+	}()
 	snap := r.snap.Load()
 	sr, pin, path, err := r.resolve(snap, req)
 	if err != nil {
@@ -149,6 +185,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		r.fail(w, req, err)
 		return
+	}
+	if m := sr.metrics[v]; m != nil {
+		vm = m
 	}
 	lease, err := r.cfg.Acquire(req.Context(), v, sr.policy)
 	if err != nil {
@@ -312,6 +351,9 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 	case isDialError(err) && r.retry(w, req, ctx.Value(targetKey{}).(*target)):
 		// Served (or answered) by a new instance.
 	default:
+		if t, ok := ctx.Value(targetKey{}).(*target); ok && t.lease.Suspect != nil {
+			t.lease.Suspect()
+		}
 		r.log.Warn("proxy error", "host", req.Host, "path", req.URL.Path, "err", err)
 		writeError(w, req, http.StatusBadGateway, "the instance failed to answer: "+err.Error())
 	}

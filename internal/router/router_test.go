@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,10 +20,11 @@ import (
 
 // backends is an AcquireFunc over one httptest server per version number.
 type backends struct {
-	mu      sync.Mutex
-	servers map[int]*httptest.Server
-	err     error
-	leases  int
+	mu        sync.Mutex
+	servers   map[int]*httptest.Server
+	err       error
+	leases    int
+	onSuspect func()
 }
 
 func newBackends(t *testing.T, handler func(n int) http.Handler, versions ...int) *backends {
@@ -47,7 +49,7 @@ func (b *backends) acquire(ctx context.Context, v *core.Version, _ core.ScalingP
 		b.mu.Lock()
 		b.leases--
 		b.mu.Unlock()
-	}}, nil
+	}, Suspect: b.onSuspect}, nil
 }
 
 func versionHandler(n int) http.Handler {
@@ -207,9 +209,14 @@ func TestUpstreamFailure(t *testing.T) {
 			_ = c.Close()
 		})
 	}, 1)
+	var suspected atomic.Int64
+	b2.onSuspect = func() { suspected.Add(1) }
 	r2 := newRouter(t, b2, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
 	if w := do(r2, "hello.localhost", "/"); w.Code != 502 {
 		t.Fatalf("broken connection: got %d, want 502", w.Code)
+	}
+	if suspected.Load() != 1 {
+		t.Fatalf("the failing instance was reported %d times, want 1", suspected.Load())
 	}
 }
 

@@ -21,6 +21,8 @@ type serviceRoute struct {
 	sticky bool
 	// cookie is the name of the sticky cookie of this service.
 	cookie string
+	// metrics holds each version's metric children (filled by Swap).
+	metrics map[*core.Version]*versionMetrics
 }
 
 type share struct {
@@ -38,6 +40,7 @@ func NewSnapshot(states []core.ServiceState) *Snapshot {
 			versions: make(map[int]*core.Version, len(st.Versions)),
 			tags:     map[string]*core.Version{},
 			cookie:   "wisp-version-" + st.Service.Name,
+			metrics:  map[*core.Version]*versionMetrics{},
 		}
 		for i := range st.Versions {
 			v := st.Versions[i]

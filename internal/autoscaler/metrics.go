@@ -1,0 +1,73 @@
+package autoscaler
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Metrics is an Observer that exports decisions to Prometheus.
+type Metrics struct {
+	desired   *prometheus.GaugeVec
+	actual    *prometheus.GaugeVec
+	panic     *prometheus.GaugeVec
+	decisions *prometheus.CounterVec
+}
+
+var _ Observer = (*Metrics)(nil)
+
+// NewMetrics registers the autoscaler's series with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	labels := []string{"service", "version"}
+	m := &Metrics{
+		desired: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wisp_autoscaler_desired_instances",
+			Help: "Instances the autoscaler wants for a version."}, labels),
+		actual: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wisp_autoscaler_actual_instances",
+			Help: "Instances a version has, starting ones included."}, labels),
+		panic: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wisp_autoscaler_panic",
+			Help: "1 while the autoscaler is in panic mode for a version."}, labels),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wisp_autoscaler_decisions_total",
+			Help: "Decisions that changed a version's instance count, by direction (up, down) and mode (panic, stable)."},
+			[]string{"service", "version", "direction", "mode"}),
+	}
+	for _, c := range []prometheus.Collector{m.desired, m.actual, m.panic, m.decisions} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Decided counts a decision.
+func (m *Metrics) Decided(l core.VersionLoad, d Decision) {
+	dir, mode := "up", "stable"
+	if d.Desired < l.Instances {
+		dir = "down"
+	}
+	if d.Panic {
+		mode = "panic"
+	}
+	m.decisions.WithLabelValues(l.Service, strconv.Itoa(l.Version), dir, mode).Inc()
+}
+
+// Counts records desired and actual instances, and panic mode, each tick.
+func (m *Metrics) Counts(l core.VersionLoad, d Decision) {
+	v := strconv.Itoa(l.Version)
+	m.desired.WithLabelValues(l.Service, v).Set(float64(d.Desired))
+	m.actual.WithLabelValues(l.Service, v).Set(float64(l.Instances))
+	p := 0.0
+	if d.Panic {
+		p = 1
+	}
+	m.panic.WithLabelValues(l.Service, v).Set(p)
+}
+
+// Forget drops the series of a version that is gone.
+func (m *Metrics) Forget(l core.VersionLoad) {
+	v := strconv.Itoa(l.Version)
+	m.desired.DeleteLabelValues(l.Service, v)
+	m.actual.DeleteLabelValues(l.Service, v)
+	m.panic.DeleteLabelValues(l.Service, v)
+}

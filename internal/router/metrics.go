@@ -1,0 +1,108 @@
+package router
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the router's Prometheus series. The children for each
+// version are looked up once (per snapshot), not per request.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
+	mu       sync.Mutex
+	versions map[int64]*versionMetrics
+}
+
+type versionMetrics struct {
+	byClass  [6]prometheus.Counter // index: status / 100
+	duration prometheus.Observer
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wisp_requests_total",
+			Help: "Requests the router answered, by service, version and status class (2xx, 4xx, …).",
+		}, []string{"service", "version", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "wisp_request_duration_seconds",
+			Help:    "Time from a request's arrival at the router to the end of its response, cold starts included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"service", "version"}),
+		versions: map[int64]*versionMetrics{},
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// forVersion returns the children of one version (service "" and version 0
+// stand for requests that matched no version).
+func (m *metrics) forVersion(id int64, service string, version int) *versionMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if vm := m.versions[id]; vm != nil {
+		return vm
+	}
+	v := strconv.Itoa(version)
+	if version == 0 {
+		v = ""
+	}
+	vm := &versionMetrics{duration: m.duration.WithLabelValues(service, v)}
+	for class := 1; class <= 5; class++ {
+		vm.byClass[class] = m.requests.WithLabelValues(service, v, strconv.Itoa(class)+"xx")
+	}
+	m.versions[id] = vm
+	return vm
+}
+
+func (vm *versionMetrics) observe(status int, start time.Time) {
+	class := status / 100
+	if class < 1 || class > 5 {
+		class = 5
+	}
+	vm.byClass[class].Inc()
+	vm.duration.Observe(time.Since(start).Seconds())
+}
+
+// statusWriter records the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and friends.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush keeps streaming working for code that asserts http.Flusher.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}
