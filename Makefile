@@ -47,6 +47,10 @@ demo: ## Replay the part-4 walkthrough: build an image, three versions, a 10/30/
 bench-coldstart: ## Cold start and wake from pause through Wisp vs docker run and the bare Docker API (needs Docker)
 	$(GO) run ./bench/coldstart
 
+.PHONY: bench-proxy
+bench-proxy: ## Router throughput and latency vs the container directly and a plain ReverseProxy, at 1 and 50 connections (needs Docker)
+	$(GO) build -o bin/bench-proxy ./bench/proxy && ./bin/bench-proxy
+
 .PHONY: clean
 clean: ## Remove build output (keeps ./wisp-data)
 	rm -rf bin

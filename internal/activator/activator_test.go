@@ -511,3 +511,26 @@ func TestSuspectInstanceIsSkipped(t *testing.T) {
 		return l3.InstanceID == bad
 	})
 }
+
+// BenchmarkAcquireRelease: the activator's share of every request with a
+// ready instance.
+func BenchmarkAcquireRelease(b *testing.B) {
+	rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}})
+	act, err := activator.New(activator.Config{}, rt, &catalog{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = act.Shutdown(context.WithoutCancel(b.Context())) }()
+	v := version(1, "svc")
+	pol := policy()
+	l, err := act.Acquire(b.Context(), v, pol)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l.Release()
+	b.ReportAllocs()
+	for b.Loop() {
+		l, _ := act.Acquire(b.Context(), v, pol)
+		l.Release()
+	}
+}

@@ -184,7 +184,7 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.Scali
 	if err != nil {
 		return router.Lease{}, err
 	}
-	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, Release: l.Release, Fail: l.Fail, Suspect: l.Suspect}, nil
+	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, Handle: l}, nil
 }
 
 // reload rebuilds the routing snapshot from the store and tells the activator

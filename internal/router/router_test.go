@@ -45,11 +45,22 @@ func (b *backends) acquire(ctx context.Context, v *core.Version, _ core.ScalingP
 	}
 	b.leases++
 	s := b.servers[v.Number]
-	return router.Lease{Addr: strings.TrimPrefix(s.URL, "http://"), Release: func() {
-		b.mu.Lock()
-		b.leases--
-		b.mu.Unlock()
-	}, Suspect: b.onSuspect}, nil
+	return router.Lease{Addr: strings.TrimPrefix(s.URL, "http://"), Handle: &handle{b: b}}, nil
+}
+
+// handle counts releases and suspicions.
+type handle struct{ b *backends }
+
+func (h *handle) Release() {
+	h.b.mu.Lock()
+	h.b.leases--
+	h.b.mu.Unlock()
+}
+func (h *handle) Fail() {}
+func (h *handle) Suspect() {
+	if h.b.onSuspect != nil {
+		h.b.onSuspect()
+	}
 }
 
 func versionHandler(n int) http.Handler {
@@ -238,7 +249,7 @@ func TestRefusedConnectionRetriesOnce(t *testing.T) {
 		if failed == 0 {
 			addr = deadAddr
 		}
-		return router.Lease{Addr: addr, Release: func() {}, Fail: func() { mu.Lock(); failed++; mu.Unlock() }}, nil
+		return router.Lease{Addr: addr, Handle: failCounter{fail: func() { mu.Lock(); failed++; mu.Unlock() }}}, nil
 	}
 	r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -357,3 +368,9 @@ func TestSnapshotSwap(t *testing.T) {
 		t.Fatalf("after swap: v%s", got)
 	}
 }
+
+type failCounter struct{ fail func() }
+
+func (f failCounter) Release() {}
+func (f failCounter) Fail()    { f.fail() }
+func (f failCounter) Suspect() {}

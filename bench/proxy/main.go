@@ -1,0 +1,286 @@
+// Command proxy measures the router's hot path: requests per second and p50
+// and p99 latency at 1 and at 50 connections, in one run, against
+//
+//   - the container directly (no proxy: the floor);
+//   - a plain httputil.ReverseProxy with default settings (the baseline),
+//     in its own process;
+//   - Wisp's router (the real `wisp serve` binary, in its own process);
+//
+// and prints the ratios. Run it with make bench-proxy. The load generator is
+// this program; every loop is bounded in time.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
+)
+
+const image = "wisp-greeter:bench"
+
+func main() {
+	baseline := flag.String("baseline-proxy", "", "internal: serve a default ReverseProxy to this URL")
+	listen := flag.String("listen", "", "internal: the baseline proxy's address")
+	dur := flag.Duration("d", 10*time.Second, "duration of each run")
+	conns := flag.String("c", "1,50", "connection counts")
+	flag.Parse()
+	if *baseline != "" {
+		serveBaseline(*baseline, *listen)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *dur, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "proxy:", err)
+		os.Exit(1)
+	}
+}
+
+// serveBaseline is the baseline: httputil.ReverseProxy, default settings.
+func serveBaseline(target, listen string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv := &http.Server{Addr: listen, Handler: httputil.NewSingleHostReverseProxy(u), ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer within 20s", url)
+}
+
+func run(ctx context.Context, dur time.Duration, connList string) error {
+	if err := dockertest.Ping(ctx); err != nil {
+		return fmt.Errorf("no Docker Engine: %w", err)
+	}
+	fmt.Printf("building %s and wisp…\n", image)
+	if _, err := dockertest.BuildGoImage(ctx, "./testdata/greeter", image); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "wisp-bench-proxy-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "wisp")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/wisp").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+
+	// Wisp, as users run it.
+	admin, router := freeAddr(), freeAddr()
+	wisp := exec.Command(bin, "serve", "--data-dir", filepath.Join(tmp, "data"), "--admin-addr", admin, "--addr", router, "--log-level", "warn")
+	wisp.Stderr = os.Stderr
+	if err := wisp.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = wisp.Process.Signal(syscall.SIGINT)
+		_ = wisp.Wait()
+	}()
+	if err := waitHTTP(ctx, "http://"+admin+"/healthz"); err != nil {
+		return err
+	}
+	token, err := os.ReadFile(filepath.Join(tmp, "data", "admin-token"))
+	if err != nil {
+		return err
+	}
+	c := apiclient.New(admin, strings.TrimSpace(string(token)))
+	idle := core.Duration(time.Hour)
+	one := 1
+	if _, err := c.CreateService(ctx, "bench", core.PolicyPatch{IdleTimeout: &idle, PauseAfter: new(core.Duration), MaxInstances: &one}); err != nil {
+		return err
+	}
+	if _, err := c.CreateVersion(ctx, "bench", core.VersionSpec{Image: image}); err != nil {
+		return err
+	}
+	warm := &target{name: "warm-up", url: "http://" + router + "/", host: "bench.localhost"}
+	if _, err := warm.once(ctx, http.DefaultClient); err != nil {
+		return err
+	}
+	ins, err := c.Instances(ctx, "bench")
+	if err != nil || len(ins) != 1 {
+		return fmt.Errorf("instances: %v %v", ins, err)
+	}
+	direct := "http://" + ins[0].Address + "/"
+
+	// The baseline proxy, in its own process.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	baseAddr := freeAddr()
+	base := exec.Command(self, "-baseline-proxy", strings.TrimSuffix(direct, "/"), "-listen", baseAddr)
+	base.Stderr = os.Stderr
+	if err := base.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = base.Process.Kill(); _ = base.Wait() }()
+	if err := waitHTTP(ctx, "http://"+baseAddr+"/"); err != nil {
+		return err
+	}
+
+	targets := []*target{
+		{name: "direct to the container", url: direct},
+		{name: "httputil.ReverseProxy (baseline)", url: "http://" + baseAddr + "/"},
+		{name: "Wisp router", url: "http://" + router + "/", host: "bench.localhost"},
+	}
+	var counts []int
+	for _, s := range strings.Split(connList, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
+			return fmt.Errorf("bad connection count %q", s)
+		}
+		counts = append(counts, n)
+	}
+	results := map[int][]result{}
+	for _, n := range counts {
+		for _, t := range targets {
+			r, err := t.load(ctx, n, dur)
+			if err != nil {
+				return fmt.Errorf("%s at %d connections: %w", t.name, n, err)
+			}
+			results[n] = append(results[n], r)
+			fmt.Printf("  %2d conns  %-34s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms\n", n, t.name, r.rps, ms(r.p50), ms(r.p99))
+		}
+	}
+	fmt.Printf("\n%-6s %-34s %10s %10s %10s\n", "conns", "target", "req/s", "p50 ms", "p99 ms")
+	for _, n := range counts {
+		for _, r := range results[n] {
+			fmt.Printf("%-6d %-34s %10.0f %10.3f %10.3f\n", n, r.name, r.rps, ms(r.p50), ms(r.p99))
+		}
+	}
+	fmt.Println("\nRatios")
+	for _, n := range counts {
+		d, b, w := results[n][0], results[n][1], results[n][2]
+		fmt.Printf("  %2d conns: Wisp/baseline throughput %.2f (aim ≥ 1.30); Wisp/direct throughput %.2f; p50 added over direct %+.3f ms (aim ≤ 0.15 at 1 conn)\n",
+			n, w.rps/b.rps, w.rps/d.rps, ms(w.p50-d.p50))
+	}
+	return nil
+}
+
+type target struct {
+	name, url, host string
+}
+
+type result struct {
+	name     string
+	rps      float64
+	p50, p99 time.Duration
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (t *target) once(ctx context.Context, hc *http.Client) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", t.url, nil)
+	if err != nil {
+		return 0, err
+	}
+	if t.host != "" {
+		req.Host = t.host
+	}
+	start := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return d, err
+}
+
+// load runs n connections, each a keep-alive client sending one request
+// after another, for dur (after a one-second warm-up that is not counted).
+func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, error) {
+	var mu sync.Mutex
+	var all []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	warmUntil := time.Now().Add(time.Second)
+	stop := warmUntil.Add(dur)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, Proxy: nil}}
+			lat := make([]time.Duration, 0, 1<<16)
+			for {
+				now := time.Now()
+				if now.After(stop) || ctx.Err() != nil {
+					break
+				}
+				d, err := t.once(ctx, hc)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil && !errors.Is(err, context.Canceled) {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				if now.After(warmUntil) {
+					lat = append(lat, d)
+				}
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	if len(all) == 0 {
+		return result{}, errors.New("no request completed")
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return result{name: t.name, rps: float64(len(all)) / dur.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}, nil
+}

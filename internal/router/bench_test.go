@@ -1,0 +1,74 @@
+package router_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/router"
+)
+
+type nopHandle struct{}
+
+func (nopHandle) Release() {}
+func (nopHandle) Fail()    {}
+func (nopHandle) Suspect() {}
+
+// discard is a ResponseWriter that keeps nothing, so the benchmark measures
+// the router and the proxy, not a recorder.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
+// BenchmarkServeHTTP: one request through the router's handler to a real
+// backend on loopback (go test -bench ServeHTTP -benchmem ./internal/router).
+func BenchmarkServeHTTP(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "Hello, World!\n")
+	}))
+	defer backend.Close()
+	addr := strings.TrimPrefix(backend.URL, "http://")
+	acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+		return router.Lease{Addr: addr, Handle: nopHandle{}}, nil
+	}
+	r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Swap(router.NewSnapshot(states(false, core.Weight{Version: 1, Percent: 100})))
+	req := httptest.NewRequest("GET", "http://hello.localhost/", nil)
+	w := &discard{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		r.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkBaselineProxy is the same request through a default
+// httputil.ReverseProxy, for comparison in the same process.
+func BenchmarkBaselineProxy(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "Hello, World!\n")
+	}))
+	defer backend.Close()
+	u, _ := url.Parse(backend.URL)
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.Transport = router.NewTransport()
+	req := httptest.NewRequest("GET", "http://hello.localhost/", nil)
+	w := &discard{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		p.ServeHTTP(w, req)
+	}
+}
