@@ -69,8 +69,9 @@ func serveBaseline(target, listen string) {
 	}
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freeAddr(ctx context.Context) string {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
@@ -107,12 +108,13 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "wisp")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/wisp").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
+		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 
 	// Wisp, as users run it.
-	admin, router := freeAddr(), freeAddr()
-	wisp := exec.Command(bin, "serve", "--data-dir", filepath.Join(tmp, "data"), "--admin-addr", admin, "--addr", router, "--log-level", "warn")
+	admin, router := freeAddr(ctx), freeAddr(ctx)
+	// Stopped with SIGINT below, not killed with the context.
+	wisp := exec.CommandContext(context.WithoutCancel(ctx), bin, "serve", "--data-dir", filepath.Join(tmp, "data"), "--admin-addr", admin, "--addr", router, "--log-level", "warn")
 	wisp.Stderr = os.Stderr
 	if err := wisp.Start(); err != nil {
 		return err
@@ -142,8 +144,11 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		return err
 	}
 	ins, err := c.Instances(ctx, "bench")
-	if err != nil || len(ins) != 1 {
-		return fmt.Errorf("instances: %v %v", ins, err)
+	if err != nil {
+		return fmt.Errorf("instances: %w", err)
+	}
+	if len(ins) != 1 {
+		return fmt.Errorf("want one instance of bench, got %+v", ins)
 	}
 	direct := "http://" + ins[0].Address + "/"
 
@@ -152,8 +157,8 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	if err != nil {
 		return err
 	}
-	baseAddr := freeAddr()
-	base := exec.Command(self, "-baseline-proxy", strings.TrimSuffix(direct, "/"), "-listen", baseAddr)
+	baseAddr := freeAddr(ctx)
+	base := exec.CommandContext(context.WithoutCancel(ctx), self, "-baseline-proxy", strings.TrimSuffix(direct, "/"), "-listen", baseAddr)
 	base.Stderr = os.Stderr
 	if err := base.Start(); err != nil {
 		return err

@@ -151,6 +151,9 @@ type pool struct {
 	requests  atomic.Uint64 // requests handed an instance
 	freed     chan struct{} // closed and replaced when capacity frees up
 	gone      bool          // the version no longer exists
+	// Scale-up starts that fail back off: no new one before retryAt.
+	retryAt  time.Time
+	failures int
 }
 
 type instance struct {
@@ -736,6 +739,9 @@ func (a *Activator) Scale(versionID int64, n int) {
 	if p.start != nil {
 		current++
 	}
+	if current < n && a.now().Before(p.retryAt) {
+		return // starts failed lately; wait before trying again
+	}
 	for ; current < n; current++ {
 		a.scaleUp(p)
 	}
@@ -776,10 +782,15 @@ func (a *Activator) scaleUp(p *pool) {
 		p.scaling--
 		switch {
 		case err != nil:
-			// Waiters re-evaluate; with no instance at all they start one.
+			// Back off (1s, 2s, 4s, … 30s) so a crash loop does not start
+			// a container every tick. Waiters re-evaluate; with no
+			// instance at all they start one.
+			p.failures++
+			p.retryAt = a.now().Add(min(30*time.Second, time.Second<<min(p.failures-1, 5)))
 		case p.gone:
 			a.stopAsync(inst.id, "version deleted")
 		default:
+			p.failures, p.retryAt = 0, time.Time{}
 			p.instances = append(p.instances, inst)
 			a.mu.Lock()
 			a.byID[inst.id] = inst

@@ -534,3 +534,37 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		l.Release()
 	}
 }
+
+// TestScaleUpBacksOff: scale-up starts that fail are not retried at once.
+func TestScaleUpBacksOff(t *testing.T) {
+	var fail atomic.Bool
+	e := newEnv(t, activator.Config{}, func(runtime.InstanceSpec) fake.Behavior {
+		if fail.Load() {
+			return fake.Behavior{StartErr: fake.ErrStart}
+		}
+		return fake.Behavior{}
+	})
+	v := version(1, "svc")
+	get(t, e, v)
+	fail.Store(true)
+	e.act.Scale(v.ID, 3)
+	waitFor(t, "the failed scale-up starts to finish", func() bool {
+		for _, l := range e.act.Load() {
+			if l.Instances == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	before := e.rt.Attempts()
+	if before != 3 {
+		t.Fatalf("%d start attempts, want 1 cold start and 2 failed scale-ups", before)
+	}
+	for range 5 {
+		e.act.Scale(v.ID, 3) // as the autoscaler would, every tick
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := e.rt.Attempts(); after != before {
+		t.Fatalf("%d more start attempts right after failures; want a back-off", after-before)
+	}
+}

@@ -15,7 +15,11 @@
 //     the scale-down delay since the last change;
 //   - never below min_instances, never above max_instances, and never below
 //     one instance while there are any: the last one goes only through the
-//     reaper's idle timeout, so "scale to zero" has one meaning.
+//     reaper's idle timeout, so "scale to zero" has one meaning;
+//   - never from zero because of load: the first instance comes from a
+//     request (the activator starts it on demand) or from min_instances. Old
+//     samples of a version whose instances are gone (a crash loop, say)
+//     must not keep starting new ones.
 package autoscaler
 
 import (
@@ -135,6 +139,10 @@ func (c Config) Decide(p core.ScalingPolicy, s Stats, now time.Time) Decision {
 	default:
 		d.Desired = wantStable
 		d.Reason = fmt.Sprintf("%s over %s is %.1f, target %.0f", metric, c.StableWindow, stable, target)
+	}
+	if s.Current == 0 {
+		d.Desired, d.Panic = 0, false
+		d.Reason = "no instance: the next request starts one"
 	}
 	if d.Desired < s.Current {
 		if now.Sub(s.LastChange) < c.ScaleDownDelay {

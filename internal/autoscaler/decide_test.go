@@ -74,6 +74,8 @@ func TestDecide(t *testing.T) {
 			autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 1, LastChange: long}, 1, false, ""},
 		{"zero load with no instance stays at zero", policy(nil),
 			autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 0, LastChange: long}, 0, false, ""},
+		{"old load never starts the first instance", policy(nil),
+			autoscaler.Stats{Samples: load(now, time.Minute, steady(30), 0), Current: 0, LastChange: long}, 0, false, "the next request starts one"},
 		{"min instances are started", policy(func(p *core.ScalingPolicy) { p.MinInstances = 3 }),
 			autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 0, LastChange: long}, 3, false, "min_instances 3"},
 		{"max bounds a huge load", policy(func(p *core.ScalingPolicy) { p.MaxInstances = 5 }),

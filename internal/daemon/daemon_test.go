@@ -25,12 +25,23 @@ import (
 // function that stops it and waits for a clean exit.
 func start(t *testing.T, dataDir string, out io.Writer) (*apiclient.Client, func()) {
 	t.Helper()
+	d, stop := runDaemon(t, dataDir, nil, daemon.Options{Out: out, Runtime: newFake()})
+	return apiclient.New(d.AdminAddr().String(), d.Token()), stop
+}
+
+// runDaemon opens and runs a daemon on dataDir with both servers on port 0
+// (edit may change the config) and returns it with an idempotent stop that
+// waits for a clean exit; stop also runs at the end of the test.
+func runDaemon(t *testing.T, dataDir string, edit func(*config.Config), opts daemon.Options) (*daemon.Daemon, func()) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = dataDir
-	cfg.AdminAddr = "127.0.0.1:0"
-	cfg.Addr = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(t.Context())
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{Out: out, Runtime: newFake()})
+	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	if edit != nil {
+		edit(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -54,7 +65,7 @@ func start(t *testing.T, dataDir string, out io.Writer) (*apiclient.Client, func
 		}
 	}
 	t.Cleanup(stop)
-	return apiclient.New(d.AdminAddr().String(), d.Token()), stop
+	return d, stop
 }
 
 // TestRestartKeepsEverything: services, versions and every traffic entry

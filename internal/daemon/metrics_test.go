@@ -1,9 +1,7 @@
 package daemon_test
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,7 +12,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/wisp-run/wisp/internal/apiclient"
-	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/daemon"
 )
@@ -22,22 +19,7 @@ import (
 // TestMetrics: /metrics parses with Prometheus's text parser and carries the
 // series of requests, instances, cold starts, queue waits and the autoscaler.
 func TestMetrics(t *testing.T) {
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(t.Context())
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{Runtime: newFake()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	d, _ := runDaemon(t, t.TempDir(), nil, daemon.Options{Runtime: newFake()})
 	c := apiclient.New(d.AdminAddr().String(), d.Token())
 	if _, err := c.CreateService(t.Context(), "hello", core.PolicyPatch{}); err != nil {
 		t.Fatal(err)

@@ -50,8 +50,9 @@ type Config struct {
 
 // Runtime is the fake runtime.
 type Runtime struct {
-	cfg    Config
-	starts atomic.Int64
+	cfg      Config
+	starts   atomic.Int64
+	attempts atomic.Int64
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -80,6 +81,9 @@ func New(cfg Config) *Runtime {
 // Starts returns how many instances were started.
 func (r *Runtime) Starts() int { return int(r.starts.Load()) }
 
+// Attempts returns how many times Start was called, failures included.
+func (r *Runtime) Attempts() int { return int(r.attempts.Load()) }
+
 // ResolveImage implements runtime.Runtime.
 func (r *Runtime) ResolveImage(ctx context.Context, ref string) (string, error) {
 	if id, ok := r.cfg.Images[ref]; ok {
@@ -90,6 +94,7 @@ func (r *Runtime) ResolveImage(ctx context.Context, ref string) (string, error) 
 
 // Start implements runtime.Runtime.
 func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	r.attempts.Add(1)
 	b := r.cfg.Behave(spec)
 	if b.StartDelay > 0 {
 		select {
