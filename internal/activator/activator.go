@@ -107,6 +107,9 @@ type Activator struct {
 	pools   map[int64]*pool      // by version ID
 	byID    map[string]*instance // every instance in a pool
 	pending map[string]bool      // instances being started or stopped
+	// live holds the versions that exist, once Sync has been called; a
+	// request routed by an older snapshot must not start a deleted one.
+	live map[int64]bool
 	baseCtx context.Context      // lives as long as Run
 	wg      sync.WaitGroup       // starts and stops in flight
 }
@@ -206,11 +209,15 @@ func newInstanceID(service string, version int) string {
 }
 
 // poolFor returns the pool of v, creating it, and records the latest policy.
+// It returns nil for a version that Sync said is gone.
 func (a *Activator) poolFor(v *core.Version, policy core.ScalingPolicy) *pool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := a.pools[v.ID]
 	if p == nil {
+		if a.live != nil && !a.live[v.ID] {
+			return nil
+		}
 		p = &pool{version: *v, policy: policy, freed: make(chan struct{})}
 		a.pools[v.ID] = p
 	}
@@ -284,6 +291,9 @@ func (l *Lease) Release() {
 // in time) or ctx's error.
 func (a *Activator) Acquire(ctx context.Context, v *core.Version, policy core.ScalingPolicy) (*Lease, error) {
 	p := a.poolFor(v, policy)
+	if p == nil {
+		return nil, core.NotFoundf("version %d of %s was deleted", v.Number, v.Service)
+	}
 	began := a.now()
 	var deadline <-chan time.Time
 	waited := false
@@ -498,6 +508,14 @@ func (p *pool) remove(inst *instance) {
 	p.freed = make(chan struct{})
 }
 
+// register makes a started instance known and no longer pending, at once.
+func (a *Activator) register(inst *instance) {
+	a.mu.Lock()
+	a.byID[inst.id] = inst
+	delete(a.pending, inst.id)
+	a.mu.Unlock()
+}
+
 func (a *Activator) forget(id string) {
 	a.mu.Lock()
 	delete(a.byID, id)
@@ -522,11 +540,10 @@ func (a *Activator) beginStart(p *pool) *startOp {
 		if err == nil && p.gone {
 			err = core.Unavailablef("version %d of %s was deleted", v.Number, v.Service)
 			a.stopAsync(inst.id, "version deleted")
+			a.setPending(inst.id, false)
 		} else if err == nil {
 			p.instances = append(p.instances, inst)
-			a.mu.Lock()
-			a.byID[inst.id] = inst
-			a.mu.Unlock()
+			a.register(inst)
 		}
 		s.err = err
 		close(s.done)
@@ -537,11 +554,17 @@ func (a *Activator) beginStart(p *pool) *startOp {
 
 // startInstance runs one instance of v and waits until it is ready. On
 // failure it removes the instance and returns core.ErrUnavailable with the
-// reason (and the end of its logs).
-func (a *Activator) startInstance(ctx context.Context, v *core.Version) (*instance, error) {
+// reason (and the end of its logs). On success the instance stays pending
+// (invisible to Reconcile) until the caller has registered or stopped it,
+// so a re-list in between cannot adopt it twice.
+func (a *Activator) startInstance(ctx context.Context, v *core.Version) (inst *instance, err error) {
 	id := newInstanceID(v.Service, v.Number)
 	a.setPending(id, true)
-	defer a.setPending(id, false)
+	defer func() {
+		if err != nil {
+			a.setPending(id, false)
+		}
+	}()
 	t0 := a.now()
 	image := v.ImageID
 	if image == "" {
@@ -578,7 +601,7 @@ func (a *Activator) startInstance(ctx context.Context, v *core.Version) (*instan
 	a.metrics.started(v, true, now.Sub(t0).Seconds())
 	a.log.Info("instance ready", "service", v.Service, "version", v.Number, "instance", in.ID, "addr", in.Addr,
 		"start", started.Sub(t0).Round(time.Millisecond), "ready", now.Sub(t0).Round(time.Millisecond))
-	inst := &instance{id: in.ID, addr: in.Addr, service: v.Service, versionID: v.ID, version: v.Number,
+	inst = &instance{id: in.ID, addr: in.Addr, service: v.Service, versionID: v.ID, version: v.Number,
 		startedAt: now, state: core.InstanceReady}
 	inst.lastRequest.Store(now.UnixNano())
 	return inst, nil
@@ -789,12 +812,11 @@ func (a *Activator) scaleUp(p *pool) {
 			p.retryAt = a.now().Add(min(30*time.Second, time.Second<<min(p.failures-1, 5)))
 		case p.gone:
 			a.stopAsync(inst.id, "version deleted")
+			a.setPending(inst.id, false)
 		default:
 			p.failures, p.retryAt = 0, time.Time{}
 			p.instances = append(p.instances, inst)
-			a.mu.Lock()
-			a.byID[inst.id] = inst
-			a.mu.Unlock()
+			a.register(inst)
 		}
 		close(p.freed)
 		p.freed = make(chan struct{})

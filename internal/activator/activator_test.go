@@ -568,3 +568,19 @@ func TestScaleUpBacksOff(t *testing.T) {
 		t.Fatalf("%d more start attempts right after failures; want a back-off", after-before)
 	}
 }
+
+// TestDeletedVersionIsNotStarted: a request routed by a snapshot older than
+// the deletion gets a clear error, and no instance is started.
+func TestDeletedVersionIsNotStarted(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v2 := *version(2, "svc")
+	e.act.Sync([]core.ServiceState{{Service: core.Service{Name: "svc", Policy: core.DefaultPolicy()}, Versions: []core.Version{v2}}})
+	_, err := e.act.Acquire(t.Context(), version(1, "svc"), policy())
+	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "was deleted") {
+		t.Fatalf("got %v, want not found", err)
+	}
+	if n := e.rt.Attempts(); n != 0 {
+		t.Fatalf("%d starts for a deleted version", n)
+	}
+	get(t, e, &v2) // versions that exist still start
+}

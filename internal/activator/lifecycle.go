@@ -153,6 +153,10 @@ func (a *Activator) Sync(states []core.ServiceState) {
 		}
 	}
 	a.mu.Lock()
+	a.live = map[int64]bool{}
+	for id := range live {
+		a.live[id] = true
+	}
 	var gone []*pool
 	for id, p := range a.pools {
 		if pol, ok := live[id]; ok {
@@ -214,6 +218,10 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 			return err
 		}
 		p := a.poolFor(&v, sv.Policy)
+		if p == nil { // deleted since the lookup
+			a.stopAsync(in.ID, "its version was deleted")
+			continue
+		}
 		now := a.now()
 		inst := &instance{id: in.ID, addr: in.Addr, service: v.Service, versionID: v.ID, version: v.Number,
 			startedAt: in.StartedAt, state: core.InstanceReady}

@@ -191,6 +191,9 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.Scali
 // what exists now. Reloads are serialised, and each reads the store after the
 // change that caused it, so the last one to finish reflects the latest state.
 func (d *Daemon) reload(ctx context.Context) {
+	// The change is committed: finish the rebuild even if the client that
+	// made it has gone away, or routing would lag until the next change.
+	ctx = context.WithoutCancel(ctx)
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	states, err := loadStates(ctx, d.store)

@@ -368,6 +368,8 @@ func (r *Router) fail(w http.ResponseWriter, req *http.Request, err error) {
 	switch {
 	case errors.As(err, &re):
 		status = re.status
+	case errors.Is(err, core.ErrNotFound):
+		status = http.StatusNotFound
 	case errors.Is(err, core.ErrUnavailable):
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
