@@ -109,9 +109,9 @@ type Activator struct {
 	pending map[string]bool      // instances being started or stopped
 	// live holds the versions that exist, once Sync has been called; a
 	// request routed by an older snapshot must not start a deleted one.
-	live map[int64]bool
-	baseCtx context.Context      // lives as long as Run
-	wg      sync.WaitGroup       // starts and stops in flight
+	live    map[int64]bool
+	baseCtx context.Context // lives as long as Run
+	wg      sync.WaitGroup  // starts and stops in flight
 }
 
 // New returns an activator over rt. Call Run before Acquire.
