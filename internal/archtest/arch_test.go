@@ -27,7 +27,8 @@ var (
 	// SDKs whose types must stay inside one adapter.
 	sdks = map[string]string{
 		"github.com/docker/":         "internal/runtime/docker",
-		"github.com/moby/":           "internal/runtime/docker",
+		"github.com/moby/moby/":      "internal/runtime/docker",
+		"github.com/containerd/":     "internal/runtime/docker",
 		"k8s.io/":                    "internal/runtime/kube",
 		"modernc.org/sqlite":         "internal/store/sqlite",
 		"github.com/jackc/pgx":       "internal/store/postgres",
@@ -112,6 +113,11 @@ func violation(pkg, imp string) string {
 		return "daemon must not import " + dep
 	}
 	if within(pkg, "internal/cli") {
+		// Reading wisp.yaml, planning the Dockerfile and packing the build
+		// context happen where the source is: on the client.
+		if within(dep, "internal/build") {
+			return ""
+		}
 		if _, ok := layerOf(dep, features); ok {
 			return "cli reaches features only through apiclient or daemon"
 		}
@@ -224,9 +230,13 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"internal/store", module + "/internal/core", false},
 		{"internal/cli", module + "/internal/api", true},
 		{"internal/cli", module + "/internal/daemon", false},
+		{"internal/cli", module + "/internal/build", false},
+		{"internal/cli", module + "/internal/router", true},
 		{"internal/apiclient", module + "/internal/api", true},
 		{"internal/api", "github.com/moby/moby/client", true},
 		{"internal/runtime/docker", "github.com/moby/moby/client", false},
+		{"internal/build", "github.com/moby/patternmatcher", false},
+		{"internal/api", "github.com/containerd/errdefs", true},
 		{"internal/store/sqlite", "modernc.org/sqlite", false},
 		{"internal/daemon", "modernc.org/sqlite", true},
 	}

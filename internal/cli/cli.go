@@ -107,7 +107,7 @@ A typical session:
 		}
 		return nil
 	}
-	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand())
+	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.buildCommand())
 	return root
 }
 

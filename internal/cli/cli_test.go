@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -187,4 +189,34 @@ func TestErrors(t *testing.T) {
 
 func newFake() *fake.Runtime {
 	return fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1", "hello:2": "sha256:hello2"}})
+}
+
+func TestBuildPrintDockerfile(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"go.mod": "module hello\n", "wisp.yaml": "port: 9000\nbuild:\n  base_image: scratch\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(t.Context(), args, &out, &errb, func(string) string { return "" })
+		return code, out.String(), errb.String()
+	}
+	code, out, errOut := run("build", "--print-dockerfile", dir)
+	if code != 0 || !strings.Contains(out, "FROM golang:1.26 AS build") || !strings.Contains(out, "FROM scratch") || !strings.Contains(out, "ENV PORT=9000") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ := run("build", "--print-dockerfile", "--base-image", "other", dir); code != 0 || !strings.Contains(out, "FROM other\n") {
+		t.Fatalf("--base-image: %d %s", code, out)
+	}
+	if code, _, errOut := run("build", dir); code != 2 || !strings.Contains(errOut, "--print-dockerfile") {
+		t.Fatalf("without the flag: %d %s", code, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wisp.yaml"), []byte("prot: 9000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run("build", "--print-dockerfile", dir); code != 1 || !strings.Contains(errOut, "wisp.yaml") || !strings.Contains(errOut, "prot") {
+		t.Fatalf("bad wisp.yaml: %d %s", code, errOut)
+	}
 }

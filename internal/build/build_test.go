@@ -1,0 +1,244 @@
+package build_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/wisp-run/wisp/internal/build"
+)
+
+// tree writes files (path → content) under a new directory.
+func tree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestParseSpec(t *testing.T) {
+	good := `
+service: hello
+runtime: stdio
+command: ["python3", "handler.py"]
+port: 9000
+env: [GREETING=Go]
+memory: 128Mi
+timeout: 10s
+scaling:
+  min_instances: 1
+  idle_timeout: 2m
+build:
+  base_image: python:3.12-slim
+`
+	s, err := build.ParseSpec([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Service != "hello" || s.Runtime != "stdio" || s.Port != 9000 || s.Build.BaseImage != "python:3.12-slim" ||
+		s.Scaling == nil || *s.Scaling.MinInstances != 1 || s.Scaling.IdleTimeout.String() != "2m0s" {
+		t.Fatalf("parsed %+v", s)
+	}
+	if _, err := build.ParseSpec(nil); err != nil {
+		t.Fatalf("an empty file: %v", err)
+	}
+	bad := []struct{ name, yaml, want string }{
+		{"unknown key", "servce: hello\n", "field servce not found"},
+		{"unknown nested key", "build:\n  base: x\n", "field base not found"},
+		{"wrong type", "port: eighty\n", "cannot unmarshal"},
+		{"env not a list", "env: A=1\n", "cannot unmarshal"},
+		{"bad runtime", "runtime: rust\n", `runtime "rust" is not one of`},
+		{"stdio without command", "runtime: stdio\n", "needs command"},
+		{"bad service name", "service: Hello\n", "must start with a lowercase letter"},
+		{"bad memory", "memory: lots\n", "memory:"},
+		{"bad timeout", "timeout: soon\n", "timeout:"},
+		{"duplicate env", "env: [A=1, A=2]\n", "A is set twice"},
+		{"bad scaling", "scaling:\n  min_instances: 50\n", "must not exceed max_instances"},
+		{"bad scaling duration", "scaling:\n  idle_timeout: forever\n", "scaling.idle_timeout"},
+		{"not yaml", "service: [\n", "wisp.yaml:"},
+		{"dockerfile outside the source", "build:\n  dockerfile: ../../etc/passwd\n", "inside the source directory"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := build.ParseSpec([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "wisp.yaml") {
+				t.Fatalf("got %v, want an error naming wisp.yaml and containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDetect(t *testing.T) {
+	cases := []struct {
+		files map[string]string
+		want  string
+	}{
+		{map[string]string{"go.mod": "module x", "main.go": ""}, "go"},
+		{map[string]string{"package.json": "{}"}, "node"},
+		{map[string]string{"requirements.txt": ""}, "python"},
+		{map[string]string{"handler.py": ""}, "python"},
+		{map[string]string{"Dockerfile": "FROM scratch", "go.mod": ""}, "dockerfile"},
+		{map[string]string{"README.md": ""}, ""},
+	}
+	for _, tc := range cases {
+		got, err := build.Detect(tree(t, tc.files))
+		if tc.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "no runtime recognised") {
+				t.Errorf("%v: got %q, %v; want an error", tc.files, got, err)
+			}
+			continue
+		}
+		if got != tc.want || err != nil {
+			t.Errorf("%v: got %q, %v; want %q", tc.files, got, err, tc.want)
+		}
+	}
+}
+
+func TestPlans(t *testing.T) {
+	cases := []struct {
+		name     string
+		files    map[string]string
+		spec     build.Spec
+		opts     build.Options
+		contains []string
+		err      string
+	}{
+		{"go defaults", map[string]string{"go.mod": "", "go.sum": ""}, build.Spec{}, build.Options{},
+			[]string{"FROM golang:1.26 AS build", "COPY go.mod go.sum ./", "CGO_ENABLED=0 go build", "FROM gcr.io/distroless/static-debian12", "ENV PORT=8080"}, ""},
+		{"go with overrides", map[string]string{"go.mod": ""}, build.Spec{Port: 9000, Build: build.BuildSpec{BuilderImage: "my-go:1", BaseImage: "scratch"}}, build.Options{},
+			[]string{"FROM my-go:1 AS build", "COPY go.mod ./", "FROM scratch", "ENV PORT=9000"}, ""},
+		{"flag beats wisp.yaml", map[string]string{"go.mod": ""}, build.Spec{Build: build.BuildSpec{BaseImage: "from-yaml"}}, build.Options{BaseImage: "from-flag"},
+			[]string{"FROM from-flag\n"}, ""},
+		{"node with lockfile and start", map[string]string{"package.json": `{"scripts":{"start":"node s.js"}}`, "package-lock.json": "{}"}, build.Spec{}, build.Options{},
+			[]string{"FROM node:22-slim", "RUN npm ci --omit=dev", `CMD ["npm", "start"]`}, ""},
+		{"node without start", map[string]string{"package.json": `{"main":"server.js"}`}, build.Spec{}, build.Options{BaseImage: "local/node"},
+			[]string{"FROM local/node", "RUN npm install --omit=dev", `CMD ["node", "server.js"]`}, ""},
+		{"node bad package.json", map[string]string{"package.json": `{`}, build.Spec{}, build.Options{}, nil, "package.json is not valid JSON"},
+		{"python with requirements", map[string]string{"requirements.txt": "", "app.py": ""}, build.Spec{}, build.Options{},
+			[]string{"FROM python:3.12-slim", "pip install --no-cache-dir -r requirements.txt", `CMD ["python3", "app.py"]`}, ""},
+		{"python single file", map[string]string{"hello.py": ""}, build.Spec{}, build.Options{},
+			[]string{`CMD ["python3", "hello.py"]`}, ""},
+		{"python ambiguous", map[string]string{"a.py": "", "b.py": ""}, build.Spec{}, build.Options{}, nil, "found 2 .py files"},
+		{"stdio", map[string]string{"handler.sh": ""}, build.Spec{Runtime: "stdio", Command: []string{"sh", "handler.sh"}, Timeout: "5s"}, build.Options{},
+			[]string{"FROM debian:12-slim", "COPY .wisp/wisp-watchdog /usr/local/bin/wisp-watchdog", `WISP_TIMEOUT="5s"`,
+				`ENTRYPOINT ["/usr/local/bin/wisp-watchdog", "--", "sh", "handler.sh"]`}, ""},
+		{"dockerfile", map[string]string{"Dockerfile": "FROM scratch\n"}, build.Spec{}, build.Options{}, []string{"FROM scratch\n"}, ""},
+		{"dockerfile named in wisp.yaml", map[string]string{"build/Dockerfile.prod": "FROM alpine\n"}, build.Spec{Runtime: "dockerfile", Build: build.BuildSpec{Dockerfile: "build/Dockerfile.prod"}}, build.Options{},
+			[]string{"FROM alpine\n"}, ""},
+		{"dockerfile with a base image", map[string]string{"Dockerfile": "FROM scratch\n"}, build.Spec{}, build.Options{BaseImage: "x"}, nil, "cannot be set for the dockerfile runtime"},
+		{"nothing to build", map[string]string{"notes.txt": ""}, build.Spec{}, build.Options{}, nil, "no runtime recognised"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := build.MakePlan(tree(t, tc.files), tc.spec, tc.opts)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.contains {
+				if !strings.Contains(p.Dockerfile, want) {
+					t.Errorf("Dockerfile lacks %q:\n%s", want, p.Dockerfile)
+				}
+			}
+			if p.NeedsWatchdog != (p.Runtime == "stdio") {
+				t.Errorf("NeedsWatchdog %v for %s", p.NeedsWatchdog, p.Runtime)
+			}
+		})
+	}
+}
+
+func names(t *testing.T, c *build.Context) []string {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(c.Tar))
+	var out []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, h.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestPack(t *testing.T) {
+	dir := tree(t, map[string]string{
+		"main.go":              "package main",
+		"go.mod":               "module x",
+		"secrets.env":          "TOKEN=x",
+		"logs/today.log":       "...",
+		"docs/keep.md":         "",
+		"docs/drop.tmp":        "",
+		".git/HEAD":            "ref",
+		".dockerignore":        "secrets.env\n# comment\n*.tmp\ndocs/*.tmp\n",
+		".wispignore":          "logs\n",
+		"vendor/lib/lib.go":    "package lib",
+		"node_modules/x/x.js":  "",
+		"nested/deep/file.txt": "x",
+	})
+	c, err := build.Pack(dir, build.ContextOptions{Extra: map[string][]byte{"Dockerfile": []byte("FROM scratch")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{".dockerignore", ".wispignore", "Dockerfile", "docs/keep.md", "go.mod", "main.go", "nested/deep/file.txt", "node_modules/x/x.js", "vendor/lib/lib.go"}
+	if diff := cmp.Diff(want, names(t, c)); diff != "" {
+		t.Fatalf("context files (-want +got):\n%s", diff)
+	}
+	// The digest is a function of the source alone.
+	again, _ := build.Pack(dir, build.ContextOptions{Extra: map[string][]byte{"Dockerfile": []byte("FROM other")}})
+	if again.Digest != c.Digest {
+		t.Fatalf("digest changed with the generated Dockerfile: %s vs %s", c.Digest, again.Digest)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main // changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, _ := build.Pack(dir, build.ContextOptions{})
+	if changed.Digest == c.Digest {
+		t.Fatal("digest did not change with the source")
+	}
+	// An ignored file changing does not change the digest.
+	before, _ := build.Pack(dir, build.ContextOptions{})
+	_ = os.WriteFile(filepath.Join(dir, "logs/today.log"), []byte("more"), 0o644)
+	after, _ := build.Pack(dir, build.ContextOptions{})
+	if before.Digest != after.Digest {
+		t.Fatal("an ignored file changed the digest")
+	}
+}
+
+func TestPackLimit(t *testing.T) {
+	dir := tree(t, map[string]string{"big.bin": strings.Repeat("x", 4096), "small": "x"})
+	_, err := build.Pack(dir, build.ContextOptions{MaxBytes: 1024})
+	if err == nil || !strings.Contains(err.Error(), "over the limit") || !strings.Contains(err.Error(), ".wispignore") {
+		t.Fatalf("got %v, want the limit named with a way out", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".wispignore"), []byte("*.bin\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := build.Pack(dir, build.ContextOptions{MaxBytes: 1024}); err != nil {
+		t.Fatalf("after ignoring the big file: %v", err)
+	}
+}

@@ -1,0 +1,168 @@
+package build
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Spec is a directory's wisp.yaml. Every field is optional.
+type Spec struct {
+	Service        string            `yaml:"service"`
+	Runtime        string            `yaml:"runtime"`
+	Port           int               `yaml:"port"`
+	Env            []string          `yaml:"env"`
+	Command        []string          `yaml:"command"`
+	Args           []string          `yaml:"args"`
+	Memory         string            `yaml:"memory"`
+	CPU            float64           `yaml:"cpu"`
+	MaxConcurrency int               `yaml:"max_concurrency"`
+	Timeout        string            `yaml:"timeout"`
+	ReadinessPath  string            `yaml:"readiness_path"`
+	Scaling        *core.PolicyPatch `yaml:"-"`
+	ScalingYAML    *ScalingSpec      `yaml:"scaling"`
+	Build          BuildSpec         `yaml:"build"`
+}
+
+// ScalingSpec is the scaling section of wisp.yaml.
+type ScalingSpec struct {
+	MinInstances      *int   `yaml:"min_instances"`
+	MaxInstances      *int   `yaml:"max_instances"`
+	TargetConcurrency *int   `yaml:"target_concurrency"`
+	TargetRPS         *int   `yaml:"target_rps"`
+	IdleTimeout       string `yaml:"idle_timeout"`
+	PauseAfter        string `yaml:"pause_after"`
+}
+
+// BuildSpec is the build section of wisp.yaml.
+type BuildSpec struct {
+	// BaseImage replaces the pack's runtime base image.
+	BaseImage string `yaml:"base_image"`
+	// BuilderImage replaces the pack's build-stage image (go).
+	BuilderImage string `yaml:"builder_image"`
+	// Dockerfile names the Dockerfile of the dockerfile runtime.
+	Dockerfile string `yaml:"dockerfile"`
+}
+
+// SpecFile is the name of the spec in a source directory.
+const SpecFile = "wisp.yaml"
+
+// Runtimes lists the runtimes (packs), in the order they are detected.
+var Runtimes = []string{"dockerfile", "go", "node", "python", "stdio"}
+
+// ParseSpec reads wisp.yaml strictly and checks its values.
+func ParseSpec(data []byte) (Spec, error) {
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty spec
+		return Spec{}, fmt.Errorf("%s: %s", SpecFile, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return s, s.validate()
+}
+
+func (s *Spec) validate() error {
+	if s.Service != "" {
+		if err := core.ValidateServiceName(s.Service); err != nil {
+			return fmt.Errorf("%s: service: %w", SpecFile, err)
+		}
+	}
+	if s.Runtime != "" && !contains(Runtimes, s.Runtime) {
+		return fmt.Errorf("%s: runtime %q is not one of %s", SpecFile, s.Runtime, strings.Join(Runtimes, ", "))
+	}
+	if d := s.Build.Dockerfile; d != "" && !filepath.IsLocal(d) {
+		return fmt.Errorf("%s: build.dockerfile %q must be a path inside the source directory", SpecFile, d)
+	}
+	if s.Runtime == "stdio" && len(s.Command) == 0 {
+		return fmt.Errorf("%s: the stdio runtime needs command: the function to run for each request, for example [\"python3\", \"handler.py\"]", SpecFile)
+	}
+	if s.Memory != "" {
+		if _, err := core.ParseByteSize(s.Memory); err != nil {
+			return fmt.Errorf("%s: memory: %w", SpecFile, err)
+		}
+	}
+	if s.Timeout != "" {
+		if _, err := core.ParseDuration(s.Timeout); err != nil {
+			return fmt.Errorf("%s: timeout: %w", SpecFile, err)
+		}
+	}
+	if err := core.ValidateEnv("env", s.Env); err != nil {
+		return fmt.Errorf("%s: %w", SpecFile, err)
+	}
+	if sc := s.ScalingYAML; sc != nil {
+		p := core.PolicyPatch{MinInstances: sc.MinInstances, MaxInstances: sc.MaxInstances,
+			TargetConcurrency: sc.TargetConcurrency, TargetRPS: sc.TargetRPS}
+		for _, d := range []struct {
+			name, val string
+			dst       **core.Duration
+		}{{"idle_timeout", sc.IdleTimeout, &p.IdleTimeout}, {"pause_after", sc.PauseAfter, &p.PauseAfter}} {
+			if d.val == "" {
+				continue
+			}
+			v, err := core.ParseDuration(d.val)
+			if err != nil {
+				return fmt.Errorf("%s: scaling.%s: %w", SpecFile, d.name, err)
+			}
+			*d.dst = &v
+		}
+		if err := p.Apply(core.DefaultPolicy()).Validate(); err != nil {
+			return fmt.Errorf("%s: scaling: %w", SpecFile, err)
+		}
+		s.Scaling = &p
+	}
+	return nil
+}
+
+// LoadSpec reads dir/wisp.yaml; a missing file is an empty spec.
+func LoadSpec(dir string) (Spec, error) {
+	data, err := os.ReadFile(filepath.Join(dir, SpecFile)) //nolint:gosec // G304: the user's own source directory
+	if errors.Is(err, fs.ErrNotExist) {
+		return Spec{}, nil
+	}
+	if err != nil {
+		return Spec{}, err
+	}
+	return ParseSpec(data)
+}
+
+// Detect names the runtime of the source in dir from its files: a
+// Dockerfile, go.mod, package.json, requirements.txt or a .py file.
+func Detect(dir string) (string, error) {
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	switch {
+	case exists("Dockerfile"):
+		return "dockerfile", nil
+	case exists("go.mod"):
+		return "go", nil
+	case exists("package.json"):
+		return "node", nil
+	case exists("requirements.txt"):
+		return "python", nil
+	}
+	if py, _ := filepath.Glob(filepath.Join(dir, "*.py")); len(py) > 0 {
+		return "python", nil
+	}
+	return "", fmt.Errorf("no runtime recognised in %s: add a Dockerfile, go.mod, package.json, requirements.txt or a .py file, "+
+		"or name one in %s (runtime: %s)", dir, SpecFile, strings.Join(Runtimes, " | "))
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
