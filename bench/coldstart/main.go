@@ -6,7 +6,10 @@
 //   - the Docker API (create, start, inspect, then polling) through the SDK,
 //     the floor that Wisp's own path is built on;
 //   - Wisp: the first request to a service with no instance, through the
-//     router, on the bridge network and on the host network;
+//     router: the first start of a new version, and a cold start after the
+//     version scaled to zero (which starts the pre-created spare), on the
+//     bridge network; and after scale to zero on the host network (which
+//     has no spares);
 //
 // and wake from pause: a request to Wisp's paused instance against the bare
 // unpause plus request. Run it with make bench-coldstart.
@@ -102,7 +105,14 @@ func run(ctx context.Context, n, wakes int) error {
 	if err != nil {
 		return err
 	}
-	if err := add("Wisp, bridge network", func(i int) (time.Duration, error) { return bridge.coldStart(ctx, hc, i) }); err != nil {
+	if err := add("Wisp, bridge, new version", func(i int) (time.Duration, error) { return bridge.coldStart(ctx, hc, i) }); err != nil {
+		return err
+	}
+	zero, err := bridge.zeroStarts(ctx, hc)
+	if err != nil {
+		return err
+	}
+	if err := add("Wisp, bridge, after scale to zero", func(int) (time.Duration, error) { return zero() }); err != nil {
 		return err
 	}
 	wakeWisp, err := bridge.wakes(ctx, hc, wakes)
@@ -114,7 +124,11 @@ func run(ctx context.Context, n, wakes int) error {
 	if err != nil {
 		return err
 	}
-	if err := add("Wisp, host network", func(i int) (time.Duration, error) { return host.coldStart(ctx, hc, i) }); err != nil {
+	hostZero, err := host.zeroStarts(ctx, hc)
+	if err != nil {
+		return err
+	}
+	if err := add("Wisp, host, after scale to zero", func(int) (time.Duration, error) { return hostZero() }); err != nil {
 		return err
 	}
 	host.stop()
@@ -128,11 +142,13 @@ func run(ctx context.Context, n, wakes int) error {
 	for _, r := range rows {
 		fmt.Printf("%-34s %9.1f %9.1f\n", r.name, ms(r.p(50)), ms(r.p(90)))
 	}
-	run, api, wb, wh := rows[0], rows[1], rows[2], rows[3]
+	run, api, first, wz, wh := rows[0], rows[1], rows[2], rows[3], rows[4]
 	fmt.Printf("\nRatios (p50)\n")
-	fmt.Printf("  Wisp bridge / Docker API      %.2f   (aim: at most 1.10)\n", ratio(wb.p(50), api.p(50)))
-	fmt.Printf("  Wisp bridge / docker run      %.2f   (aim: clearly below 1)\n", ratio(wb.p(50), run.p(50)))
-	fmt.Printf("  Wisp host / Wisp bridge       %.2f\n", ratio(wh.p(50), wb.p(50)))
+	fmt.Printf("  Wisp after scale to zero / Docker API   %.2f   (aim: at most 1.10)\n", ratio(wz.p(50), api.p(50)))
+	fmt.Printf("  Wisp after scale to zero / docker run   %.2f   (aim: clearly below 1)\n", ratio(wz.p(50), run.p(50)))
+	fmt.Printf("  Wisp new version / Docker API           %.2f\n", ratio(first.p(50), api.p(50)))
+	fmt.Printf("  Wisp new version / docker run           %.2f\n", ratio(first.p(50), run.p(50)))
+	fmt.Printf("  Wisp host / Wisp bridge (scale to zero) %.2f\n", ratio(wh.p(50), wz.p(50)))
 	fmt.Printf("\nWake from pause, request to first byte (%d runs each)\n", wakes)
 	fmt.Printf("  bare unpause + request        p50 %6.2f ms\n", ms(wakeBare.p(50)))
 	fmt.Printf("  Wisp, paused instance         p50 %6.2f ms   (+%.2f ms)\n", ms(wakeWisp.p(50)), ms(wakeWisp.p(50)-wakeBare.p(50)))
@@ -304,7 +320,27 @@ func (w *wisp) coldStart(ctx context.Context, hc *http.Client, i int) (time.Dura
 	if cold == "" {
 		return 0, fmt.Errorf("the first request to %s reported no cold start", name)
 	}
-	return d, w.c.DeleteService(ctx, name)
+	if err := w.c.DeleteService(ctx, name); err != nil {
+		return 0, err
+	}
+	// Like the other rows, which remove their container before the next
+	// run: wait until the service's containers (its spare too) are gone,
+	// so the next start does not share the engine with this teardown.
+	time.Sleep(300 * time.Millisecond)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		left, err := dockertest.Containers(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		if len(left) == 0 {
+			return d, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s still has containers 20s after its deletion: %v", name, left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // timeGet times one request to service through the router, to first byte,
@@ -324,6 +360,44 @@ func (w *wisp) timeGet(ctx context.Context, hc *http.Client, service string) (ti
 		return 0, "", fmt.Errorf("GET %s: status %d", service, resp.StatusCode)
 	}
 	return d, resp.Header.Get("Wisp-Cold-Start"), nil
+}
+
+// zeroStarts deploys one service with a 1 s idle timeout and returns a
+// function that waits until it has scaled to zero and times the next
+// request, the cold start a scaled-to-zero service pays.
+func (w *wisp) zeroStarts(ctx context.Context, hc *http.Client) (func() (time.Duration, error), error) {
+	idle, never := core.Duration(time.Second), core.Duration(0)
+	if _, err := w.c.CreateService(ctx, "bench-zero", core.PolicyPatch{IdleTimeout: &idle, PauseAfter: &never}); err != nil {
+		return nil, err
+	}
+	if _, err := w.c.CreateVersion(ctx, "bench-zero", core.VersionSpec{Image: image}); err != nil {
+		return nil, err
+	}
+	if _, _, err := w.timeGet(ctx, hc, "bench-zero"); err != nil { // the first start; not counted
+		return nil, err
+	}
+	return func() (time.Duration, error) {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ins, err := w.c.Instances(ctx, "bench-zero")
+			if err != nil {
+				return 0, err
+			}
+			if len(ins) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return 0, fmt.Errorf("bench-zero did not scale to zero within 15s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // let the stop (and the spare) settle
+		d, cold, err := w.timeGet(ctx, hc, "bench-zero")
+		if err == nil && cold == "" {
+			err = fmt.Errorf("the request after scale to zero reported no cold start")
+		}
+		return d, err
+	}, nil
 }
 
 // wakes times requests to a paused instance.

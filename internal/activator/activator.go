@@ -97,7 +97,8 @@ type Catalog interface {
 type Activator struct {
 	cfg     Config
 	rt      runtime.Runtime
-	pauser  runtime.Pauser // nil when the runtime cannot pause
+	pauser  runtime.Pauser     // nil when the runtime cannot pause
+	pc      runtime.Precreator // nil when it cannot create ahead
 	catalog Catalog
 	log     *slog.Logger
 	prober  prober
@@ -107,6 +108,8 @@ type Activator struct {
 	pools   map[int64]*pool      // by version ID
 	byID    map[string]*instance // every instance in a pool
 	pending map[string]bool      // instances being started or stopped
+	spares  map[string]int64     // created, not started: ID → version ID
+	closing atomic.Bool          // Shutdown has begun
 	// live holds the versions that exist, once Sync has been called; a
 	// request routed by an older snapshot must not start a deleted one.
 	live    map[int64]bool
@@ -127,9 +130,11 @@ func New(cfg Config, rt runtime.Runtime, catalog Catalog, logger *slog.Logger) (
 		pools:   map[int64]*pool{},
 		byID:    map[string]*instance{},
 		pending: map[string]bool{},
+		spares:  map[string]int64{},
 		baseCtx: context.Background(),
 	}
 	a.pauser, _ = rt.(runtime.Pauser)
+	a.pc, _ = rt.(runtime.Precreator)
 	a.prober = defaultProber{}
 	reg := cfg.Registerer
 	if reg == nil {
@@ -157,6 +162,10 @@ type pool struct {
 	// Scale-up starts that fail back off: no new one before retryAt.
 	retryAt  time.Time
 	failures int
+	// spare is a created, never started instance for the next cold start.
+	spare     string
+	spareBusy bool // being created
+	noSpare   bool // the runtime refused to create ahead
 }
 
 type instance struct {
@@ -528,11 +537,12 @@ func (a *Activator) beginStart(p *pool) *startOp {
 	s := &startOp{op: op{done: make(chan struct{})}, cancel: cancel, started: a.now()}
 	p.start = s
 	v := p.version
+	spareID := a.takeSpare(p)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		defer cancel()
-		inst, err := a.startInstance(ctx, &v)
+		inst, err := a.startInstance(ctx, &v, spareID)
 		p.mu.Lock()
 		p.start = nil
 		close(p.freed) // waiters for capacity re-evaluate too
@@ -544,6 +554,7 @@ func (a *Activator) beginStart(p *pool) *startOp {
 		} else if err == nil {
 			p.instances = append(p.instances, inst)
 			a.register(inst)
+			a.ensureSpare(p) // for the next cold start
 		}
 		s.err = err
 		close(s.done)
@@ -557,8 +568,14 @@ func (a *Activator) beginStart(p *pool) *startOp {
 // reason (and the end of its logs). On success the instance stays pending
 // (invisible to Reconcile) until the caller has registered or stopped it,
 // so a re-list in between cannot adopt it twice.
-func (a *Activator) startInstance(ctx context.Context, v *core.Version) (inst *instance, err error) {
-	id := newInstanceID(v.Service, v.Number)
+//
+// With spareID, the instance is that pre-created spare (already pending),
+// which only needs starting; if that fails, a new instance is started.
+func (a *Activator) startInstance(ctx context.Context, v *core.Version, spareID string) (inst *instance, err error) {
+	id := spareID
+	if id == "" {
+		id = newInstanceID(v.Service, v.Number)
+	}
 	a.setPending(id, true)
 	defer func() {
 		if err != nil {
@@ -566,15 +583,19 @@ func (a *Activator) startInstance(ctx context.Context, v *core.Version) (inst *i
 		}
 	}()
 	t0 := a.now()
-	image := v.ImageID
-	if image == "" {
-		image = v.Image
+	var in runtime.Instance
+	if spareID != "" {
+		in, err = a.pc.StartCreated(ctx, spareID)
+		if err != nil {
+			a.log.Warn("the spare instance did not start; starting a new one", "instance", spareID, "err", err)
+			a.stopAsync(spareID, "spare failed to start") // pending until stopped
+			id = newInstanceID(v.Service, v.Number)
+			a.setPending(id, true)
+		}
 	}
-	in, err := a.rt.Start(ctx, runtime.InstanceSpec{
-		ID: id, Service: v.Service, VersionID: v.ID, VersionNumber: v.Number,
-		Image: image, ImageRef: v.Image, Port: v.Port, Env: v.Env, Command: v.Command, Args: v.Args,
-		MemoryLimit: int64(v.MemoryLimit), CPULimit: v.CPULimit,
-	})
+	if spareID == "" || err != nil {
+		in, err = a.rt.Start(ctx, spec(v, id))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = a.startCtxErr(ctx, v)
@@ -799,7 +820,7 @@ func (a *Activator) scaleUp(p *pool) {
 		defer a.wg.Done()
 		ctx, cancel := context.WithTimeout(a.ctx(), a.cfg.StartTimeout)
 		defer cancel()
-		inst, err := a.startInstance(ctx, &v)
+		inst, err := a.startInstance(ctx, &v, "")
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.scaling--

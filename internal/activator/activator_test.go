@@ -282,7 +282,7 @@ func TestReaper(t *testing.T) {
 	l.Release()
 	e.act.Reap(time.Now().Add(1500 * time.Millisecond))
 	waitFor(t, "the instance to pause", func() bool {
-		in, _ := e.rt.List(t.Context())
+		in := started(t, e.rt)
 		return len(in) == 1 && in[0].State == runtime.StatePaused
 	})
 	// A request wakes it.
@@ -296,13 +296,17 @@ func TestReaper(t *testing.T) {
 	if got := e.act.Instances(""); len(got) != 0 {
 		t.Fatalf("idle instance not removed: %+v", got)
 	}
-	waitFor(t, "the container to be stopped", func() bool {
-		in, _ := e.rt.List(t.Context())
-		return len(in) == 0
-	})
+	waitFor(t, "the container to be stopped", func() bool { return len(started(t, e.rt)) == 0 })
+	// What is left is the spare, created but never started.
+	if l, _ := e.rt.List(t.Context()); len(l) != 1 || l[0].State != runtime.StateCreated {
+		t.Fatalf("after scale to zero: %+v, want one created spare", l)
+	}
 	getWith(t, e, v, pol)
 	if n := e.rt.Starts(); n != 2 {
 		t.Fatalf("after scale to zero, a request must start a new instance: %d starts", n)
+	}
+	if n := e.rt.FromCreated(); n != 1 {
+		t.Fatalf("the cold start after scale to zero did not use the spare (%d from created)", n)
 	}
 }
 
@@ -378,9 +382,14 @@ func TestSyncRemovesDeletedVersions(t *testing.T) {
 	if len(got) != 1 || got[0].Version != 2 {
 		t.Fatalf("after deleting v1: %+v", got)
 	}
-	waitFor(t, "v1's container to stop", func() bool {
+	waitFor(t, "v1's containers, its spare included, to go", func() bool {
 		l, _ := e.rt.List(t.Context())
-		return len(l) == 1
+		for _, in := range l {
+			if in.VersionID == 1 {
+				return false
+			}
+		}
+		return len(started(t, e.rt)) == 1
 	})
 }
 
@@ -400,8 +409,9 @@ func TestShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		list, _ := rt.List(t.Context())
-		if want := map[bool]int{false: 0, true: 1}[keep]; len(list) != want {
-			t.Fatalf("keep=%v: %d instances left, want %d", keep, len(list), want)
+		// With keep, the instance and its spare stay for the next start.
+		if want := map[bool]int{false: 0, true: 2}[keep]; len(list) != want {
+			t.Fatalf("keep=%v: %d instances left (%+v), want %d", keep, len(list), list, want)
 		}
 	}
 }
@@ -583,4 +593,59 @@ func TestDeletedVersionIsNotStarted(t *testing.T) {
 		t.Fatalf("%d starts for a deleted version", n)
 	}
 	get(t, e, &v2) // versions that exist still start
+}
+
+// started lists the instances that were started (not spares).
+func started(t *testing.T, rt runtime.Runtime) []runtime.Instance {
+	t.Helper()
+	l, err := rt.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := l[:0]
+	for _, in := range l {
+		if in.State != runtime.StateCreated {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// TestSpareAdoptedAfterRestart: a spare left by --keep-instances is used by
+// the next run's first cold start.
+func TestSpareAdoptedAfterRestart(t *testing.T) {
+	rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}})
+	cat := &catalog{versions: map[int64]core.Version{1: *version(1, "svc")}}
+	first, err := activator.New(activator.Config{KeepInstances: true}, rt, cat, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := first.Acquire(t.Context(), version(1, "svc"), policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	waitFor(t, "the spare", func() bool { list, _ := rt.List(t.Context()); return len(list) == 2 })
+	if err := first.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range started(t, rt) {
+		_ = rt.Stop(t.Context(), in.ID, time.Second) // only the spare survives
+	}
+	second, err := activator.New(activator.Config{}, rt, cat, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = second.Shutdown(context.WithoutCancel(t.Context())) }()
+	if err := second.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	l, err = second.Acquire(t.Context(), version(1, "svc"), policy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if rt.FromCreated() != 1 {
+		t.Fatalf("the adopted spare was not used (%d from created)", rt.FromCreated())
+	}
 }

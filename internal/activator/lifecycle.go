@@ -64,6 +64,13 @@ func (a *Activator) Run(ctx context.Context) error {
 // the next request starts a new one.
 func (a *Activator) handleEvent(e runtime.Event) {
 	a.mu.Lock()
+	_, spare := a.spares[e.InstanceID]
+	a.mu.Unlock()
+	if spare && e.Kind == runtime.EventRemoved {
+		a.dropSpare(e.InstanceID)
+		return
+	}
+	a.mu.Lock()
 	inst := a.byID[e.InstanceID]
 	var p *pool
 	if inst != nil {
@@ -152,23 +159,28 @@ func (a *Activator) Sync(states []core.ServiceState) {
 			live[v.ID] = s.Service.Policy
 		}
 	}
+	// Lock order: a pool's lock may be held when taking a.mu, never the
+	// reverse; so collect under a.mu, then visit each pool.
 	a.mu.Lock()
 	a.live = map[int64]bool{}
 	for id := range live {
 		a.live[id] = true
 	}
-	var gone []*pool
+	var gone, kept []*pool
 	for id, p := range a.pools {
-		if pol, ok := live[id]; ok {
-			p.mu.Lock()
-			p.policy = pol
-			p.mu.Unlock()
+		if _, ok := live[id]; ok {
+			kept = append(kept, p)
 			continue
 		}
 		delete(a.pools, id)
 		gone = append(gone, p)
 	}
 	a.mu.Unlock()
+	for _, p := range kept {
+		p.mu.Lock()
+		p.policy = live[p.version.ID]
+		p.mu.Unlock()
+	}
 	for _, p := range gone {
 		p.mu.Lock()
 		p.gone = true
@@ -176,6 +188,11 @@ func (a *Activator) Sync(states []core.ServiceState) {
 			p.remove(inst)
 			a.forget(inst.id)
 			a.stopAsync(inst.id, "its version was deleted")
+		}
+		if id := p.spare; id != "" {
+			p.spare = ""
+			a.forgetSpare(id)
+			a.stopAsync(id, "its version was deleted")
 		}
 		p.mu.Unlock()
 	}
@@ -194,10 +211,17 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 		seen[in.ID] = true
 		a.mu.Lock()
 		_, known := a.byID[in.ID]
+		_, spare := a.spares[in.ID]
 		busy := a.pending[in.ID]
 		a.mu.Unlock()
-		if known || busy {
+		if known || busy || spare {
 			continue
+		}
+		if in.State == runtime.StateCreated && a.pc != nil {
+			if a.adoptSpare(ctx, in) {
+				adopted++
+				continue
+			}
 		}
 		if in.State != runtime.StateRunning && in.State != runtime.StatePaused || in.Addr == "" {
 			a.stopAsync(in.ID, "not running: "+string(in.State))
@@ -248,7 +272,16 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 			lost = append(lost, inst)
 		}
 	}
+	var lostSpares []string
+	for id := range a.spares {
+		if !seen[id] {
+			lostSpares = append(lostSpares, id)
+		}
+	}
 	a.mu.Unlock()
+	for _, id := range lostSpares {
+		a.dropSpare(id)
+	}
 	for _, inst := range lost {
 		a.handleEvent(runtime.Event{Kind: runtime.EventRemoved, InstanceID: inst.id})
 	}
@@ -262,22 +295,30 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 // the next start to adopt) and waits for starts and stops in flight. Call
 // it after the router has drained.
 func (a *Activator) Shutdown(ctx context.Context) error {
+	a.closing.Store(true) // no new spares; one being made is removed
 	a.mu.Lock()
-	var all []*instance
-	for _, inst := range a.byID {
-		all = append(all, inst)
+	var all []string
+	for id := range a.byID {
+		all = append(all, id)
 	}
+	for id := range a.spares {
+		all = append(all, id)
+	}
+	pools := make([]*pool, 0, len(a.pools))
 	for _, p := range a.pools {
+		pools = append(pools, p)
+	}
+	a.mu.Unlock()
+	for _, p := range pools {
 		p.mu.Lock()
 		if p.start != nil {
 			p.start.cancel()
 		}
 		p.mu.Unlock()
 	}
-	a.mu.Unlock()
 	if !a.cfg.KeepInstances {
-		for _, inst := range all {
-			a.stopAsync(inst.id, "shutdown")
+		for _, id := range all {
+			a.stopAsync(id, "shutdown")
 		}
 	} else if len(all) > 0 {
 		a.log.Info("keeping instances for the next start to adopt", "count", len(all))

@@ -83,7 +83,20 @@ func (w *wisp) deploy(name string, policy core.PolicyPatch, envs ...[]string) {
 	}
 }
 
+// containers returns the started containers of service (spares, created
+// but never started, are left out; allContainers has them).
 func containers(t *testing.T, service string) map[string]string {
+	t.Helper()
+	c := allContainers(t, service)
+	for id, state := range c {
+		if state == "created" {
+			delete(c, id)
+		}
+	}
+	return c
+}
+
+func allContainers(t *testing.T, service string) map[string]string {
 	t.Helper()
 	c, err := dockertest.Containers(t.Context(), service)
 	if err != nil {
@@ -243,12 +256,21 @@ func TestDockerScaleToZero(t *testing.T) {
 	if gone < 2*time.Second || gone > 4*time.Second {
 		t.Fatalf("removed after %s, want between 2s and 2s + 1s reaper period + 1s to stop", gone)
 	}
+	// What is left is the spare: created after the first start, never started.
+	spare := allContainers(t, "zero-idle")
+	if len(spare) != 1 || onlyState(spare) != "created" {
+		t.Fatalf("after scale to zero: %v, want one created spare", spare)
+	}
 	if r := w.get("zero-idle.localhost", "/"); r.status != 200 || r.cold == "" {
 		t.Fatalf("after scale to zero: %+v", r)
 	}
-	for id := range containers(t, "zero-idle") {
+	now := containers(t, "zero-idle")
+	for id := range now {
 		if _, old := first[id]; old {
 			t.Fatal("the old container came back")
+		}
+		if _, ok := spare[id]; !ok {
+			t.Fatalf("the cold start after scale to zero did not start the spare: running %v, spare %v", now, spare)
 		}
 	}
 
@@ -322,8 +344,8 @@ func TestDockerRestartAdopts(t *testing.T) {
 		t.Fatalf("instances: %+v %v", ins, err)
 	}
 	w2.stop()
-	if got := containers(t, "adopt"); len(got) != 0 {
-		t.Fatalf("orphans after shutdown: %v", got)
+	if got := allContainers(t, "adopt"); len(got) != 0 {
+		t.Fatalf("orphans (spares included) after shutdown: %v", got)
 	}
 }
 
@@ -500,7 +522,7 @@ func TestDockerNetworkModes(t *testing.T) {
 				t.Fatalf("%s mode address %s, want 127.0.0.1", m.name, ins[0].Address)
 			}
 			w.stop()
-			if c := containers(t, svc); len(c) != 0 {
+			if c := allContainers(t, svc); len(c) != 0 {
 				t.Fatalf("left behind: %v", c)
 			}
 		})

@@ -104,6 +104,18 @@ type Pauser interface {
 	Unpause(ctx context.Context, id string) error
 }
 
+// Precreator is a runtime that can create an instance ahead of need and
+// start it later, so a cold start pays only for the start. Create may refuse
+// (for example when the port of a host-network instance cannot be reserved
+// that early); callers then start instances the ordinary way.
+type Precreator interface {
+	// Create creates an instance without starting it (state created).
+	Create(ctx context.Context, spec InstanceSpec) (Instance, error)
+	// StartCreated starts an instance made by Create. On error the
+	// instance is left for the caller to Stop.
+	StartCreated(ctx context.Context, id string) (Instance, error)
+}
+
 // EventKind is what happened to an instance.
 type EventKind string
 

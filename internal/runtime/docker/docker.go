@@ -38,9 +38,10 @@ import (
 )
 
 var (
-	_ runtime.Runtime = (*Docker)(nil)
-	_ runtime.Pauser  = (*Docker)(nil)
-	_ runtime.Watcher = (*Docker)(nil)
+	_ runtime.Runtime    = (*Docker)(nil)
+	_ runtime.Precreator = (*Docker)(nil)
+	_ runtime.Pauser     = (*Docker)(nil)
+	_ runtime.Watcher    = (*Docker)(nil)
 )
 
 // HostNetwork is the Network value that runs instances in the host's network.
@@ -175,13 +176,56 @@ func (d *Docker) ResolveImage(ctx context.Context, ref string) (string, error) {
 
 func containerName(id string) string { return "wisp-" + id }
 
-// Start implements runtime.Runtime.
+// Start implements runtime.Runtime: create, then start.
 func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	created, err := d.create(ctx, spec)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	in, err := d.StartCreated(ctx, spec.ID)
+	if err != nil {
+		d.removeQuietly(ctx, created)
+		return runtime.Instance{}, err
+	}
+	return in, nil
+}
+
+// Create implements runtime.Precreator. Host-network instances are not
+// created ahead: their port would have to stay reserved until the start.
+func (d *Docker) Create(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	if d.cfg.Network == HostNetwork {
+		return runtime.Instance{}, errors.New("docker: host-network instances are not created ahead of time")
+	}
+	if _, err := d.create(ctx, spec); err != nil {
+		return runtime.Instance{}, err
+	}
+	return d.Inspect(ctx, spec.ID)
+}
+
+// StartCreated implements runtime.Precreator.
+func (d *Docker) StartCreated(ctx context.Context, id string) (runtime.Instance, error) {
+	if _, err := d.cli.ContainerStart(ctx, containerName(id), client.ContainerStartOptions{}); err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return runtime.Instance{}, core.NotFoundf("instance %s not found", id)
+		}
+		return runtime.Instance{}, fmt.Errorf("docker: start container for %s: %w", id, err)
+	}
+	return d.Inspect(ctx, id)
+}
+
+func (d *Docker) removeQuietly(ctx context.Context, containerID string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, _ = d.cli.ContainerRemove(rctx, containerID, client.ContainerRemoveOptions{Force: true})
+}
+
+// create creates the container of spec and returns its container ID.
+func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string, error) {
 	port := spec.Port
 	if d.cfg.Network == HostNetwork {
 		p, err := freePort(ctx)
 		if err != nil {
-			return runtime.Instance{}, fmt.Errorf("docker: pick a port for %s: %w", spec.ID, err)
+			return "", fmt.Errorf("docker: pick a port for %s: %w", spec.ID, err)
 		}
 		port = p
 	}
@@ -191,7 +235,7 @@ func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.
 	}
 	cport, err := network.ParsePort(strconv.Itoa(port) + "/tcp")
 	if err != nil {
-		return runtime.Instance{}, fmt.Errorf("docker: port %d: %w", port, err)
+		return "", fmt.Errorf("docker: port %d: %w", port, err)
 	}
 	cfg := &container.Config{
 		Image:        spec.Image,
@@ -225,32 +269,19 @@ func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.
 	if d.cfg.Publish && d.cfg.Network != HostNetwork {
 		host.PortBindings = network.PortMap{cport: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
 	}
-	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: containerName(spec.ID), Config: cfg, HostConfig: host})
+	// Creation is not cancelled halfway: a create cancelled on the client
+	// side can still finish in the engine after the caller cleaned up,
+	// leaving a container behind. It is short; bound it instead.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	created, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: containerName(spec.ID), Config: cfg, HostConfig: host})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return runtime.Instance{}, fmt.Errorf("image %s of version %d (%s) is no longer on this machine; rebuild or pull it and create a new version", shortID(spec.Image), spec.VersionNumber, spec.ImageRef)
+			return "", fmt.Errorf("image %s of version %d (%s) is no longer on this machine; rebuild or pull it and create a new version", shortID(spec.Image), spec.VersionNumber, spec.ImageRef)
 		}
-		return runtime.Instance{}, fmt.Errorf("docker: create container for %s: %w", spec.ID, err)
+		return "", fmt.Errorf("docker: create container for %s: %w", spec.ID, err)
 	}
-	// From here on, a failure must not leave the container behind.
-	cleanup := func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_, _ = d.cli.ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true})
-	}
-	if _, err := d.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		cleanup()
-		return runtime.Instance{}, fmt.Errorf("docker: start container for %s: %w", spec.ID, err)
-	}
-	in, err := d.Inspect(ctx, spec.ID)
-	if err != nil {
-		cleanup()
-		return runtime.Instance{}, err
-	}
-	if d.cfg.Network == HostNetwork {
-		in.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	}
-	return in, nil
+	return created.ID, nil
 }
 
 func hasEnv(env []string, key string) bool {

@@ -22,9 +22,10 @@ import (
 )
 
 var (
-	_ runtime.Runtime = (*Runtime)(nil)
-	_ runtime.Pauser  = (*Runtime)(nil)
-	_ runtime.Watcher = (*Runtime)(nil)
+	_ runtime.Runtime    = (*Runtime)(nil)
+	_ runtime.Precreator = (*Runtime)(nil)
+	_ runtime.Pauser     = (*Runtime)(nil)
+	_ runtime.Watcher    = (*Runtime)(nil)
 )
 
 // Behavior scripts what an instance does when it starts.
@@ -50,9 +51,11 @@ type Config struct {
 
 // Runtime is the fake runtime.
 type Runtime struct {
-	cfg      Config
-	starts   atomic.Int64
-	attempts atomic.Int64
+	cfg         Config
+	starts      atomic.Int64
+	attempts    atomic.Int64
+	creates     atomic.Int64
+	fromCreated atomic.Int64
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -168,6 +171,52 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	}
 	return in.Instance, nil
 }
+
+// Create implements runtime.Precreator: the instance is listed as created
+// and serves nothing until StartCreated.
+func (r *Runtime) Create(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	known := false
+	for _, id := range r.cfg.Images {
+		known = known || id == spec.Image
+	}
+	if !known {
+		return runtime.Instance{}, fmt.Errorf("no such image: %s", spec.Image)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := &instance{
+		Instance: runtime.Instance{ID: spec.ID, ContainerID: "fake-" + spec.ID, Service: spec.Service, VersionID: spec.VersionID,
+			VersionNumber: spec.VersionNumber, State: runtime.StateCreated},
+		spec: spec,
+		srv:  &http.Server{ReadHeaderTimeout: time.Second},
+	}
+	r.instances[spec.ID] = in
+	r.creates.Add(1)
+	return in.Instance, nil
+}
+
+// StartCreated implements runtime.Precreator.
+func (r *Runtime) StartCreated(ctx context.Context, id string) (runtime.Instance, error) {
+	r.mu.Lock()
+	in, ok := r.instances[id]
+	if ok && in.State == runtime.StateCreated {
+		delete(r.instances, id)
+	}
+	r.mu.Unlock()
+	switch {
+	case !ok:
+		return runtime.Instance{}, core.NotFoundf("instance %s not found", id)
+	case in.State != runtime.StateCreated:
+		return runtime.Instance{}, core.Conflictf("instance %s is %s, not created", id, in.State)
+	}
+	r.fromCreated.Add(1)
+	return r.Start(ctx, in.spec)
+}
+
+// Creates returns how many instances were created ahead; FromCreated how
+// many of those were started.
+func (r *Runtime) Creates() int     { return int(r.creates.Load()) }
+func (r *Runtime) FromCreated() int { return int(r.fromCreated.Load()) }
 
 // Stop implements runtime.Runtime.
 func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {

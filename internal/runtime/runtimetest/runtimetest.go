@@ -33,6 +33,48 @@ func Run(t *testing.T, rt runtime.Runtime, img Image) {
 	if _, ok := rt.(runtime.Watcher); ok {
 		t.Run("Watch", func(t *testing.T) { testWatch(t, rt, img) })
 	}
+	if _, ok := rt.(runtime.Precreator); ok {
+		t.Run("Precreate", func(t *testing.T) { testPrecreate(t, rt, img) })
+	}
+}
+
+func testPrecreate(t *testing.T, rt runtime.Runtime, img Image) {
+	ctx := t.Context()
+	pc := rt.(runtime.Precreator)
+	s := spec(t, rt, img, "conformance-pre")
+	in, err := pc.Create(ctx, s)
+	if err != nil {
+		t.Logf("Create refused (allowed by the contract): %v", err)
+		return
+	}
+	t.Cleanup(func() { _ = rt.Stop(context.WithoutCancel(ctx), s.ID, time.Second) })
+	if in.State != runtime.StateCreated {
+		t.Fatalf("after Create: state %s, want created", in.State)
+	}
+	list, err := rt.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range list {
+		found = found || (l.ID == s.ID && l.State == runtime.StateCreated)
+	}
+	if !found {
+		t.Fatalf("List does not show the created instance %s", s.ID)
+	}
+	started, err := pc.StartCreated(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started.Addr == "" {
+		t.Fatal("StartCreated returned no address")
+	}
+	if body := WaitServing(t, started.Addr, 15*time.Second); body != "Hello, Conformance!\n" {
+		t.Fatalf("body %q", body)
+	}
+	if _, err := pc.StartCreated(ctx, "conformance-missing-instance"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("StartCreated of an unknown instance: got %v, want not found", err)
+	}
 }
 
 // NewID returns a unique instance ID for service.
