@@ -166,6 +166,9 @@ type pool struct {
 	spare     string
 	spareBusy bool // being created
 	noSpare   bool // the runtime refused to create ahead
+	// idle: the version has no share of traffic and no tag (per Sync), so
+	// it keeps no spare.
+	idle bool
 }
 
 type instance struct {

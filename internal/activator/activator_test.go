@@ -649,3 +649,33 @@ func TestSpareAdoptedAfterRestart(t *testing.T) {
 		t.Fatalf("the adopted spare was not used (%d from created)", rt.FromCreated())
 	}
 }
+
+// TestSpareOnlyWhileRoutable: a version that loses its traffic loses its
+// spare, and gets none while it has no traffic.
+func TestSpareOnlyWhileRoutable(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v1, v2 := *version(1, "svc"), *version(2, "svc")
+	svc := core.Service{Name: "svc", Policy: core.DefaultPolicy()}
+	split := func(n int) []core.ServiceState {
+		return []core.ServiceState{{Service: svc, Versions: []core.Version{v1, v2},
+			Traffic: &core.TrafficEntry{Traffic: core.Traffic{Weights: []core.Weight{{Version: n, Percent: 100}}}}}}
+	}
+	e.act.Sync(split(1))
+	get(t, e, &v1)
+	waitFor(t, "v1's spare", func() bool { return e.rt.Creates() == 1 })
+	e.act.Sync(split(2)) // v1 loses its traffic
+	waitFor(t, "v1's spare to go", func() bool {
+		l, _ := e.rt.List(t.Context())
+		for _, in := range l {
+			if in.State == runtime.StateCreated {
+				return false
+			}
+		}
+		return true
+	})
+	get(t, e, &v1) // still reachable (a pinned request), but it makes no spare
+	time.Sleep(100 * time.Millisecond)
+	if n := e.rt.Creates(); n != 1 {
+		t.Fatalf("%d spares created; a version without traffic should get none", n)
+	}
+}

@@ -154,9 +154,22 @@ func (a *Activator) pause(inst *instance) {
 // updated, and instances of versions that no longer exist are removed.
 func (a *Activator) Sync(states []core.ServiceState) {
 	live := map[int64]core.ScalingPolicy{}
+	routable := map[int64]bool{} // a share of traffic or a tag
 	for _, s := range states {
+		numbers := map[int]int64{}
 		for _, v := range s.Versions {
 			live[v.ID] = s.Service.Policy
+			numbers[v.Number] = v.ID
+		}
+		if t := s.Traffic; t != nil {
+			for _, w := range t.Weights {
+				if w.Percent > 0 {
+					routable[numbers[w.Version]] = true
+				}
+			}
+			for _, n := range t.Tags {
+				routable[numbers[n]] = true
+			}
 		}
 	}
 	// Lock order: a pool's lock may be held when taking a.mu, never the
@@ -179,6 +192,12 @@ func (a *Activator) Sync(states []core.ServiceState) {
 	for _, p := range kept {
 		p.mu.Lock()
 		p.policy = live[p.version.ID]
+		p.idle = !routable[p.version.ID]
+		if id := p.spare; id != "" && p.idle {
+			p.spare = ""
+			a.forgetSpare(id)
+			a.stopAsync(id, "its version has no traffic")
+		}
 		p.mu.Unlock()
 	}
 	for _, p := range gone {

@@ -14,8 +14,10 @@ import (
 // When the version has scaled to zero and a request arrives, that spare only
 // needs starting, which skips the create step of a cold start. A spare uses
 // no CPU or memory: it is a container that was never started. There is at
-// most one per version; it is removed with its version, and at shutdown
-// (kept with --keep-instances and adopted again at start-up).
+// most one per version, and only while the version can get requests (a
+// share of traffic or a tag); it is removed with its version, when the
+// version loses its traffic, and at shutdown (kept with --keep-instances and
+// adopted again at start-up).
 
 // spec returns what it takes to run an instance id of v.
 func spec(v *core.Version, id string) runtime.InstanceSpec {
@@ -49,7 +51,7 @@ func (a *Activator) takeSpare(p *pool) string {
 // ensureSpare creates the pool's spare in the background, unless it has
 // one, is making one, or the runtime refused before. Caller holds p.mu.
 func (a *Activator) ensureSpare(p *pool) {
-	if a.pc == nil || p.spare != "" || p.spareBusy || p.noSpare || p.gone || a.closing.Load() {
+	if a.pc == nil || p.spare != "" || p.spareBusy || p.noSpare || p.gone || p.idle || a.closing.Load() {
 		return
 	}
 	p.spareBusy = true
