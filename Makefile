@@ -10,11 +10,12 @@ FUZZTIME ?= 10s
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/wisp
+build: ## Build bin/wisp and bin/wisp-watchdog (the stdin/stdout function server)
 	$(GO) build -o $(BIN) ./cmd/wisp
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/wisp-watchdog ./cmd/wisp-watchdog
 
 .PHONY: run
 run: build ## Start Wisp with its embedded defaults (admin API on 127.0.0.1:8081, data in ./wisp-data)
