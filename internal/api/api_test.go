@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -24,7 +27,7 @@ type harness struct {
 	t       testing.TB
 	srv     *httptest.Server
 	api     *api.Server
-	changes int
+	changes atomic.Int64
 }
 
 func newHarness(t testing.TB) *harness {
@@ -36,7 +39,7 @@ func newHarness(t testing.TB) *harness {
 	t.Cleanup(func() { _ = st.Close() })
 	h := &harness{t: t}
 	a, err := api.New(api.Config{Token: token, Domain: "localhost", RouterPort: 8080}, st,
-		slog.New(slog.DiscardHandler), api.OnChange(func(context.Context) { h.changes++ }))
+		slog.New(slog.DiscardHandler), api.OnChange(func(context.Context) { h.changes.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +136,7 @@ func TestBadRequests(t *testing.T) {
 	h := newHarness(t)
 	h.fixture()
 	before := h.state()
-	changes := h.changes
+	changes := h.changes.Load()
 	big := `{"name":"` + strings.Repeat("a", 2<<20) + `"}`
 	cases := []struct {
 		name         string
@@ -251,8 +254,8 @@ func TestBadRequests(t *testing.T) {
 	if after := h.state(); after != before {
 		t.Fatalf("bad requests changed state:\nbefore %s\nafter  %s", before, after)
 	}
-	if h.changes != changes {
-		t.Fatalf("bad requests fired %d change notifications", h.changes-changes)
+	if n := h.changes.Load(); n != changes {
+		t.Fatalf("bad requests fired %d change notifications", n-changes)
 	}
 }
 
@@ -418,5 +421,54 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	status, body := h.do("GET", "/v1/openapi.json", "")
 	if status != 200 || string(body) != string(api.OpenAPI()) {
 		t.Fatalf("GET /v1/openapi.json: %d", status)
+	}
+}
+
+// TestConcurrentTrafficUpdates: 20 concurrent PUTs through the API lose no
+// history entry, and every entry is valid.
+func TestConcurrentTrafficUpdates(t *testing.T) {
+	h := newHarness(t)
+	h.fixture()
+	h.must(201, "POST", "/v1/services/hello/versions", `{"image":"hello:3"}`)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := (i * 7) % 101
+			body := fmt.Sprintf(`{"weights":[{"version":%d,"percent":%d},{"version":%d,"percent":%d}],"message":"update %d"}`,
+				1+i%3, a, 1+(i+1)%3, 100-a, i)
+			if status, resp := h.send(t, "PUT", "/v1/services/hello/traffic", body, "Bearer "+token); status != 200 {
+				t.Errorf("update %d: %d %s", i, status, resp)
+			}
+		}()
+	}
+	wg.Wait()
+	var hist struct {
+		Entries []struct {
+			Weights []struct{ Version, Percent int } `json:"weights"`
+			Message string                           `json:"message"`
+		} `json:"entries"`
+	}
+	_, body := h.do("GET", "/v1/services/hello/traffic/history", "")
+	if err := json.Unmarshal(body, &hist); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist.Entries) != 21 {
+		t.Fatalf("history has %d entries, want 21 (the first version's and 20 updates)", len(hist.Entries))
+	}
+	seen := map[string]bool{}
+	for _, e := range hist.Entries[1:] {
+		sum := 0
+		for _, w := range e.Weights {
+			sum += w.Percent
+		}
+		if sum != 100 || len(e.Weights) != 2 {
+			t.Fatalf("invalid entry %+v", e)
+		}
+		seen[e.Message] = true
+	}
+	if len(seen) != 20 {
+		t.Fatalf("%d distinct updates in the history, want 20", len(seen))
 	}
 }

@@ -220,3 +220,30 @@ func TestBuildPrintDockerfile(t *testing.T) {
 		t.Fatalf("bad wisp.yaml: %d %s", code, errOut)
 	}
 }
+
+// TestServerAndTokenFromEnv: WISP_SERVER and WISP_TOKEN stand in for the
+// flags, and the flags win over them.
+func TestServerAndTokenFromEnv(t *testing.T) {
+	e := newEnv(t)
+	tok, err := config.ReadToken(e.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"WISP_SERVER": e.server, "WISP_TOKEN": tok}
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(t.Context(), args, &out, &errb, func(k string) string { return env[k] })
+		return code, out.String() + errb.String()
+	}
+	// No --server, no --data-dir: the environment is all it has.
+	if code, out := run("service", "create", "fromenv"); code != 0 || !strings.Contains(out, "Created service fromenv") {
+		t.Fatalf("with WISP_SERVER and WISP_TOKEN: %d %s", code, out)
+	}
+	if code, out := run("--token", "wrong-token", "service", "list"); code != 1 || !strings.Contains(out, "the admin token is wrong") {
+		t.Fatalf("--token must win over WISP_TOKEN: %d %s", code, out)
+	}
+	env["WISP_TOKEN"] = "wrong-token"
+	if code, out := run("service", "list"); code != 1 || !strings.Contains(out, "the admin token is wrong") {
+		t.Fatalf("a wrong WISP_TOKEN: %d %s", code, out)
+	}
+}
