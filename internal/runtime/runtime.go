@@ -116,6 +116,28 @@ type Precreator interface {
 	StartCreated(ctx context.Context, id string) (Instance, error)
 }
 
+// BuildRequest is an image build.
+type BuildRequest struct {
+	// Context is the build context, a tar stream.
+	Context io.Reader
+	// Dockerfile is its path in the context; "" means "Dockerfile".
+	Dockerfile string
+	Tags       []string
+	Labels     map[string]string
+}
+
+// Builder is a runtime that can build images.
+type Builder interface {
+	// Build builds an image and returns its ID. progress, when not nil,
+	// receives the build's output line by line as it comes. A build that
+	// fails because of its input (a failing step, a bad Dockerfile) returns
+	// an error wrapping core.ErrInvalid that ends with the last lines of
+	// output; other errors are failures of the runtime.
+	Build(ctx context.Context, req BuildRequest, progress func(line string)) (string, error)
+	// FindImage returns the ID of an image that carries every label.
+	FindImage(ctx context.Context, labels map[string]string) (id string, ok bool, err error)
+}
+
 // EventKind is what happened to an instance.
 type EventKind string
 

@@ -1,7 +1,18 @@
 package docker_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
 
 	"github.com/wisp-run/wisp/internal/runtime/docker"
 	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
@@ -34,5 +45,73 @@ func TestConformance(t *testing.T) {
 			}
 			runtimetest.Run(t, rt, runtimetest.Image{Ref: "wisp-greeter:test", Port: 8080})
 		})
+	}
+}
+
+// TestBuild builds FROM the local test image (nothing is pulled), runs the
+// result, and checks failures and lookup by label.
+func TestBuild(t *testing.T) {
+	dockertest.Skip(t)
+	dockertest.CleanupService(t, "built")
+	dockertest.MustBuildGoImage(t, "./testdata/greeter", "wisp-greeter:test")
+	rt, err := docker.Open(t.Context(), docker.Config{Network: "wisp-test", Owner: "conformance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx := t.Context()
+	tarOf := func(files map[string]string) io.Reader {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for name, body := range files {
+			_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
+			_, _ = tw.Write([]byte(body))
+		}
+		_ = tw.Close()
+		return &buf
+	}
+	digest := fmt.Sprintf("test-%d", time.Now().UnixNano())
+	var lines []string
+	id, err := rt.Build(ctx, runtime.BuildRequest{
+		Context:    tarOf(map[string]string{"build/Dockerfile.wisp": "FROM wisp-greeter:test\nENV GREETING=built\n"}),
+		Dockerfile: "build/Dockerfile.wisp",
+		Tags:       []string{"wisp-built:test"},
+		Labels:     map[string]string{"wisp.source-digest": digest},
+	}, func(l string) { lines = append(lines, l) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dockertest.RemoveImage(context.WithoutCancel(ctx), "wisp-built:test") })
+	if !strings.HasPrefix(id, "sha256:") || !strings.Contains(strings.Join(lines, "\n"), "Step 2/3 : ENV GREETING=built") {
+		t.Fatalf("id %q, progress %q", id, lines)
+	}
+	found, ok, err := rt.FindImage(ctx, map[string]string{"wisp.source-digest": digest})
+	if err != nil || !ok || found != id {
+		t.Fatalf("FindImage: %q %v %v, want %q", found, ok, err, id)
+	}
+	if _, ok, _ := rt.FindImage(ctx, map[string]string{"wisp.source-digest": "no-such-digest"}); ok {
+		t.Fatal("FindImage found an image for an unknown digest")
+	}
+	in, err := rt.Start(ctx, runtime.InstanceSpec{ID: runtimetest.NewID("built"), Service: "built", VersionID: 1, VersionNumber: 1, Image: id, Port: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rt.Stop(context.WithoutCancel(ctx), in.ID, time.Second) }()
+	if body := runtimetest.WaitServing(t, in.Addr, 15*time.Second); body != "Hello, built!\n" {
+		t.Fatalf("the built image answers %q", body)
+	}
+
+	// A failing step: an invalid error with the step in its last output.
+	_, err = rt.Build(ctx, runtime.BuildRequest{
+		Context: tarOf(map[string]string{"Dockerfile": "FROM wisp-greeter:test\nCOPY missing.txt /\n"}),
+		Tags:    []string{"wisp-broken:test"},
+	}, nil)
+	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "missing.txt") || !strings.Contains(err.Error(), "Step 2/2 : COPY missing.txt") {
+		t.Fatalf("a failing step: %v", err)
+	}
+	// A Dockerfile that does not parse.
+	_, err = rt.Build(ctx, runtime.BuildRequest{Context: tarOf(map[string]string{"Dockerfile": "FROMM nothing\n"})}, nil)
+	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "FROMM") {
+		t.Fatalf("a broken Dockerfile: got %v, want an invalid error naming the bad instruction", err)
 	}
 }

@@ -1,0 +1,112 @@
+package docker
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/client"
+
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
+)
+
+var _ runtime.Builder = (*Docker)(nil)
+
+// buildMessage is one line of the engine's build stream.
+type buildMessage struct {
+	Stream string `json:"stream"`
+	Error  string `json:"error"`
+	Aux    *struct {
+		ID string `json:"ID"`
+	} `json:"aux"`
+}
+
+// tailLines keeps the last n lines of output for error messages.
+type tailLines struct {
+	n     int
+	lines []string
+}
+
+func (t *tailLines) add(l string) {
+	t.lines = append(t.lines, l)
+	if len(t.lines) > t.n {
+		t.lines = t.lines[1:]
+	}
+}
+
+// Build implements runtime.Builder with the engine's build API (the
+// classic builder, which needs no BuildKit session and pulls nothing that
+// is already on the machine).
+func (d *Docker) Build(ctx context.Context, req runtime.BuildRequest, progress func(line string)) (string, error) {
+	res, err := d.cli.ImageBuild(ctx, req.Context, client.ImageBuildOptions{
+		Tags: req.Tags, Dockerfile: req.Dockerfile, Labels: req.Labels,
+		Remove: true, ForceRemove: true, Version: build.BuilderV1,
+	})
+	if cerrdefs.IsInvalidArgument(err) {
+		return "", core.Invalidf("build", "the build was refused: %v", err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("docker: build: %w", err)
+	}
+	defer res.Body.Close()
+	tail := &tailLines{n: 20}
+	id := ""
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var m buildMessage
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		if m.Aux != nil && m.Aux.ID != "" {
+			id = m.Aux.ID
+		}
+		for _, l := range strings.Split(strings.TrimRight(m.Stream, "\n"), "\n") {
+			if l == "" {
+				continue
+			}
+			tail.add(l)
+			if progress != nil {
+				progress(l)
+			}
+		}
+		if m.Error != "" {
+			return "", core.Invalidf("build", "the build failed: %s\nits last output:\n%s", strings.TrimSpace(m.Error), strings.Join(tail.lines, "\n"))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("docker: build output: %w", err)
+	}
+	if id == "" && len(req.Tags) > 0 {
+		img, err := d.cli.ImageInspect(ctx, req.Tags[0])
+		if err != nil {
+			return "", fmt.Errorf("docker: inspect the built image: %w", err)
+		}
+		id = img.ID
+	}
+	if id == "" {
+		return "", fmt.Errorf("docker: the build reported no image")
+	}
+	return id, nil
+}
+
+// FindImage implements runtime.Builder.
+func (d *Docker) FindImage(ctx context.Context, labels map[string]string) (string, bool, error) {
+	f := client.Filters{}
+	for k, v := range labels {
+		f = f.Add("label", k+"="+v)
+	}
+	res, err := d.cli.ImageList(ctx, client.ImageListOptions{Filters: f})
+	if err != nil {
+		return "", false, fmt.Errorf("docker: list images: %w", err)
+	}
+	if len(res.Items) == 0 {
+		return "", false, nil
+	}
+	return res.Items[0].ID, true, nil
+}
