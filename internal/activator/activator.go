@@ -291,8 +291,10 @@ func (l *Lease) Release() {
 		l.inst.lastRequest.Store(l.a.now().UnixNano())
 		l.inst.inflight.Add(-1)
 		l.p.mu.Lock()
-		close(l.p.freed)
-		l.p.freed = make(chan struct{})
+		if l.p.waiters > 0 { // every waiter counts itself before it waits
+			close(l.p.freed)
+			l.p.freed = make(chan struct{})
+		}
 		l.p.mu.Unlock()
 	})
 }

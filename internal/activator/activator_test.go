@@ -679,3 +679,16 @@ func TestSpareOnlyWhileRoutable(t *testing.T) {
 		t.Fatalf("%d spares created; a version without traffic should get none", n)
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	rt := fake.New(fake.Config{})
+	for _, c := range []activator.Config{
+		{StartTimeout: -time.Second},
+		{MaxWaiters: -1},
+		{ReapInterval: time.Millisecond},
+	} {
+		if _, err := activator.New(c, rt, &catalog{}, slog.New(slog.DiscardHandler)); err == nil {
+			t.Errorf("%+v: accepted", c)
+		}
+	}
+}

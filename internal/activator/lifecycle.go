@@ -247,7 +247,7 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 			removed++
 			continue
 		}
-		v, err := a.catalog.GetVersionByID(ctx, in.VersionID)
+		p, v, err := a.poolOf(ctx, in.VersionID)
 		if errors.Is(err, core.ErrNotFound) {
 			a.stopAsync(in.ID, "it belongs to no known version")
 			removed++
@@ -255,15 +255,6 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 		}
 		if err != nil {
 			return err
-		}
-		sv, err := a.catalog.GetService(ctx, v.Service)
-		if err != nil {
-			return err
-		}
-		p := a.poolFor(&v, sv.Policy)
-		if p == nil { // deleted since the lookup
-			a.stopAsync(in.ID, "its version was deleted")
-			continue
 		}
 		now := a.now()
 		inst := &instance{id: in.ID, addr: in.Addr, service: v.Service, versionID: v.ID, version: v.Number,
@@ -308,6 +299,24 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 		a.log.Info("reconciled with the runtime", "adopted", adopted, "removed", removed, "lost", len(lost))
 	}
 	return nil
+}
+
+// poolOf returns the pool of the version with the global id, from the
+// catalog: core.ErrNotFound when the version is unknown or deleted.
+func (a *Activator) poolOf(ctx context.Context, id int64) (*pool, core.Version, error) {
+	v, err := a.catalog.GetVersionByID(ctx, id)
+	if err != nil {
+		return nil, v, err
+	}
+	sv, err := a.catalog.GetService(ctx, v.Service)
+	if err != nil {
+		return nil, v, err
+	}
+	p := a.poolFor(&v, sv.Policy)
+	if p == nil {
+		return nil, v, core.NotFoundf("version %d of %s was deleted", v.Number, v.Service)
+	}
+	return p, v, nil
 }
 
 // Shutdown stops every instance (or, with KeepInstances, leaves them for

@@ -2,7 +2,6 @@ package activator
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
@@ -93,17 +92,9 @@ func (a *Activator) ensureSpare(p *pool) {
 // adoptSpare takes a created container of a known version as that
 // version's spare, at start-up. It reports whether it did.
 func (a *Activator) adoptSpare(ctx context.Context, in runtime.Instance) bool {
-	v, err := a.catalog.GetVersionByID(ctx, in.VersionID)
-	if errors.Is(err, core.ErrNotFound) || err != nil {
-		return false
-	}
-	sv, err := a.catalog.GetService(ctx, v.Service)
+	p, v, err := a.poolOf(ctx, in.VersionID)
 	if err != nil {
-		return false
-	}
-	p := a.poolFor(&v, sv.Policy)
-	if p == nil {
-		return false
+		return false // Reconcile removes it
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

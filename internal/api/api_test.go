@@ -171,6 +171,8 @@ func TestBadRequests(t *testing.T) {
 		{"policy idle too short", "PATCH", "/v1/services/hello", `{"policy":{"idle_timeout":"500ms"}}`, 422, "invalid", "policy.idle_timeout", "between 1s"},
 		{"policy bad duration", "PATCH", "/v1/services/hello", `{"policy":{"idle_timeout":"soon"}}`, 400, "bad_request", "", `"soon" is not a duration`},
 		{"policy empty", "PATCH", "/v1/services/hello", `{"policy":{}}`, 422, "invalid", "policy", "nothing to change"},
+		{"policy negative target_rps", "PATCH", "/v1/services/hello", `{"policy":{"target_rps":-1}}`, 422, "invalid", "policy.target_rps", "between 0"},
+		{"metrics not enabled", "GET", "/metrics", ``, 503, "unavailable", "", "metrics are not enabled"},
 		{"policy unknown field", "PATCH", "/v1/services/hello", `{"policy":{"max":3}}`, 400, "bad_request", "max", "unknown field"},
 		{"policy of missing service", "PATCH", "/v1/services/nope", `{"policy":{"min_instances":1}}`, 404, "not_found", "", `service "nope" not found`},
 		{"get missing service", "GET", "/v1/services/nope", ``, 404, "not_found", "", `service "nope" not found`},

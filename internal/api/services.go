@@ -2,8 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/wisp-run/wisp/internal/core"
 )
@@ -82,8 +80,8 @@ func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
 // versionNumber reads the {number} path value: "3" or "v3".
 func versionNumber(r *http.Request) (int, error) {
 	raw := r.PathValue("number")
-	n, err := strconv.Atoi(strings.TrimPrefix(raw, "v"))
-	if err != nil || n < 1 {
+	n, ok := core.ParseVersionNumber(raw)
+	if !ok {
 		return 0, badRequest("number", "version %q is not a version number; use 1, 2, … (or v1, v2, …)", raw)
 	}
 	return n, nil

@@ -142,6 +142,8 @@ func TestPlans(t *testing.T) {
 			[]string{"FROM alpine\n"}, ""},
 		{"dockerfile with a base image", map[string]string{"Dockerfile": "FROM scratch\n"}, build.Spec{}, build.Options{BaseImage: "x"}, nil, "cannot be set for the dockerfile runtime"},
 		{"nothing to build", map[string]string{"notes.txt": ""}, build.Spec{}, build.Options{}, nil, "no runtime recognised"},
+		{"unknown runtime flag", map[string]string{"go.mod": ""}, build.Spec{}, build.Options{Runtime: "rust"}, nil, `runtime "rust" is not one of`},
+		{"stdio without command", map[string]string{"x.sh": ""}, build.Spec{}, build.Options{Runtime: "stdio"}, nil, "needs command"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -166,6 +166,7 @@ func TestErrors(t *testing.T) {
 		{"no image", []string{"version", "create", "hello"}, 2, "an image is required"},
 		{"bad duration", []string{"service", "set", "hello", "--idle-timeout", "soon"}, 2, "--idle-timeout"},
 		{"nothing to set", []string{"service", "set", "hello"}, 2, "nothing to change"},
+		{"negative rollback entry", []string{"traffic", "rollback", "hello", "--to", "-1"}, 2, "--to must be an entry"},
 		{"bad output", []string{"service", "list", "-o", "yaml"}, 2, "--output must be table or json"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"missing args", []string{"traffic", "set", "hello"}, 2, "requires at least 2 arg"},

@@ -23,8 +23,8 @@ func (a *app) versionCommand() *cobra.Command {
 
 // parseVersionArg reads "3" or "v3".
 func parseVersionArg(s string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimPrefix(s, "v"))
-	if err != nil || n < 1 {
+	n, ok := core.ParseVersionNumber(s)
+	if !ok {
 		return 0, usagef("%q is not a version number; use 1, 2, … or v1, v2, …", s)
 	}
 	return n, nil

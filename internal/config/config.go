@@ -152,16 +152,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// RouterPort returns the port of Addr, for the URLs the API reports.
-func (c Config) RouterPort() int {
-	_, port, err := net.SplitHostPort(c.Addr)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(port)
-	return n
-}
-
 func checkAddr(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wisp-run/wisp/internal/config"
 )
@@ -10,9 +11,6 @@ import (
 func TestDefaultsAreValid(t *testing.T) {
 	if err := config.Default().Validate(); err != nil {
 		t.Fatal(err)
-	}
-	if got := config.Default().RouterPort(); got != 8080 {
-		t.Fatalf("router port: got %d, want 8080", got)
 	}
 }
 
@@ -39,6 +37,12 @@ func TestValidate(t *testing.T) {
 		{"log format", func(c *config.Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"log level", func(c *config.Config) { c.LogLevel = "loud" }, "--log-level"},
 		{"data dir", func(c *config.Config) { c.DataDir = "" }, "--data-dir"},
+		{"docker network", func(c *config.Config) { c.DockerNetwork = "a b" }, "--docker-network"},
+		{"start timeout", func(c *config.Config) { c.StartTimeout = time.Millisecond }, "--start-timeout"},
+		{"stop grace", func(c *config.Config) { c.StopGrace = -time.Second }, "--stop-grace"},
+		{"reap interval", func(c *config.Config) { c.ReapInterval = time.Hour }, "--reap-interval"},
+		{"windows", func(c *config.Config) { c.PanicWindow = time.Minute; c.StableWindow = time.Second }, "--panic-window"},
+		{"scale-down delay", func(c *config.Config) { c.ScaleDownDelay = -time.Second }, "--scale-down-delay"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -49,6 +49,15 @@ func TestValidateServiceName(t *testing.T) {
 	}
 }
 
+func TestParseVersionNumber(t *testing.T) {
+	for in, want := range map[string]int{"3": 3, "v3": 3, "v12": 12, "0": 0, "v0": 0, "-1": 0, "x": 0, "": 0, "v": 0, "3x": 0} {
+		n, ok := core.ParseVersionNumber(in)
+		if ok != (want > 0) || (ok && n != want) {
+			t.Errorf("ParseVersionNumber(%q) = %d, %v; want %d", in, n, ok, want)
+		}
+	}
+}
+
 func TestValidateTagName(t *testing.T) {
 	cases := []struct {
 		tag, service, wantErr string

@@ -48,6 +48,13 @@ func ValidateTagName(tag, service string) error {
 	return nil
 }
 
+// ParseVersionNumber reads a version given as "7" or "v7" (at least 1), the
+// way the API's paths, the CLI's arguments and the Wisp-Version header take it.
+func ParseVersionNumber(s string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimPrefix(s, "v"))
+	return n, err == nil && n >= 1
+}
+
 // ParseVersionLabel parses "v7" as 7. It accepts no sign and no leading zero.
 func ParseVersionLabel(s string) (int, bool) {
 	if len(s) < 2 || s[0] != 'v' || s[1] == '0' {

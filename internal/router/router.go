@@ -343,12 +343,10 @@ func (sr *serviceRoute) lookup(pin string) (*core.Version, error) {
 	if v := sr.tags[pin]; v != nil {
 		return v, nil
 	}
-	n, ok := core.ParseVersionLabel(pin)
-	if !ok {
-		n, _ = strconv.Atoi(pin)
-	}
-	if v := sr.versions[n]; v != nil && n > 0 {
-		return v, nil
+	if n, ok := core.ParseVersionNumber(pin); ok {
+		if v := sr.versions[n]; v != nil {
+			return v, nil
+		}
 	}
 	return nil, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("service %q has no version or tag %q", sr.name, pin)}
 }

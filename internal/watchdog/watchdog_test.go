@@ -175,6 +175,11 @@ func TestFromEnv(t *testing.T) {
 	if _, err := watchdog.FromEnv(nil, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "no function command") {
 		t.Fatalf("no command: %v", err)
 	}
+	env["WISP_MAX_BODY"] = "lots"
+	if _, err := watchdog.FromEnv([]string{"cat"}, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "WISP_MAX_BODY") {
+		t.Fatalf("bad body limit: %v", err)
+	}
+	env["WISP_MAX_BODY"] = "100"
 	env["WISP_TIMEOUT"] = "soon"
 	if _, err := watchdog.FromEnv([]string{"cat"}, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "WISP_TIMEOUT") {
 		t.Fatalf("bad timeout: %v", err)

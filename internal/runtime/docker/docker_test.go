@@ -115,3 +115,11 @@ func TestBuild(t *testing.T) {
 		t.Fatalf("a broken Dockerfile: got %v, want an invalid error naming the bad instruction", err)
 	}
 }
+
+// TestOpenNeedsOwner: without an owner ID a runtime could adopt or remove
+// another installation's containers, so Open refuses (before any engine).
+func TestOpenNeedsOwner(t *testing.T) {
+	if _, err := docker.Open(t.Context(), docker.Config{}); err == nil || !strings.Contains(err.Error(), "owner ID is required") {
+		t.Fatalf("got %v", err)
+	}
+}
