@@ -172,6 +172,7 @@ func TestStartFailures(t *testing.T) {
 		{"runtime error", fake.Behavior{StartErr: fake.ErrStart}, time.Second, "fake: start failed"},
 		{"never listens", fake.Behavior{NeverListen: true, Logs: "booting\n"}, 3 * time.Second, "not ready within the start timeout of 1.5s"},
 		{"exits at once", fake.Behavior{ExitAtOnce: true, ExitCode: 3, Logs: "panic: no config\n"}, time.Second, "exited with code 3"},
+		{"exits before it has an address", fake.Behavior{ExitAtOnce: true, NoAddr: true, ExitCode: 4, Logs: "panic: no config\n"}, time.Second, "exited with code 4"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -33,6 +33,11 @@ var probeClient = &http.Client{
 
 func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.Instance, v *core.Version) error {
 	if in.Addr == "" {
+		// A process that exits at once can be gone before the runtime
+		// reads its address; say that, not that the address is missing.
+		if cur, err := rt.Inspect(ctx, in.ID); err == nil && cur.State == runtime.StateExited {
+			return exitedBeforeReady(cur, v)
+		}
 		return fmt.Errorf("the runtime reported no address for instance %s", in.ID)
 	}
 	wait := time.Millisecond
@@ -51,7 +56,7 @@ func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.I
 			case err != nil && ctx.Err() == nil:
 				return fmt.Errorf("instance %s disappeared while starting: %w", in.ID, err)
 			case err == nil && cur.State == runtime.StateExited:
-				return fmt.Errorf("the process exited with code %d before opening port %d", cur.ExitCode, v.Port)
+				return exitedBeforeReady(cur, v)
 			}
 		}
 		select {
@@ -70,6 +75,10 @@ func (defaultProber) probe(ctx context.Context, rt runtime.Runtime, in runtime.I
 			}
 		}
 	}
+}
+
+func exitedBeforeReady(cur runtime.Instance, v *core.Version) error {
+	return fmt.Errorf("the process exited with code %d before opening port %d", cur.ExitCode, v.Port)
 }
 
 // probeOnce checks addr once: a TCP connect, or a GET of path that must

@@ -35,6 +35,7 @@ type Behavior struct {
 	StartErr    error         // Start fails with this
 	NeverListen bool          // the process never opens its port
 	ExitAtOnce  bool          // the process exits right after start
+	NoAddr      bool          // with ExitAtOnce: gone before Start read its address, as on Docker
 	ExitCode    int
 	Logs        string // what the process printed
 }
@@ -148,6 +149,9 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	case b.ExitAtOnce:
 		_ = ln.Close()
 		in.State, in.ExitCode = runtime.StateExited, b.ExitCode
+		if b.NoAddr {
+			in.Addr = ""
+		}
 	case b.NeverListen:
 		_ = ln.Close() // nobody listens on addr
 	case b.ReadyDelay > 0:
