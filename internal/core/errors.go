@@ -16,6 +16,8 @@ var (
 	ErrInvalid      = errors.New("invalid")
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrUnavailable  = errors.New("unavailable")
+	// ErrTooLarge means an upload is over a configured limit.
+	ErrTooLarge = errors.New("too large")
 )
 
 // Error is an error of a known kind with a message that is safe to show to the
@@ -54,6 +56,11 @@ func Conflictf(format string, args ...any) error {
 // Unavailablef reports a dependency that cannot serve the request now.
 func Unavailablef(format string, args ...any) error {
 	return &Error{Kind: ErrUnavailable, Message: fmt.Sprintf(format, args...)}
+}
+
+// TooLargef reports an upload over a limit.
+func TooLargef(format string, args ...any) error {
+	return &Error{Kind: ErrTooLarge, Message: fmt.Sprintf(format, args...)}
 }
 
 // Unauthorizedf reports a missing or wrong credential.

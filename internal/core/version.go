@@ -46,6 +46,8 @@ type Version struct {
 	// so a re-tagged image never changes a version. Empty until resolved.
 	ImageID string `json:"image_id"`
 	VersionSpec
+	// Source is set when Wisp built the image from source.
+	Source    *Source   `json:"source,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

@@ -44,6 +44,12 @@ type Store interface {
 	// appends an entry that gives the new version 100%; otherwise traffic is
 	// untouched. ErrNotFound if the service does not exist.
 	CreateVersion(ctx context.Context, v core.Version) (core.Version, error)
+	// DeployVersion creates v like CreateVersion (v.Source is kept) and, in
+	// the same transaction, gives it percent of the traffic with
+	// core.Traffic.Shift and message. percent 0 leaves traffic as it is,
+	// except that a service's first version gets 100% as with
+	// CreateVersion. Either both happen or neither does.
+	DeployVersion(ctx context.Context, v core.Version, percent int, message string) (core.Version, error)
 	// GetVersion returns version number of service, or ErrNotFound.
 	GetVersion(ctx context.Context, service string, number int) (core.Version, error)
 	// GetVersionByID returns the version with the global id, or ErrNotFound.
@@ -68,6 +74,28 @@ type Store interface {
 	// ErrConflict if there is no earlier entry or it names a deleted version;
 	// ErrNotFound if toID is not an entry of this service.
 	RollbackTraffic(ctx context.Context, service string, toID int64) (core.TrafficEntry, error)
+
+	// CreateBuild stores a new build record from b (service, status,
+	// runtime, promote, source) and returns it with ID and CreatedAt set.
+	CreateBuild(ctx context.Context, b core.Build) (core.Build, error)
+	// UpdateBuild stores every mutable field of b (status, image, image ID,
+	// reused, source digest, version, error, start and finish times).
+	// ErrNotFound if there is no build b.ID; ErrConflict if the stored
+	// build has finished already (a finished build never changes).
+	UpdateBuild(ctx context.Context, b core.Build) error
+	// GetBuild returns build id, or ErrNotFound.
+	GetBuild(ctx context.Context, id int64) (core.Build, error)
+	// ListBuilds returns the newest builds first, at most limit of them,
+	// of service or, with "", of every service.
+	ListBuilds(ctx context.Context, service string, limit int) ([]core.Build, error)
+	// SetBuildLog replaces the kept output of build id. ErrNotFound if
+	// there is no such build.
+	SetBuildLog(ctx context.Context, id int64, log []byte) error
+	// BuildLog returns the kept output of build id, or ErrNotFound.
+	BuildLog(ctx context.Context, id int64) ([]byte, error)
+	// FailUnfinishedBuilds marks every queued or running build failed with
+	// message (a daemon that stopped mid-build), and returns how many.
+	FailUnfinishedBuilds(ctx context.Context, message string) (int, error)
 
 	// Close releases the store. Calls after Close fail.
 	Close() error

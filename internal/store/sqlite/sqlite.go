@@ -279,7 +279,8 @@ func (s *Store) DeleteService(ctx context.Context, name string) error {
 // --- versions ---
 
 const versionCols = `v.id, s.name, v.number, v.image, v.image_id, v.port, v.env, v.command, v.args, v.memory_limit,
-	v.cpu_limit, v.max_concurrency, v.timeout_ns, v.readiness_path, v.description, v.created_at`
+	v.cpu_limit, v.max_concurrency, v.timeout_ns, v.readiness_path, v.description, v.created_at,
+	v.build_id, v.source_digest, v.git_commit, v.git_describe`
 
 const versionFrom = ` FROM versions v JOIN services s ON s.id = v.service_id `
 
@@ -289,11 +290,16 @@ func scanVersion(r scanner) (core.Version, error) {
 		env, command, args string
 		memory, timeout    int64
 		created            string
+		src                core.Source
 	)
 	err := r.Scan(&v.ID, &v.Service, &v.Number, &v.Image, &v.ImageID, &v.Port, &env, &command, &args, &memory,
-		&v.CPULimit, &v.MaxConcurrency, &timeout, &v.ReadinessPath, &v.Description, &created)
+		&v.CPULimit, &v.MaxConcurrency, &timeout, &v.ReadinessPath, &v.Description, &created,
+		&src.BuildID, &src.Digest, &src.GitCommit, &src.GitDescribe)
 	if err != nil {
 		return v, err
+	}
+	if src != (core.Source{}) {
+		v.Source = &src
 	}
 	v.MemoryLimit = core.ByteSize(memory)
 	v.Timeout = core.Duration(timeout)
@@ -325,9 +331,21 @@ func jsonList(l []string) string {
 
 // CreateVersion implements store.Store.
 func (s *Store) CreateVersion(ctx context.Context, v core.Version) (core.Version, error) {
+	return s.DeployVersion(ctx, v, 0, "")
+}
+
+// DeployVersion implements store.Store.
+func (s *Store) DeployVersion(ctx context.Context, v core.Version, percent int, message string) (core.Version, error) {
 	spec := v.VersionSpec.WithDefaults()
 	if err := spec.Validate(); err != nil {
 		return core.Version{}, err
+	}
+	if percent < 0 || percent > 100 {
+		return core.Version{}, core.Invalidf("promote", "percent must be between 0 and 100, got %d", percent)
+	}
+	var src core.Source
+	if v.Source != nil {
+		src = *v.Source
 	}
 	var out core.Version
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -342,11 +360,12 @@ func (s *Store) CreateVersion(ctx context.Context, v core.Version) (core.Version
 		}
 		now := s.now().UTC()
 		res, err := tx.ExecContext(ctx, `INSERT INTO versions (service_id, number, image, image_id, port, env, command, args,
-			memory_limit, cpu_limit, max_concurrency, timeout_ns, readiness_path, description, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			memory_limit, cpu_limit, max_concurrency, timeout_ns, readiness_path, description, created_at,
+			build_id, source_digest, git_commit, git_describe)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			serviceID, number, spec.Image, v.ImageID, spec.Port, jsonList(spec.Env), jsonList(spec.Command), jsonList(spec.Args),
 			int64(spec.MemoryLimit), spec.CPULimit, spec.MaxConcurrency, int64(spec.Timeout), spec.ReadinessPath, spec.Description,
-			formatTime(now))
+			formatTime(now), src.BuildID, src.Digest, src.GitCommit, src.GitDescribe)
 		if err != nil {
 			return err
 		}
@@ -357,20 +376,38 @@ func (s *Store) CreateVersion(ctx context.Context, v core.Version) (core.Version
 		if _, err := tx.ExecContext(ctx, `UPDATE services SET next_version = ? WHERE id = ?`, number+1, serviceID); err != nil {
 			return err
 		}
-		var entries int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM traffic WHERE service_id = ?`, serviceID).Scan(&entries); err != nil {
-			return err
-		}
-		if entries == 0 {
+		cur, err := currentTraffic(ctx, tx, serviceID, v.Service)
+		switch {
+		case errors.Is(err, core.ErrNotFound):
 			first := core.Traffic{
 				Weights: []core.Weight{{Version: number, Percent: 100}},
 				Message: fmt.Sprintf("first version v%d gets all traffic", number),
 			}
+			if message != "" {
+				first.Message = message
+			}
 			if _, err := appendTraffic(ctx, tx, serviceID, v.Service, first, now); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case percent > 0:
+			next := cur.Shift(number, percent, message)
+			numbers, err := versionNumbers(ctx, tx, serviceID)
+			if err != nil {
+				return err
+			}
+			if err := next.Validate(v.Service, func(n int) bool { return numbers[n] }); err != nil {
+				return err
+			}
+			if _, err := appendTraffic(ctx, tx, serviceID, v.Service, next, now); err != nil {
 				return err
 			}
 		}
 		out = core.Version{ID: id, Service: v.Service, Number: number, ImageID: v.ImageID, VersionSpec: spec, CreatedAt: now}
+		if src != (core.Source{}) {
+			out.Source = &src
+		}
 		if len(out.Command) == 0 {
 			out.Command = nil
 		}

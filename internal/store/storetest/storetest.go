@@ -39,6 +39,8 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteServiceCascades", testDeleteServiceCascades},
 		{"ConcurrentTraffic", testConcurrentTraffic},
 		{"ConcurrentVersions", testConcurrentVersions},
+		{"DeployVersion", testDeployVersion},
+		{"Builds", testBuilds},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
