@@ -136,6 +136,17 @@ type Builder interface {
 	Build(ctx context.Context, req BuildRequest, progress func(line string)) (string, error)
 	// FindImage returns the ID of an image that carries every label.
 	FindImage(ctx context.Context, labels map[string]string) (id string, ok bool, err error)
+	// InspectImage returns the ID and labels of the image ref; an error
+	// wrapping core.ErrNotFound when there is none.
+	InspectImage(ctx context.Context, ref string) (ImageInfo, error)
+	// TagImage gives image id the reference ref (moving ref if it exists).
+	TagImage(ctx context.Context, id, ref string) error
+}
+
+// ImageInfo describes an image.
+type ImageInfo struct {
+	ID     string
+	Labels map[string]string
 }
 
 // EventKind is what happened to an instance.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -16,6 +17,9 @@ import (
 )
 
 var _ runtime.Builder = (*Docker)(nil)
+
+// ansiRE matches the colour codes the engine puts around a step's stderr.
+var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // buildMessage is one line of the engine's build stream.
 type buildMessage struct {
@@ -66,7 +70,7 @@ func (d *Docker) Build(ctx context.Context, req runtime.BuildRequest, progress f
 		if m.Aux != nil && m.Aux.ID != "" {
 			id = m.Aux.ID
 		}
-		for _, l := range strings.Split(strings.TrimRight(m.Stream, "\n"), "\n") {
+		for _, l := range strings.Split(strings.TrimRight(ansiRE.ReplaceAllString(m.Stream, ""), "\n"), "\n") {
 			if l == "" {
 				continue
 			}
@@ -109,4 +113,28 @@ func (d *Docker) FindImage(ctx context.Context, labels map[string]string) (strin
 		return "", false, nil
 	}
 	return res.Items[0].ID, true, nil
+}
+
+// InspectImage implements runtime.Builder.
+func (d *Docker) InspectImage(ctx context.Context, ref string) (runtime.ImageInfo, error) {
+	img, err := d.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return runtime.ImageInfo{}, core.NotFoundf("image %q is not on this machine", ref)
+	}
+	if err != nil {
+		return runtime.ImageInfo{}, fmt.Errorf("docker: inspect image %s: %w", ref, err)
+	}
+	info := runtime.ImageInfo{ID: img.ID}
+	if img.Config != nil {
+		info.Labels = img.Config.Labels
+	}
+	return info, nil
+}
+
+// TagImage implements runtime.Builder.
+func (d *Docker) TagImage(ctx context.Context, id, ref string) error {
+	if _, err := d.cli.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: ref}); err != nil {
+		return fmt.Errorf("docker: tag %s as %s: %w", id, ref, err)
+	}
+	return nil
 }
