@@ -206,7 +206,7 @@ func TestPack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{".dockerignore", ".wispignore", "Dockerfile", "docs/keep.md", "go.mod", "main.go", "nested/deep/file.txt", "node_modules/x/x.js", "vendor/lib/lib.go"}
+	want := []string{"Dockerfile", "docs/keep.md", "go.mod", "main.go", "nested/deep/file.txt", "node_modules/x/x.js", "vendor/lib/lib.go"}
 	if diff := cmp.Diff(want, names(t, c)); diff != "" {
 		t.Fatalf("context files (-want +got):\n%s", diff)
 	}
@@ -242,5 +242,18 @@ func TestPackLimit(t *testing.T) {
 	}
 	if _, err := build.Pack(dir, build.ContextOptions{MaxBytes: 1024}); err != nil {
 		t.Fatalf("after ignoring the big file: %v", err)
+	}
+}
+
+func TestParseSpecNamesTheKeyOfAWrongType(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"port: eighty\n", "line 1: port: cannot unmarshal"},
+		{"runtime: go\nscaling:\n  max_instances: many\n", "line 3: scaling.max_instances: cannot unmarshal"},
+		{"env: FOO=bar\n", "line 1: env: cannot unmarshal"},
+	} {
+		_, err := build.ParseSpec([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseSpec(%q) = %v, want %q", tc.yaml, err, tc.want)
+		}
 	}
 }

@@ -48,12 +48,13 @@ type ContextOptions struct {
 var ignoreFiles = []string{".dockerignore", ".wispignore"}
 
 // Pack builds the context of dir, leaving out what .dockerignore and
-// .wispignore exclude, and .git.
+// .wispignore exclude, .git, and the ignore files themselves (they have
+// done their work here; in the context they would only change its digest).
 func Pack(dir string, opts ContextOptions) (*Context, error) {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultMaxContext
 	}
-	patterns := []string{".git"}
+	patterns := append([]string{".git"}, ignoreFiles...)
 	for _, name := range ignoreFiles {
 		p, err := readIgnore(filepath.Join(dir, name))
 		if err != nil {

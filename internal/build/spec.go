@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -65,9 +67,61 @@ func ParseSpec(data []byte) (Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty spec
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return Spec{}, fmt.Errorf("%s: %s", SpecFile, strings.Join(nameKeys(data, te.Errors), "; "))
+		}
 		return Spec{}, fmt.Errorf("%s: %s", SpecFile, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return s, s.validate()
+}
+
+var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// nameKeys puts the key of each "line N: cannot unmarshal …" error in it,
+// since yaml's messages name only the line.
+func nameKeys(data []byte, errs []string) []string {
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root) // it decoded once already
+	out := make([]string, len(errs))
+	for i, e := range errs {
+		out[i] = e
+		m := lineRE.FindStringSubmatch(e)
+		if m == nil {
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		if key := keyAtLine(&root, line, ""); key != "" {
+			out[i] = fmt.Sprintf("line %d: %s: %s", line, key, m[2])
+		}
+	}
+	return out
+}
+
+// keyAtLine returns the dotted key whose value starts at line.
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i].Value, n.Content[i+1]
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if val.Line == line && val.Kind == yaml.ScalarNode {
+				return key
+			}
+			if k := keyAtLine(val, line, key); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 func (s *Spec) validate() error {
