@@ -60,6 +60,8 @@ func statusOf(err error) (status int, d errorDetail) {
 			return http.StatusUnauthorized, withCode(d, "unauthorized")
 		case errors.Is(err, core.ErrUnavailable):
 			return http.StatusServiceUnavailable, withCode(d, "unavailable")
+		case errors.Is(err, core.ErrTooLarge):
+			return http.StatusRequestEntityTooLarge, withCode(d, "too_large")
 		}
 	}
 	return http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error; the server log has the details"}
@@ -91,7 +93,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // unknown fields, wrong types and trailing data, each with a 4xx that names
 // the problem. With allowEmpty, an empty body leaves v as it is.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	return s.decodeFrom(w, r.Body, v, allowEmpty)
+}
+
+// decodeFrom is decode for a body other than the request's own (a part of
+// a multipart request).
+func (s *Server) decodeFrom(w http.ResponseWriter, r io.ReadCloser, v any, allowEmpty bool) error {
+	body := http.MaxBytesReader(w, r, s.cfg.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

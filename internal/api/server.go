@@ -72,6 +72,7 @@ type Server struct {
 	images    ImageResolver
 	instances InstanceLister
 	metrics   http.Handler
+	builds    Builds
 }
 
 // ImageResolver pins an image reference to an image ID (the runtime).
@@ -148,6 +149,11 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /v1/services/{name}/traffic", s.getTraffic)
 	s.handle("GET /v1/services/{name}/traffic/history", s.trafficHistory)
 	s.handle("POST /v1/services/{name}/traffic/rollback", s.rollbackTraffic)
+
+	s.handle("POST /v1/builds", s.createBuild)
+	s.handle("GET /v1/builds", s.listBuilds)
+	s.handle("GET /v1/builds/{id}", s.getBuild)
+	s.handle("GET /v1/builds/{id}/logs", s.buildLogs)
 
 	s.handle("POST /serviceDefinitions", s.seedCreateService)
 	s.handle("GET /serviceDefinitions", s.seedListServices)
@@ -246,6 +252,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection's Flush, which
+// streamed build logs need.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // headerProbe records what a handler would answer, and discards the body.
 type headerProbe struct {

@@ -59,6 +59,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "unauthorized"
 	case core.ErrUnavailable:
 		return e.Code == "unavailable"
+	case core.ErrTooLarge:
+		return e.Code == "too_large"
 	}
 	return false
 }
@@ -73,41 +75,57 @@ func (c *Client) Raw(ctx context.Context, method, path string, body any) ([]byte
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	ctype := ""
+	if body != nil {
+		ctype = "application/json"
+	}
+	resp, err := c.send(ctx, c.http, method, path, ctype, rd)
 	if err != nil {
 		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the Wisp server at %s: %w (is `wisp serve` running? set --server or WISP_SERVER)", c.base, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, fmt.Errorf("read response of %s %s: %w", method, path, err)
 	}
-	if resp.StatusCode >= 300 {
-		var eb struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-				Field   string `json:"field"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(b, &eb) == nil && eb.Error.Message != "" {
-			return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
-		}
-		return nil, &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
-			Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
-	}
 	return b, nil
+}
+
+// send sends a request with the token and returns a 2xx response; any other
+// answer becomes an *Error with the server's message.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path, ctype string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the Wisp server at %s: %w (is `wisp serve` running? set --server or WISP_SERVER)", c.base, unwrapURLError(err))
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var eb struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Field   string `json:"field"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &eb) == nil && eb.Error.Message != "" {
+		return nil, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
+	}
+	return nil, &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
+		Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
 }
 
 func unwrapURLError(err error) error {

@@ -7,11 +7,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/daemon"
 )
 
 func (a *app) serveCommand(defaults config.Config) *cobra.Command {
 	cfg := defaults
+	maxContext := core.ByteSize(cfg.MaxBuildContext).String()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Wisp daemon (admin API, router and control loops)",
@@ -25,6 +27,11 @@ On first start without --admin-token, a token is generated, saved in
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.DataDir = a.dataDir
+			size, err := core.ParseByteSize(maxContext)
+			if err != nil {
+				return usagef("--max-build-context: %v", err)
+			}
+			cfg.MaxBuildContext = int64(size)
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -61,6 +68,8 @@ On first start without --admin-token, a token is generated, saved in
 	f.DurationVar(&cfg.PanicWindow, "panic-window", cfg.PanicWindow, "autoscaler: a burst over this window scales up at once")
 	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", cfg.ScaleDownDelay, "autoscaler: wait this long after a change before scaling down")
 	f.BoolVar(&cfg.KeepInstances, "keep-instances", cfg.KeepInstances, "leave instances running at shutdown; the next start adopts them")
+	f.StringVar(&cfg.Watchdog, "watchdog", cfg.Watchdog, "the wisp-watchdog binary that stdio builds put in their images (default: wisp-watchdog next to this binary)")
+	f.StringVar(&maxContext, "max-build-context", maxContext, "largest build context a deploy may upload (as a tar)")
 	return cmd
 }
 

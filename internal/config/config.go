@@ -52,6 +52,11 @@ type Config struct {
 	StableWindow   time.Duration
 	PanicWindow    time.Duration
 	ScaleDownDelay time.Duration
+	// Watchdog is the wisp-watchdog binary that stdio builds put in their
+	// images; "" means the one next to the wisp binary, if any.
+	Watchdog string
+	// MaxBuildContext bounds an uploaded build context, in bytes.
+	MaxBuildContext int64
 }
 
 // Default returns the embedded defaults.
@@ -71,6 +76,7 @@ func Default() Config {
 		StableWindow:    60 * time.Second,
 		PanicWindow:     6 * time.Second,
 		ScaleDownDelay:  30 * time.Second,
+		MaxBuildContext: 256 << 20,
 	}
 }
 
@@ -148,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReapInterval < 10*time.Millisecond || c.ReapInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("reap interval (--reap-interval) must be between 10ms and 1m, got %s", c.ReapInterval))
+	}
+	if c.MaxBuildContext < 1<<20 || c.MaxBuildContext > 64<<30 {
+		errs = append(errs, fmt.Errorf("build context limit (--max-build-context) must be between 1Mi and 64Gi, got %d bytes", c.MaxBuildContext))
 	}
 	return errors.Join(errs...)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/wisp-run/wisp/internal/activator"
 	"github.com/wisp-run/wisp/internal/api"
 	"github.com/wisp-run/wisp/internal/autoscaler"
+	"github.com/wisp-run/wisp/internal/build"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/router"
@@ -56,6 +57,7 @@ type Daemon struct {
 	act    *activator.Activator
 	scaler *autoscaler.Autoscaler
 	router *router.Router
+	builds *build.Runner // nil when the runtime cannot build
 	token  string
 
 	admin, public     *http.Server
@@ -139,6 +141,19 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		return nil, err
 	}
 
+	if b, ok := d.rt.(runtime.Builder); ok {
+		watchdog, err := findWatchdog(cfg.Watchdog, logger)
+		if err != nil {
+			return nil, err
+		}
+		if d.builds, err = build.NewRunner(ctx, build.RunnerConfig{
+			Builder: b, Store: d.store, Logger: logger, Watchdog: watchdog,
+			MaxContext: cfg.MaxBuildContext, OnChange: d.reload,
+		}); err != nil {
+			return nil, err
+		}
+	}
+
 	var lc net.ListenConfig
 	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
@@ -153,17 +168,21 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if cfg.AdminToken == "" {
 		hint = "; the token is in " + config.TokenPath(cfg.DataDir)
 	}
+	apiOpts := []api.Option{
+		api.OnChange(d.reload),
+		api.WithImageResolver(d.rt),
+		api.WithInstances(d.act),
+		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
+	}
+	if d.builds != nil {
+		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
+	}
 	handler, err := api.New(api.Config{
 		Token:      token,
 		Domain:     cfg.Domain,
 		RouterPort: d.publicLn.Addr().(*net.TCPAddr).Port,
 		TokenHint:  hint,
-	}, d.store, logger,
-		api.OnChange(d.reload),
-		api.WithImageResolver(d.rt),
-		api.WithInstances(d.act),
-		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
-	)
+	}, d.store, logger, apiOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +289,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
 	defer cancel()
+	// Builds first: cancelling them ends the streams that follow their logs.
+	if d.builds != nil {
+		if err := d.builds.Close(shutdownCtx); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
 	if err := d.public.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("router shutdown: %w", err))
 	}
@@ -298,6 +323,28 @@ func serve(s *http.Server, ln net.Listener, name string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// findWatchdog returns the watchdog binary stdio builds use: the configured
+// one, else wisp-watchdog next to this executable, else "" (stdio builds
+// are then refused with a message that says how to fix it).
+func findWatchdog(configured string, logger *slog.Logger) (string, error) {
+	if configured != "" {
+		if fi, err := os.Stat(configured); err != nil || !fi.Mode().IsRegular() {
+			return "", fmt.Errorf("watchdog (--watchdog) %s is not a file: build it with make build", configured)
+		}
+		return configured, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil //nolint:nilerr // no executable path: stdio builds are off, as documented
+	}
+	path := filepath.Join(filepath.Dir(exe), "wisp-watchdog")
+	if _, err := os.Stat(path); err != nil {
+		logger.Info("no wisp-watchdog next to the wisp binary: stdio builds are off (make build builds it; or --watchdog)", "looked_for", path)
+		return "", nil
+	}
+	return path, nil
 }
 
 // IDFileName keeps the ID of this installation, which labels its containers.
