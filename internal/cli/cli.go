@@ -82,7 +82,10 @@ Start the daemon with "wisp serve"; every other command talks to its admin API
 (--server, default http://127.0.0.1:8081) with the admin token (--token, or
 the one "wisp serve" saved in the data directory).
 
-A typical session:
+Deploy from source in one command (the service is created if needed):
+  wisp deploy hello ./hello
+
+Or from images you built yourself:
   wisp service create hello
   wisp version create hello --image hello:1 --env GREETING=Go
   wisp version create hello --image hello:2 --env GREETING=Docker
@@ -107,7 +110,7 @@ A typical session:
 		}
 		return nil
 	}
-	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.buildCommand())
+	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.buildCommand(), a.deployCommand())
 	return root
 }
 

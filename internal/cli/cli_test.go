@@ -33,9 +33,16 @@ func newEnv(t *testing.T) *env {
 	cfg.DataDir = t.TempDir()
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.Addr = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(t.Context())
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{Out: io.Discard, Runtime: newFake()})
+	return startEnv(t, cfg, daemon.Options{Out: io.Discard, Runtime: newFake()})
+}
+
+// startEnv runs a daemon with cfg until the test ends.
+func startEnv(t *testing.T, cfg config.Config, opts daemon.Options) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), opts)
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
