@@ -37,11 +37,14 @@ import (
 
 const image = "wisp-greeter:bench"
 
+var wispEnv string
+
 func main() {
 	baseline := flag.String("baseline-proxy", "", "internal: serve a default ReverseProxy to this URL")
 	listen := flag.String("listen", "", "internal: the baseline proxy's address")
 	dur := flag.Duration("d", 10*time.Second, "duration of each run")
 	conns := flag.String("c", "1,50", "connection counts")
+	flag.StringVar(&wispEnv, "wisp-env", "", "extra environment for wisp serve, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
 	flag.Parse()
 	if *baseline != "" {
 		serveBaseline(*baseline, *listen)
@@ -94,6 +97,21 @@ func waitHTTP(ctx context.Context, url string) error {
 }
 
 func run(ctx context.Context, dur time.Duration, connList string) error {
+	var counts []int
+	for _, s := range strings.Split(connList, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
+			return fmt.Errorf("bad connection count %q", s)
+		}
+		counts = append(counts, n)
+	}
+	if wispEnv != "" {
+		for _, kv := range strings.Split(wispEnv, ",") {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return fmt.Errorf("-wisp-env: %q is not KEY=VALUE", kv)
+			}
+		}
+	}
 	if err := dockertest.Ping(ctx); err != nil {
 		return fmt.Errorf("no Docker Engine: %w", err)
 	}
@@ -116,6 +134,9 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	// Stopped with SIGINT below, not killed with the context.
 	wisp := exec.CommandContext(context.WithoutCancel(ctx), bin, "serve", "--data-dir", filepath.Join(tmp, "data"), "--admin-addr", admin, "--addr", router, "--log-level", "warn")
 	wisp.Stderr = os.Stderr
+	if wispEnv != "" {
+		wisp.Env = append(os.Environ(), strings.Split(wispEnv, ",")...)
+	}
 	if err := wisp.Start(); err != nil {
 		return err
 	}
@@ -172,14 +193,6 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		{name: "direct to the container", url: direct},
 		{name: "httputil.ReverseProxy (baseline)", url: "http://" + baseAddr + "/"},
 		{name: "Wisp router", url: "http://" + router + "/", host: "bench.localhost"},
-	}
-	var counts []int
-	for _, s := range strings.Split(connList, ",") {
-		var n int
-		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
-			return fmt.Errorf("bad connection count %q", s)
-		}
-		counts = append(counts, n)
 	}
 	results := map[int][]result{}
 	for _, n := range counts {

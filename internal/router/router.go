@@ -116,9 +116,13 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	r.unrouted = r.metrics.forVersion(0, "", 0)
 	r.snap.Store(NewSnapshot(nil))
 	r.proxy = &httputil.ReverseProxy{
-		Rewrite:       rewrite,
-		Transport:     cfg.Transport,
-		FlushInterval: -1, // stream: flush every write
+		Rewrite:   rewrite,
+		Transport: cfg.Transport,
+		// 0, not -1: the proxy already flushes every write of a stream
+		// (no Content-Length, or text/event-stream). -1 would also start
+		// a timer goroutine per fixed-length response that flushes its
+		// headers on their own, costing a write and a wake-up.
+		FlushInterval: 0,
 		BufferPool:    bufferPool{},
 		ErrorHandler:  r.proxyError,
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
