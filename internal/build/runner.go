@@ -359,7 +359,7 @@ func (r *Runner) Close(ctx context.Context) error {
 }
 
 // buildLog is a live build's output: followers read it from an offset and
-// wait for more. It keeps the last maxLogBytes.
+// wait for more. It keeps at least the last maxLogBytes (at most twice that).
 type buildLog struct {
 	mu      sync.Mutex
 	buf     []byte
@@ -374,8 +374,11 @@ func (l *buildLog) line(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf = append(append(l.buf, s...), '\n')
-	if over := len(l.buf) - maxLogBytes; over > 0 {
-		l.buf = append(l.buf[:0:0], l.buf[over:]...)
+	// Trim to the last maxLogBytes only once the buffer is twice that, so
+	// a chatty build copies its output a bounded number of times, not once
+	// a line.
+	if over := len(l.buf) - maxLogBytes; len(l.buf) > 2*maxLogBytes {
+		l.buf = append(make([]byte, 0, 2*maxLogBytes), l.buf[over:]...)
 		l.dropped += int64(over)
 	}
 	close(l.changed)
@@ -402,10 +405,11 @@ func (l *buildLog) read(off int64) (data []byte, next int64, done bool, changed 
 	return data, l.dropped + int64(len(l.buf)), l.done, l.changed
 }
 
+// bytes returns the last maxLogBytes of the output.
 func (l *buildLog) bytes() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]byte(nil), l.buf...)
+	return append([]byte(nil), l.buf[max(0, len(l.buf)-maxLogBytes):]...)
 }
 
 // HumanBytes writes a size for people: 512 B, 3.2 KiB, 1.5 MiB.
