@@ -25,7 +25,7 @@ func Git(ctx context.Context, dir string) *core.GitInfo {
 		return strings.TrimSpace(out.String()), true
 	}
 	commit, ok := run("rev-parse", "--verify", "--quiet", "HEAD")
-	if !ok || commit == "" {
+	if !ok || len(commit) < 40 { // a full hash, or nothing git could tell us
 		return nil
 	}
 	g := &core.GitInfo{Commit: commit}
