@@ -38,6 +38,14 @@ type Config struct {
 	// KeepInstances leaves instances running at shutdown, for adoption by the
 	// next start.
 	KeepInstances bool
+	// ParallelStarts bounds the scale-up starts in flight, across all
+	// versions; the rest wait their turn. An engine starts containers
+	// largely one after another (Docker here: ten at once take as long as
+	// ten in a row), so twenty starts at once make every instance ready
+	// late, while a few at a time make the first ones ready early. The
+	// start of a version's first instance, which requests wait for, is
+	// never held back by it.
+	ParallelStarts int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Registerer receives the activator's metrics; nil means none are exported.
@@ -51,6 +59,7 @@ const (
 	DefaultStopGrace      = 10 * time.Second
 	DefaultReapInterval   = time.Second
 	DefaultResyncInterval = 30 * time.Second
+	DefaultParallelStarts = 3
 )
 
 // Validate fills defaults and checks bounds.
@@ -73,6 +82,9 @@ func (c *Config) Validate() error {
 	if c.ResyncInterval == 0 {
 		c.ResyncInterval = DefaultResyncInterval
 	}
+	if c.ParallelStarts == 0 {
+		c.ParallelStarts = DefaultParallelStarts
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -81,6 +93,8 @@ func (c *Config) Validate() error {
 		return errors.New("activator: timeouts must not be negative")
 	case c.MaxWaiters < 0:
 		return errors.New("activator: max waiters must not be negative")
+	case c.ParallelStarts < 0:
+		return errors.New("activator: parallel starts must not be negative")
 	case c.ReapInterval < 10*time.Millisecond || c.ResyncInterval < 10*time.Millisecond:
 		return errors.New("activator: reap and resync intervals must be at least 10ms")
 	}
@@ -103,6 +117,9 @@ type Activator struct {
 	log     *slog.Logger
 	prober  prober
 	metrics *metrics
+	// startSlots holds a token per scale-up start in flight
+	// (Config.ParallelStarts).
+	startSlots chan struct{}
 
 	mu      sync.Mutex
 	pools   map[int64]*pool      // by version ID
@@ -132,6 +149,8 @@ func New(cfg Config, rt runtime.Runtime, catalog Catalog, logger *slog.Logger) (
 		pending: map[string]bool{},
 		spares:  map[string]int64{},
 		baseCtx: context.Background(),
+
+		startSlots: make(chan struct{}, cfg.ParallelStarts),
 	}
 	a.pauser, _ = rt.(runtime.Pauser)
 	a.pc, _ = rt.(runtime.Precreator)
@@ -153,12 +172,16 @@ type pool struct {
 	version   core.Version
 	policy    core.ScalingPolicy
 	instances []*instance
-	start     *startOp      // the coalesced start in progress, if any
-	scaling   int           // starts asked for by Scale, in progress
-	waiters   int           // requests waiting for an instance
-	requests  atomic.Uint64 // requests handed an instance
-	freed     chan struct{} // closed and replaced when capacity frees up
-	gone      bool          // the version no longer exists
+	start     *startOp // the coalesced start in progress, if any
+	scaling   int      // starts asked for by Scale, in progress or queued
+	// queued of those wait for a start slot (Config.ParallelStarts), and
+	// dropped of the queued are no longer wanted: each gives its slot back
+	// at once when it gets one.
+	queued, dropped int
+	waiters         int           // requests waiting for an instance
+	requests        atomic.Uint64 // requests handed an instance
+	freed           chan struct{} // closed and replaced when capacity frees up
+	gone            bool          // the version no longer exists
 	// Scale-up starts that fail back off: no new one before retryAt.
 	retryAt  time.Time
 	failures int
@@ -350,10 +373,16 @@ func (a *Activator) Acquire(ctx context.Context, v *core.Version, policy core.Sc
 			}
 			continue
 		}
-		if len(p.instances) == 0 && p.scaling == 0 {
+		if len(p.instances) == 0 && p.scaling-p.queued == 0 {
+			// Nothing runs or is starting: start one now, whatever the
+			// start slots (requests wait for it). It stands in for a
+			// queued scale-up start, if there is one.
 			s := p.start
 			if s == nil {
 				s = a.beginStart(p)
+				if p.queued > p.dropped {
+					p.dropped++
+				}
 			}
 			s.waiters++
 			p.waiters++
@@ -634,8 +663,11 @@ func (a *Activator) startInstance(ctx context.Context, v *core.Version, spareID 
 }
 
 func (a *Activator) startCtxErr(ctx context.Context, v *core.Version) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("not ready within the start timeout of %s", a.cfg.StartTimeout)
+	case a.ctx().Err() != nil:
+		return errors.New("start cancelled: wisp is shutting down")
 	}
 	return errors.New("start cancelled: no request waits for it any more")
 }
@@ -692,11 +724,7 @@ func (a *Activator) Instances(service string) []core.InstanceInfo {
 	for _, p := range pools {
 		p.mu.Lock()
 		if service == "" || p.version.Service == service {
-			starting := p.scaling
-			if p.start != nil {
-				starting++
-			}
-			for range starting {
+			for range p.starting() {
 				out = append(out, core.InstanceInfo{Service: p.version.Service, Version: p.version.Number, VersionID: p.version.ID,
 					State: core.InstanceStarting})
 			}
@@ -758,10 +786,7 @@ func (a *Activator) Load() []core.VersionLoad {
 	for _, p := range pools {
 		p.mu.Lock()
 		l := core.VersionLoad{VersionID: p.version.ID, Service: p.version.Service, Version: p.version.Number, Policy: p.policy,
-			Concurrency: int64(p.waiters), Requests: p.requests.Load(), Instances: len(p.instances) + p.scaling}
-		if p.start != nil {
-			l.Instances++
-		}
+			Concurrency: int64(p.waiters), Requests: p.requests.Load(), Instances: len(p.instances) + p.starting()}
 		for _, in := range p.instances {
 			l.Concurrency += in.inflight.Load()
 		}
@@ -784,10 +809,7 @@ func (a *Activator) Scale(versionID int64, n int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	current := len(p.instances) + p.scaling
-	if p.start != nil {
-		current++
-	}
+	current := len(p.instances) + p.starting()
 	if current < n && a.now().Before(p.retryAt) {
 		return // starts failed lately; wait before trying again
 	}
@@ -797,6 +819,10 @@ func (a *Activator) Scale(versionID int64, n int) {
 	if current <= n {
 		return
 	}
+	// Drop the starts that have not begun, then stop idle instances.
+	drop := min(current-n, p.queued-p.dropped)
+	p.dropped += drop
+	current -= drop
 	// Stop the least recently used idle instances first.
 	idle := make([]*instance, 0, len(p.instances))
 	for _, in := range p.instances {
@@ -816,20 +842,56 @@ func (a *Activator) Scale(versionID int64, n int) {
 	}
 }
 
-// scaleUp starts one more instance of p in the background. Caller holds p.mu.
+// starting counts the instances of p being started or queued to start, and
+// not dropped. Caller holds p.mu.
+func (p *pool) starting() int {
+	n := p.scaling - p.dropped
+	if p.start != nil {
+		n++
+	}
+	return n
+}
+
+// scaleUp starts one more instance of p in the background, when a start
+// slot is free. Caller holds p.mu.
 func (a *Activator) scaleUp(p *pool) {
 	p.scaling++
+	p.queued++
 	v := p.version
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		// Wait for a start slot; the start timeout runs from when it
+		// begins. Dropped (Scale wants fewer), deleted or cancelled
+		// (shutdown) while queued: nothing is started.
+		var cancelled bool
+		select {
+		case a.startSlots <- struct{}{}:
+		case <-a.ctx().Done():
+			cancelled = true
+		}
+		p.mu.Lock()
+		p.queued--
+		if cancelled || p.gone || p.dropped > 0 {
+			p.scaling--
+			p.dropped = max(p.dropped-1, 0)
+			p.mu.Unlock()
+			if !cancelled {
+				<-a.startSlots
+			}
+			return
+		}
+		p.mu.Unlock()
 		ctx, cancel := context.WithTimeout(a.ctx(), a.cfg.StartTimeout)
-		defer cancel()
 		inst, err := a.startInstance(ctx, &v, "")
+		cancel()
+		<-a.startSlots
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.scaling--
 		switch {
+		case err != nil && a.ctx().Err() != nil:
+			// Shut down mid-start: not a failure of the version.
 		case err != nil:
 			// Back off (1s, 2s, 4s, … 30s) so a crash loop does not start
 			// a container every tick. Waiters re-evaluate; with no

@@ -580,6 +580,74 @@ func TestScaleUpBacksOff(t *testing.T) {
 	}
 }
 
+// TestParallelStartsAreBounded: a scale-up from 1 to 8 runs at most
+// ParallelStarts starts at once; starts still queued when Scale asks for
+// fewer are dropped, never begun; the first instance of another version
+// starts at once, whatever the queue.
+func TestParallelStartsAreBounded(t *testing.T) {
+	var slow atomic.Bool
+	var running, peak atomic.Int64
+	e := newEnv(t, activator.Config{ParallelStarts: 2}, func(spec runtime.InstanceSpec) fake.Behavior {
+		if !slow.Load() || spec.VersionID != 1 {
+			return fake.Behavior{}
+		}
+		n := running.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.AfterFunc(300*time.Millisecond, func() { running.Add(-1) })
+		return fake.Behavior{StartDelay: 300 * time.Millisecond}
+	})
+	v := version(1, "svc")
+	get(t, e, v)
+	slow.Store(true)
+	e.act.Scale(v.ID, 8)
+	if got := loadOf(e, v.ID).Instances; got != 8 {
+		t.Fatalf("Load reports %d instances, want 8 (1 ready, 7 starting)", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := e.rt.Attempts(); got != 3 {
+		t.Fatalf("%d start attempts 100ms after Scale(8), want 3: the first and 2 in parallel", got)
+	}
+	// The first instance of another version does not queue behind them.
+	began := time.Now()
+	get(t, e, version(2, "svc"))
+	if d := time.Since(began); d > 250*time.Millisecond {
+		t.Errorf("a first instance waited %s behind scale-up starts", d)
+	}
+	e.act.Scale(v.ID, 3) // 2 starting, 5 queued: the queued ones go
+	if got := loadOf(e, v.ID).Instances; got != 3 {
+		t.Fatalf("after Scale(3), Load reports %d instances, want 3", got)
+	}
+	waitFor(t, "the two starts to finish", func() bool {
+		ready := 0
+		for _, in := range e.act.Instances("svc") {
+			if in.VersionID == v.ID && in.State == core.InstanceReady {
+				ready++
+			}
+		}
+		return ready == 3
+	})
+	time.Sleep(100 * time.Millisecond) // a dropped start would have begun by now
+	if got := e.rt.Attempts(); got != 4 {
+		t.Errorf("%d start attempts in all, want 4 (3 of version 1, 1 of version 2): dropped starts must not begin", got)
+	}
+	if p := peak.Load(); p > 2 {
+		t.Errorf("%d scale-up starts ran at once, want at most 2", p)
+	}
+	if got := loadOf(e, v.ID).Instances; got != 3 {
+		t.Errorf("Load reports %d instances at the end, want 3", got)
+	}
+}
+
+func loadOf(e *env, versionID int64) core.VersionLoad {
+	for _, l := range e.act.Load() {
+		if l.VersionID == versionID {
+			return l
+		}
+	}
+	return core.VersionLoad{}
+}
+
 // TestDeletedVersionIsNotStarted: a request routed by a snapshot older than
 // the deletion gets a clear error, and no instance is started.
 func TestDeletedVersionIsNotStarted(t *testing.T) {
@@ -686,6 +754,7 @@ func TestConfigValidate(t *testing.T) {
 	for _, c := range []activator.Config{
 		{StartTimeout: -time.Second},
 		{MaxWaiters: -1},
+		{ParallelStarts: -1},
 		{ReapInterval: time.Millisecond},
 	} {
 		if _, err := activator.New(c, rt, &catalog{}, slog.New(slog.DiscardHandler)); err == nil {

@@ -39,6 +39,9 @@ const svcPrefix = "dpl-"
 func dockerEnv(t *testing.T, edit func(*config.Config)) *env {
 	t.Helper()
 	dockertest.Skip(t)
+	// Image builds load the engine for tens of seconds; tests that time
+	// it (the autoscaler's) take turns with them.
+	dockertest.Exclusive(t)
 	removeBuiltImages(t) // first, so that its cleanup runs after the daemon's
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()

@@ -67,6 +67,7 @@ On first start without --admin-token, a token is generated, saved in
 	f.DurationVar(&cfg.StableWindow, "stable-window", cfg.StableWindow, "autoscaler: load is averaged over this window")
 	f.DurationVar(&cfg.PanicWindow, "panic-window", cfg.PanicWindow, "autoscaler: a burst over this window scales up at once")
 	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", cfg.ScaleDownDelay, "autoscaler: wait this long after a change before scaling down")
+	f.IntVar(&cfg.ParallelStarts, "parallel-starts", cfg.ParallelStarts, "autoscaler: how many instances may be starting at once (a version's first instance never waits for this)")
 	f.BoolVar(&cfg.KeepInstances, "keep-instances", cfg.KeepInstances, "leave instances running at shutdown; the next start adopts them")
 	f.StringVar(&cfg.Watchdog, "watchdog", cfg.Watchdog, "the wisp-watchdog binary that stdio builds put in their images (default: wisp-watchdog next to this binary)")
 	f.StringVar(&maxContext, "max-build-context", maxContext, "largest build context a deploy may upload (as a tar)")

@@ -48,6 +48,8 @@ type Config struct {
 	ReapInterval time.Duration
 	// KeepInstances leaves instances running at shutdown, for adoption.
 	KeepInstances bool
+	// ParallelStarts bounds the scale-up starts in flight at once.
+	ParallelStarts int
 	// The autoscaler's windows (see package autoscaler).
 	StableWindow   time.Duration
 	PanicWindow    time.Duration
@@ -73,6 +75,7 @@ func Default() Config {
 		StartTimeout:    30 * time.Second,
 		StopGrace:       10 * time.Second,
 		ReapInterval:    time.Second,
+		ParallelStarts:  3,
 		StableWindow:    60 * time.Second,
 		PanicWindow:     6 * time.Second,
 		ScaleDownDelay:  30 * time.Second,
@@ -151,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.ScaleDownDelay < 0 || c.ScaleDownDelay > time.Hour {
 		errs = append(errs, fmt.Errorf("scale-down delay (--scale-down-delay) must be between 0 and 1h, got %s", c.ScaleDownDelay))
+	}
+	if c.ParallelStarts < 1 || c.ParallelStarts > 100 {
+		errs = append(errs, fmt.Errorf("parallel starts (--parallel-starts) must be between 1 and 100, got %d", c.ParallelStarts))
 	}
 	if c.ReapInterval < 10*time.Millisecond || c.ReapInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("reap interval (--reap-interval) must be between 10ms and 1m, got %s", c.ReapInterval))

@@ -42,6 +42,7 @@ func TestValidate(t *testing.T) {
 		{"stop grace", func(c *config.Config) { c.StopGrace = -time.Second }, "--stop-grace"},
 		{"reap interval", func(c *config.Config) { c.ReapInterval = time.Hour }, "--reap-interval"},
 		{"windows", func(c *config.Config) { c.PanicWindow = time.Minute; c.StableWindow = time.Second }, "--panic-window"},
+		{"parallel starts", func(c *config.Config) { c.ParallelStarts = 0 }, "--parallel-starts"},
 		{"scale-down delay", func(c *config.Config) { c.ScaleDownDelay = -time.Second }, "--scale-down-delay"},
 	}
 	for _, tc := range cases {

@@ -129,6 +129,8 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		StopGrace:     cfg.StopGrace,
 		ReapInterval:  cfg.ReapInterval,
 		KeepInstances: cfg.KeepInstances,
+
+		ParallelStarts: cfg.ParallelStarts,
 	}, d.rt, d.store, logger); err != nil {
 		return nil, err
 	}

@@ -41,7 +41,11 @@ func runDaemon(t *testing.T, dataDir string, edit func(*config.Config), opts dae
 		edit(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), opts)
+	lh := slog.Handler(slog.DiscardHandler)
+	if os.Getenv("WISP_TEST_LOG") != "" { // the daemon's debug log, to see why a test failed
+		lh = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	d, err := daemon.Open(ctx, cfg, slog.New(lh), opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
