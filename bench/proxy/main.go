@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -254,9 +255,21 @@ func (t *target) once(ctx context.Context, hc *http.Client) (time.Duration, erro
 	return d, err
 }
 
-// load runs n connections, each a keep-alive client sending one request
-// after another, for dur (after a one-second warm-up that is not counted).
+// load runs n connections, each sending one request after another, for dur
+// (after a one-second warm-up that is not counted). Each connection is
+// written and read by one goroutine, as wrk does: net/http's client hands
+// every request between three goroutines, and at one connection those
+// hand-overs cost about as much as the proxy being measured.
 func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, error) {
+	u, err := url.Parse(t.url)
+	if err != nil {
+		return result{}, err
+	}
+	host := t.host
+	if host == "" {
+		host = u.Host
+	}
+	raw := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: wisp-bench\r\n\r\n")
 	var mu sync.Mutex
 	var all []time.Duration
 	var firstErr error
@@ -267,15 +280,15 @@ func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, Proxy: nil}}
+			c := &rawClient{addr: u.Host, req: raw}
+			defer c.close()
 			lat := make([]time.Duration, 0, 1<<16)
 			for {
 				now := time.Now()
 				if now.After(stop) || ctx.Err() != nil {
 					break
 				}
-				d, err := t.once(ctx, hc)
-				if err != nil {
+				if err := c.do(ctx); err != nil {
 					mu.Lock()
 					if firstErr == nil && !errors.Is(err, context.Canceled) {
 						firstErr = err
@@ -284,7 +297,7 @@ func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, er
 					return
 				}
 				if now.After(warmUntil) {
-					lat = append(lat, d)
+					lat = append(lat, time.Since(now))
 				}
 			}
 			mu.Lock()
@@ -301,4 +314,52 @@ func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, er
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	return result{name: t.name, rps: float64(len(all)) / dur.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}, nil
+}
+
+// rawClient is one keep-alive HTTP/1.1 connection that sends the same
+// request again and again.
+type rawClient struct {
+	addr string
+	req  []byte
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+var getReq = &http.Request{Method: "GET"}
+
+func (c *rawClient) do(ctx context.Context) error {
+	if c.conn == nil {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", c.addr)
+		if err != nil {
+			return err
+		}
+		c.conn, c.br = conn, bufio.NewReader(conn)
+	}
+	_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.conn.Write(c.req); err != nil {
+		c.close()
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, getReq)
+	if err != nil {
+		c.close()
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err != nil || resp.Close {
+		c.close()
+	}
+	return err
+}
+
+func (c *rawClient) close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
 }

@@ -300,6 +300,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.public.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("router shutdown: %w", err))
 	}
+	d.router.CloseIdleConnections()
 	if err := d.admin.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("admin API shutdown: %w", err))
 	}

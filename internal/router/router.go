@@ -130,21 +130,11 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	return r, nil
 }
 
-// NewTransport returns the transport tuned for many short requests to a few
-// local instances: plenty of idle connections per instance, no proxy from the
-// environment, no compression negotiation.
-func NewTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
+// CloseIdleConnections closes the idle connections to instances; call it
+// once the router serves no more requests.
+func (r *Router) CloseIdleConnections() {
+	if c, ok := r.cfg.Transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
 }
 

@@ -1,11 +1,13 @@
 package router_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -374,3 +376,46 @@ type failCounter struct{ fail func() }
 func (f failCounter) Release() {}
 func (f failCounter) Fail()    { f.fail() }
 func (f failCounter) Suspect() {}
+
+// TestUpgradeIsProxied: a protocol upgrade (a WebSocket, say) reaches the
+// instance and the two ends then talk through the router.
+func TestUpgradeIsProxied(t *testing.T) {
+	b := newBackends(t, func(int) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "echo" {
+				http.Error(w, "upgrade to echo expected", http.StatusBadRequest)
+				return
+			}
+			c, rw, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			_ = rw.Flush()
+			line, _ := rw.ReadString('\n')
+			_, _ = rw.WriteString("echo: " + line)
+			_ = rw.Flush()
+		})
+	}, 1)
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	var d net.Dialer
+	c, err := d.DialContext(t.Context(), "tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: hello.localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got %v %v, want 101", resp, err)
+	}
+	_, _ = io.WriteString(c, "hello\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: hello\n" {
+		t.Fatalf("after the upgrade: %q %v", line, err)
+	}
+}
