@@ -58,10 +58,10 @@ build:
 		t.Fatalf("an empty file: %v", err)
 	}
 	bad := []struct{ name, yaml, want string }{
-		{"unknown key", "servce: hello\n", "field servce not found"},
-		{"unknown nested key", "build:\n  base: x\n", "field base not found"},
-		{"wrong type", "port: eighty\n", "cannot unmarshal"},
-		{"env not a list", "env: A=1\n", "cannot unmarshal"},
+		{"unknown key", "servce: hello\n", `line 1: unknown key "servce"; the keys of wisp.yaml are service, runtime, port,`},
+		{"unknown nested key", "build:\n  base: x\n", `line 2: unknown key "base"; the keys under build: are base_image, builder_image, dockerfile`},
+		{"wrong type", "port: eighty\n", `port: must be a whole number, got "eighty"`},
+		{"env not a list", "env: A=1\n", `env: must be a list of strings, such as [a, b], got "A=1"`},
 		{"bad runtime", "runtime: rust\n", `runtime "rust" is not one of`},
 		{"stdio without command", "runtime: stdio\n", "needs command"},
 		{"bad service name", "service: Hello\n", "must start with a lowercase letter"},
@@ -247,9 +247,12 @@ func TestPackLimit(t *testing.T) {
 
 func TestParseSpecNamesTheKeyOfAWrongType(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"port: eighty\n", "line 1: port: cannot unmarshal"},
-		{"runtime: go\nscaling:\n  max_instances: many\n", "line 3: scaling.max_instances: cannot unmarshal"},
-		{"env: FOO=bar\n", "line 1: env: cannot unmarshal"},
+		{"port: eighty\n", `line 1: port: must be a whole number, got "eighty"`},
+		{"runtime: go\nscaling:\n  max_instances: many\n", `line 3: scaling.max_instances: must be a whole number, got "many"`},
+		{"build: [a]\n", "line 1: build: must be a mapping of keys, got a list"},
+		{"scaling:\n  replicas: 2\n", `line 2: unknown key "replicas"; the keys under scaling: are min_instances,`},
+		{"cpu: [1]\n", "line 1: cpu: must be a number, got a list"},
+		{"env: FOO=bar\n", `line 1: env: must be a list of strings`},
 	} {
 		_, err := build.ParseSpec([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,10 +77,15 @@ func ParseSpec(data []byte) (Spec, error) {
 	return s, s.validate()
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+var (
+	lineRE      = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unmarshalRE = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+	unknownRE   = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
+)
 
-// nameKeys puts the key of each "line N: cannot unmarshal …" error in it,
-// since yaml's messages name only the line.
+// nameKeys says each of yaml's errors in wisp.yaml's terms: yaml's messages
+// name only the line, and Go's types ("cannot unmarshal !!str `x` into
+// int", "field foo not found in type build.Spec").
 func nameKeys(data []byte, errs []string) []string {
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root) // it decoded once already
@@ -91,11 +97,77 @@ func nameKeys(data []byte, errs []string) []string {
 			continue
 		}
 		line, _ := strconv.Atoi(m[1])
+		msg := m[2]
+		if u := unknownRE.FindStringSubmatch(msg); u != nil {
+			out[i] = fmt.Sprintf("line %d: unknown key %q; the keys %s are %s", line, u[1], sectionOf(u[2]), strings.Join(yamlKeys[u[2]], ", "))
+			continue
+		}
+		if u := unmarshalRE.FindStringSubmatch(msg); u != nil {
+			got := fmt.Sprintf("%q", u[2])
+			switch u[1] {
+			case "seq":
+				got = "a list"
+			case "map":
+				got = "a mapping"
+			}
+			msg = fmt.Sprintf("must be %s, got %s", kindOf(u[3]), got)
+		}
 		if key := keyAtLine(&root, line, ""); key != "" {
-			out[i] = fmt.Sprintf("line %d: %s: %s", line, key, m[2])
+			out[i] = fmt.Sprintf("line %d: %s: %s", line, key, msg)
+		} else {
+			out[i] = fmt.Sprintf("line %d: %s", line, msg)
 		}
 	}
 	return out
+}
+
+// yamlKeys lists the keys of each section of wisp.yaml, by the Go type
+// that yaml names in its errors.
+var yamlKeys = map[string][]string{
+	"build.Spec":        keysOf(Spec{}),
+	"build.BuildSpec":   keysOf(BuildSpec{}),
+	"build.ScalingSpec": keysOf(ScalingSpec{}),
+}
+
+func keysOf(v any) []string {
+	t := reflect.TypeOf(v)
+	var keys []string
+	for i := range t.NumField() {
+		if k, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+func sectionOf(goType string) string {
+	switch goType {
+	case "build.BuildSpec":
+		return "under build:"
+	case "build.ScalingSpec":
+		return "under scaling:"
+	}
+	return "of " + SpecFile
+}
+
+// kindOf names what a Go type takes, in YAML's words.
+func kindOf(goType string) string {
+	switch goType {
+	case "int", "int64":
+		return "a whole number"
+	case "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "[]string":
+		return "a list of strings, such as [a, b]"
+	}
+	if strings.HasPrefix(goType, "build.") {
+		return "a mapping of keys"
+	}
+	return goType
 }
 
 // keyAtLine returns the dotted key whose value starts at line.
@@ -113,11 +185,11 @@ func keyAtLine(n *yaml.Node, line int, prefix string) string {
 			if prefix != "" {
 				key = prefix + "." + key
 			}
-			if val.Line == line && val.Kind == yaml.ScalarNode {
-				return key
-			}
 			if k := keyAtLine(val, line, key); k != "" {
-				return k
+				return k // the deepest key on the line
+			}
+			if val.Line == line {
+				return key
 			}
 		}
 	}
