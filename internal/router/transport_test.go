@@ -63,6 +63,16 @@ func newRawBackend(t *testing.T, serve func(c net.Conn, req *http.Request) bool)
 	return b
 }
 
+// answering is a rawBackend that writes answer to every request and, unless
+// keep, then closes the connection without saying so.
+func answering(t *testing.T, answer string, keep bool) *rawBackend {
+	t.Helper()
+	return newRawBackend(t, func(c net.Conn, _ *http.Request) bool {
+		_, _ = io.WriteString(c, answer)
+		return keep
+	})
+}
+
 // countingServer is an httptest server that counts the connections it
 // accepted and closed.
 type countingServer struct {
@@ -143,10 +153,7 @@ func TestTransportReusesOneConnection(t *testing.T) {
 // connection after one response, without saying so, costs a new connection
 // per request but never an error.
 func TestTransportRetriesAClosedIdleConnection(t *testing.T) {
-	b := newRawBackend(t, func(c net.Conn, _ *http.Request) bool {
-		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		return false
-	})
+	b := answering(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)
 	tr := router.NewTransport()
 	defer tr.CloseIdleConnections()
 	for i := range 20 {
@@ -174,10 +181,7 @@ func TestTransportDoesNotReuse(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newRawBackend(t, func(c net.Conn, _ *http.Request) bool {
-				_, _ = io.WriteString(c, tc.answer)
-				return true
-			})
+			b := answering(t, tc.answer, true)
 			tr := router.NewTransport()
 			defer tr.CloseIdleConnections()
 			for i := range 3 {
@@ -225,11 +229,8 @@ func TestTransportFallback(t *testing.T) {
 }
 
 func TestTransportInterimResponses(t *testing.T) {
-	b := newRawBackend(t, func(c net.Conn, _ *http.Request) bool {
-		_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+
-			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		return true
-	})
+	b := answering(t, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true)
 	tr := router.NewTransport()
 	defer tr.CloseIdleConnections()
 	var got []string
@@ -261,10 +262,7 @@ func TestTransportBadAnswers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newRawBackend(t, func(c net.Conn, _ *http.Request) bool {
-				_, _ = io.WriteString(c, tc.answer)
-				return true
-			})
+			b := answering(t, tc.answer, true)
 			tr := router.NewTransport()
 			tr.MaxResponseHeaderBytes = 1024
 			defer tr.CloseIdleConnections()
