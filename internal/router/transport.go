@@ -50,8 +50,6 @@ type Transport struct {
 	// MaxResponseHeaderBytes bounds a response's status line and headers.
 	MaxResponseHeaderBytes int64
 
-	dialer net.Dialer
-
 	mu    sync.Mutex
 	idle  map[string][]*backendConn // by address, most recently used last
 	sweep *time.Timer               // closes expired idle connections; nil when none are idle
@@ -61,24 +59,28 @@ type Transport struct {
 // local instances: plenty of idle connections per instance, no proxy from the
 // environment, no compression negotiation.
 func NewTransport() *Transport {
+	const (
+		dialTimeout    = 5 * time.Second
+		idlePerHost    = 512
+		idleTimeout    = 90 * time.Second
+		tcpKeepAlive   = 30 * time.Second
+		maxHeaderBytes = 1 << 20
+	)
 	return &Transport{
 		Fallback: &http.Transport{
-			Proxy: nil,
-			DialContext: (&net.Dialer{
-				Timeout:   5 * time.Second,
-				KeepAlive: 30 * time.Second,
-			}).DialContext,
-			MaxIdleConns:          4096,
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			DisableCompression:    true,
+			Proxy:                  nil,
+			DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive}).DialContext,
+			MaxIdleConns:           4096,
+			MaxIdleConnsPerHost:    idlePerHost,
+			IdleConnTimeout:        idleTimeout,
+			MaxResponseHeaderBytes: maxHeaderBytes,
+			ExpectContinueTimeout:  time.Second,
+			DisableCompression:     true,
 		},
-		DialTimeout:            5 * time.Second,
-		MaxIdlePerHost:         512,
-		IdleTimeout:            90 * time.Second,
-		MaxResponseHeaderBytes: 1 << 20,
-		dialer:                 net.Dialer{KeepAlive: 30 * time.Second},
+		DialTimeout:            dialTimeout,
+		MaxIdlePerHost:         idlePerHost,
+		IdleTimeout:            idleTimeout,
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 }
 
@@ -133,7 +135,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	addr := req.URL.Host
 	for attempt := 0; ; attempt++ {
-		bc, reused, err := t.conn(ctx, addr)
+		// The retry dials: when one idle connection has gone stale, the
+		// others to the same instance likely have too.
+		bc, reused, err := t.conn(ctx, addr, attempt == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -256,11 +260,11 @@ func (b *backendBody) finish(complete bool) {
 	b.bc.conn.Close()
 }
 
-// conn returns an idle connection to addr, or dials a new one.
-func (t *Transport) conn(ctx context.Context, addr string) (bc *backendConn, reused bool, err error) {
+// conn returns an idle connection to addr when idleOK, or dials a new one.
+func (t *Transport) conn(ctx context.Context, addr string, idleOK bool) (bc *backendConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
-	if list := t.idle[addr]; len(list) > 0 {
+	if list := t.idle[addr]; idleOK && len(list) > 0 {
 		for len(list) > 0 {
 			bc = list[len(list)-1]
 			list[len(list)-1] = nil
@@ -277,9 +281,8 @@ func (t *Transport) conn(ctx context.Context, addr string) (bc *backendConn, reu
 	if bc != nil {
 		return bc, true, nil
 	}
-	dctx, cancel := context.WithTimeout(ctx, t.DialTimeout)
-	defer cancel()
-	c, err := t.dialer.DialContext(dctx, "tcp", addr)
+	d := net.Dialer{Timeout: t.DialTimeout, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err // a *net.OpError with Op "dial": the router retries on a new instance
 	}

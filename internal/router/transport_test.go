@@ -166,6 +166,37 @@ func TestTransportRetriesAClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// TestTransportRetryDials: when the instance has closed every idle
+// connection (it restarted, say), the retry dials rather than taking the
+// next stale one.
+func TestTransportRetryDials(t *testing.T) {
+	var inflight sync.WaitGroup
+	gate := make(chan struct{})
+	s := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			inflight.Done()
+			<-gate
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	tr := router.NewTransport()
+	defer tr.CloseIdleConnections()
+	const n = 3
+	inflight.Add(n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { _, _, _ = roundTrip(t, tr, t.Context(), "GET", s.addr(), "/wait") })
+	}
+	inflight.Wait() // three connections, idle once answered
+	close(gate)
+	wg.Wait()
+	s.CloseClientConnections()
+	waitUntil(t, "the server closed all three", func() bool { return s.closed.Load() == n })
+	if _, body, err := roundTrip(t, tr, t.Context(), "GET", s.addr(), "/"); err != nil || body != "ok" {
+		t.Fatalf("after the instance closed its connections: %q, %v", body, err)
+	}
+}
+
 // TestTransportDoesNotReuse: a connection is closed, not kept, after a
 // response that says Connection: close, one from HTTP/1.0, one followed by
 // bytes nobody asked for, and a body closed before its end.

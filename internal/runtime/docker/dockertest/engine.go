@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -21,13 +22,9 @@ func StartBaseline(ctx context.Context, image, network string, port, n, parallel
 		return 0, err
 	}
 	defer cli.Close()
+	var mu sync.Mutex
 	var ids []string
-	idc := make(chan string, n)
 	defer func() {
-		close(idc)
-		for id := range idc {
-			ids = append(ids, id)
-		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		for _, id := range ids {
@@ -46,7 +43,9 @@ func StartBaseline(ctx context.Context, image, network string, port, n, parallel
 			if err != nil {
 				return err
 			}
-			idc <- c.ID
+			mu.Lock()
+			ids = append(ids, c.ID)
+			mu.Unlock()
 			if _, err := cli.ContainerStart(gctx, c.ID, client.ContainerStartOptions{}); err != nil {
 				return err
 			}
