@@ -421,8 +421,12 @@ func TestDockerBadInputs(t *testing.T) {
 		if r.status != 503 || !strings.Contains(r.body, "exited with code 3") || !strings.Contains(r.body, "exiting at once") {
 			t.Fatalf("got %+v", r)
 		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("a crash at start took %s to report; the start timeout is 3s", d)
+		// Reported as an exit, and before the start timeout would have
+		// fired: the activator watched the container die rather than wait.
+		// (Not a tighter bound: while other packages build images the
+		// engine here takes over 2 s to start and reap a container.)
+		if d := time.Since(start); d >= 3*time.Second {
+			t.Fatalf("a crash at start took %s to report, no sooner than the start timeout of 3s", d)
 		}
 		t.Logf("a crash at start was reported in %s", time.Since(start).Round(time.Millisecond))
 		waitGone(t, "bad-exit")
