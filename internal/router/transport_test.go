@@ -170,7 +170,24 @@ func TestTransportRetriesAClosedIdleConnection(t *testing.T) {
 // connection (it restarted, say), the retry dials rather than taking the
 // next stale one.
 func TestTransportRetryDials(t *testing.T) {
+	tr := router.NewTransport()
+	defer tr.CloseIdleConnections()
+	const n = 3
+	s := heldOpen(t, tr, n) // three connections, idle once answered
+	s.CloseClientConnections()
+	waitUntil(t, "the server closed all three", func() bool { return s.closed.Load() == n })
+	if _, body, err := roundTrip(t, tr, t.Context(), "GET", s.addr(), "/"); err != nil || body != "ok" {
+		t.Fatalf("after the instance closed its connections: %q, %v", body, err)
+	}
+}
+
+// heldOpen starts a server answering "ok" and sends it n GETs through tr that
+// are all in flight at once (the server holds each until the last arrives),
+// so tr has opened n connections to it; it returns once all n are answered.
+func heldOpen(t *testing.T, tr http.RoundTripper, n int) *countingServer {
+	t.Helper()
 	var inflight sync.WaitGroup
+	inflight.Add(n)
 	gate := make(chan struct{})
 	s := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/wait" {
@@ -179,22 +196,18 @@ func TestTransportRetryDials(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	}))
-	tr := router.NewTransport()
-	defer tr.CloseIdleConnections()
-	const n = 3
-	inflight.Add(n)
 	var wg sync.WaitGroup
 	for range n {
-		wg.Go(func() { _, _, _ = roundTrip(t, tr, t.Context(), "GET", s.addr(), "/wait") })
+		wg.Go(func() {
+			if _, body, err := roundTrip(t, tr, t.Context(), "GET", s.addr(), "/wait"); err != nil || body != "ok" {
+				t.Errorf("got %q, %v", body, err)
+			}
+		})
 	}
-	inflight.Wait() // three connections, idle once answered
+	inflight.Wait()
 	close(gate)
 	wg.Wait()
-	s.CloseClientConnections()
-	waitUntil(t, "the server closed all three", func() bool { return s.closed.Load() == n })
-	if _, body, err := roundTrip(t, tr, t.Context(), "GET", s.addr(), "/"); err != nil || body != "ok" {
-		t.Fatalf("after the instance closed its connections: %q, %v", body, err)
-	}
+	return s
 }
 
 // TestTransportDoesNotReuse: a connection is closed, not kept, after a
@@ -360,32 +373,11 @@ func TestTransportCancel(t *testing.T) {
 // TestTransportIdleConnections: at most MaxIdlePerHost are kept, and those
 // unused for IdleTimeout are closed without a request to find them.
 func TestTransportIdleConnections(t *testing.T) {
-	var inflight sync.WaitGroup
-	gate := make(chan struct{})
-	s := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/wait" {
-			inflight.Done()
-			<-gate
-		}
-		_, _ = io.WriteString(w, "ok")
-	}))
 	tr := router.NewTransport()
 	tr.MaxIdlePerHost = 2
 	tr.IdleTimeout = 200 * time.Millisecond
 	defer tr.CloseIdleConnections()
-	const n = 5
-	inflight.Add(n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			if _, body, err := roundTrip(t, tr, t.Context(), "GET", s.addr(), "/wait"); err != nil || body != "ok" {
-				t.Errorf("got %q, %v", body, err)
-			}
-		})
-	}
-	inflight.Wait() // all five connections are open
-	close(gate)
-	wg.Wait()
+	s := heldOpen(t, tr, 5)
 	waitUntil(t, "3 of 5 connections closed at once", func() bool { return s.closed.Load() == 3 })
 	waitUntil(t, "the 2 idle ones closed after the idle timeout", func() bool { return s.closed.Load() == 5 })
 	if _, body, err := roundTrip(t, tr, t.Context(), "GET", s.addr(), "/"); err != nil || body != "ok" {
