@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wisp-run/wisp/internal/activator"
 	"github.com/wisp-run/wisp/internal/core"
@@ -16,22 +19,6 @@ import (
 	"github.com/wisp-run/wisp/internal/runtime/fake"
 	"github.com/wisp-run/wisp/internal/runtime/runtimetest"
 )
-
-// catalog is a tiny in-memory Catalog.
-type catalog struct {
-	versions map[int64]core.Version
-}
-
-func (c *catalog) GetVersionByID(_ context.Context, id int64) (core.Version, error) {
-	if v, ok := c.versions[id]; ok {
-		return v, nil
-	}
-	return core.Version{}, core.NotFoundf("version ID %d not found", id)
-}
-
-func (c *catalog) GetService(_ context.Context, name string) (core.Service, error) {
-	return core.Service{Name: name, Policy: core.DefaultPolicy()}, nil
-}
 
 func version(id int64, service string, env ...string) *core.Version {
 	return &core.Version{ID: id, Service: service, Number: int(id), ImageID: "sha256:greeter",
@@ -41,23 +28,44 @@ func version(id int64, service string, env ...string) *core.Version {
 type env struct {
 	rt  *fake.Runtime
 	act *activator.Activator
-	cat *catalog
+}
+
+// state is a service with versions, all of them routable: the first gets
+// all the traffic and the others a tag each.
+func state(service string, pol core.ScalingPolicy, versions ...*core.Version) core.ServiceState {
+	s := core.ServiceState{Service: core.Service{Name: service, Policy: pol}}
+	t := &core.TrafficEntry{Traffic: core.Traffic{Tags: map[string]int{}}}
+	for i, v := range versions {
+		s.Versions = append(s.Versions, *v)
+		if i == 0 {
+			t.Weights = []core.Weight{{Version: v.Number, Percent: 100}}
+		} else {
+			t.Tags["t"+strconv.Itoa(v.Number)] = v.Number
+		}
+	}
+	if len(versions) > 0 {
+		s.Traffic = t
+	}
+	return s
+}
+
+// svcVersions are the versions 1–9 of service svc that every env knows.
+func svcVersions() []*core.Version {
+	var vs []*core.Version
+	for id := int64(1); id <= 9; id++ {
+		vs = append(vs, version(id, "svc"))
+	}
+	return vs
 }
 
 func newEnv(t *testing.T, cfg activator.Config, behave func(runtime.InstanceSpec) fake.Behavior) *env {
 	t.Helper()
 	rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}, Behave: behave})
-	cat := &catalog{versions: map[int64]core.Version{}}
-	for id := int64(1); id <= 9; id++ {
-		cat.versions[id] = *version(id, "svc")
-	}
 	if cfg.ReapInterval == 0 {
 		cfg.ReapInterval = time.Hour // tests call Reap themselves
 	}
-	act, err := activator.New(cfg, rt, cat, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	act := newActivator(t, cfg, rt)
+	act.Apply(state("svc", policy(), svcVersions()...))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- act.Run(ctx) }()
@@ -66,23 +74,32 @@ func newEnv(t *testing.T, cfg activator.Config, behave func(runtime.InstanceSpec
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = act.Shutdown(sctx)
 	})
-	return &env{rt: rt, act: act, cat: cat}
+	return &env{rt: rt, act: act}
+}
+
+// newActivator returns an activator that is shut down when the test ends.
+func newActivator(t *testing.T, cfg activator.Config, rt runtime.Runtime) *activator.Activator {
+	t.Helper()
+	act, err := activator.New(t.Context(), cfg, rt, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(t.Context()), 10*time.Second)
+		defer scancel()
+		if err := act.Shutdown(sctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return act
 }
 
 func policy() core.ScalingPolicy { return core.DefaultPolicy() }
 
 func get(t *testing.T, e *env, v *core.Version) string {
 	t.Helper()
-	return getWith(t, e, v, policy())
-}
-
-func getWith(t *testing.T, e *env, v *core.Version, pol core.ScalingPolicy) string {
-	t.Helper()
-	l, err := e.act.Acquire(t.Context(), v, pol)
+	l, err := e.act.Acquire(t.Context(), v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +116,7 @@ func TestColdStartIsCoalesced(t *testing.T) {
 		return fake.Behavior{StartDelay: 200 * time.Millisecond, ReadyDelay: 100 * time.Millisecond}
 	})
 	v := version(1, "svc", "GREETING=storm")
+	e.act.Apply(state("svc", policy(), v))
 	var wg sync.WaitGroup
 	var cold atomic.Int64
 	errs := make(chan error, 100)
@@ -106,7 +124,7 @@ func TestColdStartIsCoalesced(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l, err := e.act.Acquire(t.Context(), v, policy())
+			l, err := e.act.Acquire(t.Context(), v)
 			if err != nil {
 				errs <- err
 				return
@@ -145,10 +163,12 @@ func TestSlowStartDoesNotBlockOthers(t *testing.T) {
 		}
 		return fake.Behavior{}
 	})
-	slow := version(1, "slow")
-	fast := version(2, "fast")
+	slow := version(11, "slow")
+	fast := version(12, "fast")
+	e.act.Apply(state("slow", policy(), slow))
+	e.act.Apply(state("fast", policy(), fast))
 	go func() {
-		if l, err := e.act.Acquire(context.Background(), slow, policy()); err == nil {
+		if l, err := e.act.Acquire(context.Background(), slow); err == nil {
 			l.Release()
 		}
 	}()
@@ -178,7 +198,7 @@ func TestStartFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var fail atomic.Bool
 			fail.Store(true)
-			e := newEnv(t, activator.Config{StartTimeout: 1500 * time.Millisecond, StopGrace: time.Second}, func(runtime.InstanceSpec) fake.Behavior {
+			e := newEnv(t, activator.Config{StartTimeout: 1500 * time.Millisecond, StopGrace: time.Second, MinBackoff: 300 * time.Millisecond}, func(runtime.InstanceSpec) fake.Behavior {
 				if fail.Load() {
 					return tc.behave
 				}
@@ -186,7 +206,7 @@ func TestStartFailures(t *testing.T) {
 			})
 			v := version(1, "svc")
 			start := time.Now()
-			_, err := e.act.Acquire(t.Context(), v, policy())
+			_, err := e.act.Acquire(t.Context(), v)
 			if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), tc.message) {
 				t.Fatalf("got %v, want unavailable with %q", err, tc.message)
 			}
@@ -200,8 +220,19 @@ func TestStartFailures(t *testing.T) {
 				l, _ := e.rt.List(t.Context())
 				return len(l) == 0
 			})
-			// The next request tries again.
+			// Within the backoff, a request is refused at once and told
+			// when to come back; after it, the next request tries again.
 			fail.Store(false)
+			began := time.Now()
+			_, err = e.act.Acquire(t.Context(), v)
+			var ra interface{ RetryAfter() time.Duration }
+			if !errors.Is(err, core.ErrUnavailable) || !errors.As(err, &ra) || ra.RetryAfter() <= 0 || !strings.Contains(err.Error(), tc.message) {
+				t.Fatalf("during the backoff: got %v, want unavailable with a RetryAfter and the last failure %q", err, tc.message)
+			}
+			if d := time.Since(began); d > 100*time.Millisecond {
+				t.Fatalf("a request during the backoff waited %s, want an answer at once", d)
+			}
+			time.Sleep(ra.RetryAfter())
 			if body := get(t, e, v); body != "Hello, World!\n" {
 				t.Fatalf("retry: %q", body)
 			}
@@ -220,7 +251,7 @@ func TestWaitingIsBounded(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := e.act.Acquire(t.Context(), v, policy())
+			_, err := e.act.Acquire(t.Context(), v)
 			switch {
 			case err != nil && strings.Contains(err.Error(), "already waiting"):
 				full.Add(1)
@@ -241,13 +272,14 @@ func TestMaxConcurrencyWaits(t *testing.T) {
 	e := newEnv(t, activator.Config{WaitTimeout: 2 * time.Second}, nil)
 	v := version(1, "svc")
 	v.MaxConcurrency = 1
-	l1, err := e.act.Acquire(t.Context(), v, policy())
+	e.act.Apply(state("svc", policy(), v))
+	l1, err := e.act.Acquire(t.Context(), v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan time.Time, 1)
 	go func() {
-		l2, err := e.act.Acquire(t.Context(), v, policy())
+		l2, err := e.act.Acquire(t.Context(), v)
 		if err == nil {
 			got <- time.Now()
 			l2.Release()
@@ -270,7 +302,8 @@ func TestReaper(t *testing.T) {
 	e := newEnv(t, activator.Config{StopGrace: time.Second}, nil)
 	v := version(1, "svc")
 	pol := core.ScalingPolicy{MaxInstances: 1, TargetConcurrency: 1, IdleTimeout: core.Duration(2 * time.Second), PauseAfter: core.Duration(time.Second)}
-	l, err := e.act.Acquire(t.Context(), v, pol)
+	e.act.Apply(state("svc", pol, svcVersions()...))
+	l, err := e.act.Acquire(t.Context(), v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,22 +320,22 @@ func TestReaper(t *testing.T) {
 		return len(in) == 1 && in[0].State == runtime.StatePaused
 	})
 	// A request wakes it.
-	if body := getWith(t, e, v, pol); body != "Hello, World!\n" {
+	if body := get(t, e, v); body != "Hello, World!\n" {
 		t.Fatalf("after wake: %q", body)
 	}
 	if n := e.rt.Starts(); n != 1 {
 		t.Fatalf("waking started a new instance (%d starts)", n)
 	}
 	e.act.Reap(time.Now().Add(2500 * time.Millisecond))
-	if got := e.act.Instances(""); len(got) != 0 {
-		t.Fatalf("idle instance not removed: %+v", got)
+	if got := e.act.Instances(""); len(got) != 1 || got[0].State != core.InstanceStopping || !strings.Contains(got[0].Message, "idle for") {
+		t.Fatalf("idle instance not being removed: %+v", got)
 	}
 	waitFor(t, "the container to be stopped", func() bool { return len(started(t, e.rt)) == 0 })
 	// What is left is the spare, created but never started.
 	if l, _ := e.rt.List(t.Context()); len(l) != 1 || l[0].State != runtime.StateCreated {
 		t.Fatalf("after scale to zero: %+v, want one created spare", l)
 	}
-	getWith(t, e, v, pol)
+	get(t, e, v)
 	if n := e.rt.Starts(); n != 2 {
 		t.Fatalf("after scale to zero, a request must start a new instance: %d starts", n)
 	}
@@ -316,12 +349,11 @@ func TestMinInstancesKept(t *testing.T) {
 	v := version(1, "svc")
 	pol := core.DefaultPolicy()
 	pol.MinInstances = 1
+	e.act.Apply(state("svc", pol, svcVersions()...))
 	get(t, e, v)
-	l, _ := e.act.Acquire(t.Context(), v, pol)
-	l.Release()
 	e.act.Reap(time.Now().Add(time.Hour))
-	if got := e.act.Instances(""); len(got) != 1 {
-		t.Fatalf("min_instances 1 but %d instances", len(got))
+	if got := live(e); len(got) != 1 {
+		t.Fatalf("min_instances 1 but %+v", got) // paused is fine: it is kept
 	}
 }
 
@@ -331,14 +363,14 @@ func TestDiedInstanceIsReplaced(t *testing.T) {
 	get(t, e, v)
 	first := e.act.Instances("")[0].ID
 	e.rt.Kill(first, 137)
-	waitFor(t, "the dead instance to be dropped", func() bool { return len(e.act.Instances("")) == 0 })
+	waitFor(t, "the dead instance to be dropped", func() bool { return len(live(e)) == 0 })
 	get(t, e, v)
-	if got := e.act.Instances(""); len(got) != 1 || got[0].ID == first {
+	if got := live(e); len(got) != 1 || got[0].ID == first {
 		t.Fatalf("after a kill: %+v", got)
 	}
 	// Removed by hand: the same.
-	e.rt.Remove(e.act.Instances("")[0].ID)
-	waitFor(t, "the removed instance to be dropped", func() bool { return len(e.act.Instances("")) == 0 })
+	e.rt.Remove(live(e)[0].ID)
+	waitFor(t, "the removed instance to be dropped", func() bool { return len(live(e)) == 0 })
 	get(t, e, v)
 	if n := e.rt.Starts(); n != 3 {
 		t.Fatalf("got %d starts, want 3", n)
@@ -363,6 +395,9 @@ func TestReconcileAdoptsAndRemoves(t *testing.T) {
 	if len(got) != 1 || got[0].ID != "svc-v1-old" {
 		t.Fatalf("adopted: %+v", got)
 	}
+	if s := got[0].State; s != core.InstanceStarting && s != core.InstanceReady {
+		t.Fatalf("adopted instance in state %s, want starting (probed) or ready", s)
+	}
 	waitFor(t, "the orphan to be removed", func() bool {
 		_, err := e.rt.Inspect(ctx, "ghost-v1-old")
 		return errors.Is(err, core.ErrNotFound)
@@ -379,7 +414,7 @@ func TestSyncRemovesDeletedVersions(t *testing.T) {
 	get(t, e, version(2, "svc"))
 	v2 := *version(2, "svc")
 	e.act.Sync([]core.ServiceState{{Service: core.Service{Name: "svc", Policy: core.DefaultPolicy()}, Versions: []core.Version{v2}}})
-	got := e.act.Instances("")
+	got := live(e)
 	if len(got) != 1 || got[0].Version != 2 {
 		t.Fatalf("after deleting v1: %+v", got)
 	}
@@ -397,15 +432,14 @@ func TestSyncRemovesDeletedVersions(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}})
-		act, err := activator.New(activator.Config{KeepInstances: keep, StopGrace: time.Second}, rt, &catalog{}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := act.Acquire(t.Context(), version(1, "svc"), policy())
+		act := newActivator(t, activator.Config{KeepInstances: keep, StopGrace: time.Second}, rt)
+		act.Apply(state("svc", policy(), version(1, "svc")))
+		l, err := act.Acquire(t.Context(), version(1, "svc"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		l.Release()
+		waitFor(t, "the spare", func() bool { return rt.Creates() == 1 })
 		if err := act.Shutdown(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -415,6 +449,17 @@ func TestShutdown(t *testing.T) {
 			t.Fatalf("keep=%v: %d instances left (%+v), want %d", keep, len(list), list, want)
 		}
 	}
+}
+
+// live lists the instances that are not being removed.
+func live(e *env) []core.InstanceInfo {
+	var out []core.InstanceInfo
+	for _, in := range e.act.Instances("") {
+		if in.State != core.InstanceStopping {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -453,7 +498,7 @@ func TestBalance(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(stop) {
-				l, err := e.act.Acquire(t.Context(), v, policy())
+				l, err := e.act.Acquire(t.Context(), v)
 				if err != nil {
 					t.Error(err)
 					return
@@ -487,7 +532,7 @@ func TestBalance(t *testing.T) {
 }
 
 // TestSuspectInstanceIsSkipped: an instance that failed a request gets no
-// new request until a probe finds it healthy again.
+// new request until a probe finds it healthy again (within SuspectTimeout).
 func TestSuspectInstanceIsSkipped(t *testing.T) {
 	e := newEnv(t, activator.Config{}, nil)
 	v := version(1, "svc")
@@ -496,15 +541,16 @@ func TestSuspectInstanceIsSkipped(t *testing.T) {
 	waitFor(t, "2 ready instances", func() bool {
 		return len(e.act.Instances("svc")) == 2 && e.act.Instances("svc")[1].State == core.InstanceReady
 	})
-	l, err := e.act.Acquire(t.Context(), v, policy())
+	l, err := e.act.Acquire(t.Context(), v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := l.InstanceID
-	l.Suspect()
+	e.rt.Hang(bad) // the probe fails until Unhang
+	l.Suspect("test")
 	l.Release()
 	for range 50 {
-		l2, err := e.act.Acquire(t.Context(), v, policy())
+		l2, err := e.act.Acquire(t.Context(), v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -513,8 +559,9 @@ func TestSuspectInstanceIsSkipped(t *testing.T) {
 		}
 		l2.Release()
 	}
+	e.rt.Unhang(bad)
 	waitFor(t, "the suspect instance to recover and serve again", func() bool {
-		l3, err := e.act.Acquire(t.Context(), v, policy())
+		l3, err := e.act.Acquire(t.Context(), v)
 		if err != nil {
 			return false
 		}
@@ -527,21 +574,21 @@ func TestSuspectInstanceIsSkipped(t *testing.T) {
 // ready instance.
 func BenchmarkAcquireRelease(b *testing.B) {
 	rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}})
-	act, err := activator.New(activator.Config{}, rt, &catalog{}, slog.New(slog.DiscardHandler))
+	act, err := activator.New(b.Context(), activator.Config{}, rt, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = act.Shutdown(context.WithoutCancel(b.Context())) }()
 	v := version(1, "svc")
-	pol := policy()
-	l, err := act.Acquire(b.Context(), v, pol)
+	act.Apply(state("svc", policy(), v))
+	l, err := act.Acquire(b.Context(), v)
 	if err != nil {
 		b.Fatal(err)
 	}
 	l.Release()
 	b.ReportAllocs()
 	for b.Loop() {
-		l, _ := act.Acquire(b.Context(), v, pol)
+		l, _ := act.Acquire(b.Context(), v)
 		l.Release()
 	}
 }
@@ -654,7 +701,7 @@ func TestDeletedVersionIsNotStarted(t *testing.T) {
 	e := newEnv(t, activator.Config{}, nil)
 	v2 := *version(2, "svc")
 	e.act.Sync([]core.ServiceState{{Service: core.Service{Name: "svc", Policy: core.DefaultPolicy()}, Versions: []core.Version{v2}}})
-	_, err := e.act.Acquire(t.Context(), version(1, "svc"), policy())
+	_, err := e.act.Acquire(t.Context(), version(1, "svc"))
 	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "was deleted") {
 		t.Fatalf("got %v, want not found", err)
 	}
@@ -684,12 +731,10 @@ func started(t *testing.T, rt runtime.Runtime) []runtime.Instance {
 // the next run's first cold start.
 func TestSpareAdoptedAfterRestart(t *testing.T) {
 	rt := fake.New(fake.Config{Images: map[string]string{"greeter:1": "sha256:greeter"}})
-	cat := &catalog{versions: map[int64]core.Version{1: *version(1, "svc")}}
-	first, err := activator.New(activator.Config{KeepInstances: true}, rt, cat, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := first.Acquire(t.Context(), version(1, "svc"), policy())
+	st := state("svc", policy(), version(1, "svc"))
+	first := newActivator(t, activator.Config{KeepInstances: true}, rt)
+	first.Apply(st)
+	l, err := first.Acquire(t.Context(), version(1, "svc"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -701,15 +746,12 @@ func TestSpareAdoptedAfterRestart(t *testing.T) {
 	for _, in := range started(t, rt) {
 		_ = rt.Stop(t.Context(), in.ID, time.Second) // only the spare survives
 	}
-	second, err := activator.New(activator.Config{}, rt, cat, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = second.Shutdown(context.WithoutCancel(t.Context())) }()
+	second := newActivator(t, activator.Config{}, rt)
+	second.Apply(st)
 	if err := second.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	l, err = second.Acquire(t.Context(), version(1, "svc"), policy())
+	l, err = second.Acquire(t.Context(), version(1, "svc"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -756,9 +798,191 @@ func TestConfigValidate(t *testing.T) {
 		{MaxWaiters: -1},
 		{ParallelStarts: -1},
 		{ReapInterval: time.Millisecond},
+		{MinBackoff: 2 * time.Second, MaxBackoff: time.Second},
+		{SuspectTimeout: -time.Second},
 	} {
-		if _, err := activator.New(c, rt, &catalog{}, slog.New(slog.DiscardHandler)); err == nil {
+		if _, err := activator.New(t.Context(), c, rt, slog.New(slog.DiscardHandler)); err == nil {
 			t.Errorf("%+v: accepted", c)
 		}
 	}
+}
+
+// TestHungInstanceIsReplaced (issue 10, fault 1): an instance that accepts
+// connections but never answers, once reported suspect (the router does so
+// when a request times out), gets no more requests; a request starts a new
+// instance rather than waiting, and the hung one is removed after the
+// suspect timeout. A TCP probe would not see the hang.
+func TestHungInstanceIsReplaced(t *testing.T) {
+	e := newEnv(t, activator.Config{SuspectTimeout: 2 * time.Second}, nil)
+	v := version(1, "svc")
+	l, err := e.act.Acquire(t.Context(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := l.InstanceID
+	e.rt.Hang(hung)
+	l.Suspect("a request timed out")
+	l.Release()
+	began := time.Now()
+	body := get(t, e, v)
+	if body != "Hello, World!\n" {
+		t.Fatalf("body %q", body)
+	}
+	if d := time.Since(began); d > 3*time.Second {
+		t.Fatalf("the request behind a hung instance took %s", d)
+	}
+	if n := e.rt.Starts(); n != 2 {
+		t.Fatalf("%d starts, want a new instance beside the hung one", n)
+	}
+	waitFor(t, "the hung instance to be removed", func() bool {
+		_, err := e.rt.Inspect(t.Context(), hung)
+		return errors.Is(err, core.ErrNotFound)
+	})
+}
+
+// TestFrozenByHandIsThawed (fault 1): an instance frozen outside Wisp (docker
+// pause) is marked paused from the runtime's event, and the next request
+// thaws it instead of timing out on it.
+func TestFrozenByHandIsThawed(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v := version(1, "svc")
+	get(t, e, v)
+	id := live(e)[0].ID
+	if err := e.rt.Pause(t.Context(), id); err != nil { // "by hand"
+		t.Fatal(err)
+	}
+	waitFor(t, "the instance to show as paused", func() bool {
+		in := live(e)
+		return len(in) == 1 && in[0].State == core.InstancePaused
+	})
+	began := time.Now()
+	if body := get(t, e, v); body != "Hello, World!\n" {
+		t.Fatalf("body %q", body)
+	}
+	if d := time.Since(began); d > time.Second {
+		t.Fatalf("a request to a frozen instance took %s", d)
+	}
+	if n := e.rt.Starts(); n != 1 {
+		t.Fatalf("%d starts, want the frozen instance thawed, not replaced", n)
+	}
+	// Thawed by hand: ready again without a request.
+	if err := e.rt.Pause(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "paused", func() bool { return live(e)[0].State == core.InstancePaused })
+	if err := e.rt.Unpause(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready after a thaw by hand", func() bool { return live(e)[0].State == core.InstanceReady })
+}
+
+// TestCrashLoopBacksOff (fault 2): ten clients sending for 3 s to a version
+// whose process exits at start start it about once per backoff period
+// (t = 0, 1 s, 3 s), not once per request; every request gets an answer at
+// once with the exit code and output, and Retry-After.
+func TestCrashLoopBacksOff(t *testing.T) {
+	e := newEnv(t, activator.Config{}, func(runtime.InstanceSpec) fake.Behavior {
+		return fake.Behavior{ExitAtOnce: true, ExitCode: 1, Logs: "panic: missing DATABASE_URL\n"}
+	})
+	v := version(1, "svc")
+	stop := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	var answered, withRetry atomic.Int64
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				_, err := e.act.Acquire(t.Context(), v)
+				if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "code 1") || !strings.Contains(err.Error(), "DATABASE_URL") {
+					t.Errorf("got %v, want unavailable with the exit code and output", err)
+					return
+				}
+				answered.Add(1)
+				var ra interface{ RetryAfter() time.Duration }
+				if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+					withRetry.Add(1)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := e.rt.Attempts(); n < 2 || n > 3 {
+		t.Fatalf("%d starts in 3 s, want 2 or 3 (1 s, then 2 s of backoff)", n)
+	}
+	if withRetry.Load() < answered.Load()-int64(e.rt.Attempts())*10 {
+		t.Fatalf("%d of %d answers carried a RetryAfter", withRetry.Load(), answered.Load())
+	}
+	t.Logf("%d requests answered, %d starts", answered.Load(), e.rt.Attempts())
+}
+
+// TestOOMIsReported: an instance killed for memory is removed, counted with
+// its cause, and the next request gets a new one.
+func TestOOMIsReported(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, activator.Config{Registerer: reg}, nil)
+	v := version(1, "svc")
+	get(t, e, v)
+	e.rt.OOM(live(e)[0].ID)
+	waitFor(t, "the killed instance to go", func() bool { return len(live(e)) == 0 })
+	if got := counterValue(t, reg, "wisp_instances_lost_total", map[string]string{"cause": "oom"}); got != 1 {
+		t.Fatalf("wisp_instances_lost_total{cause=oom} = %v, want 1", got)
+	}
+	get(t, e, v)
+}
+
+// TestDeletedVersionsLeaveNoSeries (fault 7): the per-version series of a
+// version that was deleted are gone from the next scrape.
+func TestDeletedVersionsLeaveNoSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, activator.Config{Registerer: reg}, nil)
+	get(t, e, version(1, "svc"))
+	get(t, e, version(2, "svc"))
+	if counterValue(t, reg, "wisp_cold_starts_total", map[string]string{"version": "1"}) != 1 {
+		t.Fatal("no cold start counted for version 1")
+	}
+	e.act.Apply(state("svc", policy(), version(2, "svc")))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "version" && lp.GetValue() == "1" {
+					t.Errorf("%s still has a series for the deleted version 1", mf.GetName())
+				}
+			}
+		}
+	}
+}
+
+// counterValue sums the counters named name whose labels include want.
+func counterValue(t *testing.T, g prometheus.Gatherer, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }

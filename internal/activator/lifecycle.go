@@ -2,20 +2,19 @@ package activator
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"sort"
 	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/runtime"
 )
 
-// Run reaps idle instances, follows runtime events and re-lists the runtime
-// periodically, until ctx is done. Call Reconcile once before serving, to
-// adopt the instances of an earlier run, and Shutdown after Run returns.
+// Run reaps idle instances, follows runtime events, probes liveness and
+// re-lists the runtime periodically, until ctx is done. Call Reconcile once
+// before serving, to adopt the instances of an earlier run, and Shutdown
+// after Run returns.
 func (a *Activator) Run(ctx context.Context) error {
-	a.mu.Lock()
-	a.baseCtx = ctx
-	a.mu.Unlock()
 	var events <-chan runtime.Event
 	var watchErr <-chan error
 	w, canWatch := a.rt.(runtime.Watcher)
@@ -29,12 +28,16 @@ func (a *Activator) Run(ctx context.Context) error {
 	defer reap.Stop()
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
+	live := time.NewTicker(time.Second)
+	defer live.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-reap.C:
 			a.Reap(a.now())
+		case <-live.C:
+			a.checkLiveness(a.now())
 		case <-resync.C:
 			if err := a.Reconcile(ctx); err != nil && ctx.Err() == nil {
 				a.log.Warn("re-list failed", "err", err)
@@ -60,297 +63,296 @@ func (a *Activator) Run(ctx context.Context) error {
 	}
 }
 
-// handleEvent drops an instance that died or was removed behind our back;
-// the next request starts a new one.
+// handleEvent brings an instance's state in line with what the runtime
+// reports happened to it: a process that exited or a container removed
+// behind Wisp's back is dropped (the next request or the autoscaler starts
+// another), and one frozen or thawed by hand is marked so (a request thaws
+// a frozen one). Events of what Wisp itself did find the instance in the
+// state of that operation and change nothing.
 func (a *Activator) handleEvent(e runtime.Event) {
-	a.mu.Lock()
-	_, spare := a.spares[e.InstanceID]
-	a.mu.Unlock()
-	if spare && e.Kind == runtime.EventRemoved {
-		a.dropSpare(e.InstanceID)
+	in := a.known(e.InstanceID)
+	if in == nil {
 		return
 	}
-	a.mu.Lock()
-	inst := a.byID[e.InstanceID]
-	var p *pool
-	if inst != nil {
-		p = a.pools[inst.versionID]
-	}
-	a.mu.Unlock()
-	if inst == nil || p == nil {
-		return
-	}
-	p.mu.Lock()
-	p.remove(inst)
-	p.mu.Unlock()
-	a.forget(inst.id)
-	a.log.Warn("instance gone", "instance", inst.id, "event", string(e.Kind), "exit_code", e.ExitCode)
-	if e.Kind == runtime.EventDied {
-		a.stopAsync(inst.id, "it exited") // remove the dead container
-	}
-}
-
-// Reap pauses and removes idle instances as of now (see the package doc).
-func (a *Activator) Reap(now time.Time) {
-	a.mu.Lock()
-	pools := make([]*pool, 0, len(a.pools))
-	for _, p := range a.pools {
-		pools = append(pools, p)
-	}
-	a.mu.Unlock()
-	for _, p := range pools {
-		a.reapPool(p, now)
-	}
-}
-
-func (a *Activator) reapPool(p *pool, now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pol := p.policy
-	live := len(p.instances)
-	for _, inst := range append([]*instance(nil), p.instances...) {
-		if inst.inflight.Load() > 0 || inst.state == core.InstanceWaking {
-			continue
+	vs := in.vs
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	switch e.Kind {
+	case runtime.EventOOM:
+		in.oom = true
+	case runtime.EventDied, runtime.EventRemoved:
+		why := "its container was removed outside Wisp"
+		if e.Kind == runtime.EventDied {
+			why = fmt.Sprintf("its process exited with code %d", e.ExitCode)
 		}
-		idle := now.Sub(time.Unix(0, inst.lastRequest.Load()))
-		switch {
-		case p.gone || idle >= pol.IdleTimeout.Std() && live > pol.MinInstances:
-			// Removed from the pool under the lock: no request can pick it
-			// from here on, and none is in flight.
-			p.remove(inst)
-			a.forget(inst.id)
-			live--
-			why := "idle for " + idle.Round(time.Millisecond).String()
-			if p.gone {
-				why = "its version is gone"
-			}
-			a.stopAsync(inst.id, why)
-		case a.pauser != nil && pol.PauseAfter > 0 && idle >= pol.PauseAfter.Std() && pol.PauseAfter < pol.IdleTimeout &&
-			inst.state == core.InstanceReady:
-			inst.state = core.InstancePaused
+		if in.oom {
+			why += " after running out of memory (OOM)"
+		}
+		switch in.state {
+		case Ready, Suspect, Draining, Paused, Spare:
+			a.log.Warn("instance gone", "instance", in.id, "service", vs.ver.Service, "version", vs.ver.Number, "why", why)
+			a.metrics.lost(&vs.ver, in.oom)
+			a.retire(in, why)
+		case Creating, Pausing, Waking:
+			a.retire(in, why) // its operation removes it when it ends
+		}
+		// Starting: the readiness probe sees the exit and reports it.
+	case runtime.EventPaused:
+		if in.state == Ready || in.state == Suspect {
+			a.log.Warn("instance frozen outside Wisp; the next request thaws it", "instance", in.id)
+			a.move(in, Paused, "frozen outside Wisp")
+		}
+	case runtime.EventUnpaused:
+		if in.state == Paused {
+			// Make sure: a late event of an earlier thaw of Wisp's must not
+			// mark a frozen instance ready.
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
-				a.pause(inst)
+				ctx, cancel := context.WithTimeout(a.life, 5*time.Second)
+				ri, err := a.rt.Inspect(ctx, in.id)
+				cancel()
+				vs.mu.Lock()
+				defer vs.mu.Unlock()
+				if err == nil && ri.State == runtime.StateRunning && in.state == Paused {
+					a.log.Info("instance thawed outside Wisp", "instance", in.id)
+					in.lastRequest.Store(a.now().UnixNano())
+					a.move(in, Ready, "")
+				}
 			}()
 		}
 	}
 }
 
-func (a *Activator) pause(inst *instance) {
-	inst.opMu.Lock()
-	defer inst.opMu.Unlock()
-	ctx, cancel := context.WithTimeout(a.ctx(), 10*time.Second)
-	defer cancel()
-	if err := a.pauser.Pause(ctx, inst.id); err != nil {
-		// Still running: a later wake will find it so and succeed.
-		a.log.Warn("pause failed", "instance", inst.id, "err", err)
-		return
+// Reap pauses and removes idle instances as of now (see the package doc).
+func (a *Activator) Reap(now time.Time) {
+	for _, vs := range a.allVersions() {
+		vs.mu.Lock()
+		a.reapVersion(vs, now)
+		vs.mu.Unlock()
 	}
-	a.log.Debug("instance paused", "instance", inst.id)
 }
 
-// Sync tells the activator the current services and versions: policies are
-// updated, and instances of versions that no longer exist are removed.
-func (a *Activator) Sync(states []core.ServiceState) {
-	live := map[int64]core.ScalingPolicy{}
-	routable := map[int64]bool{} // a share of traffic or a tag
-	for _, s := range states {
-		numbers := map[int]int64{}
-		for _, v := range s.Versions {
-			live[v.ID] = s.Service.Policy
-			numbers[v.Number] = v.ID
-		}
-		if t := s.Traffic; t != nil {
-			for _, w := range t.Weights {
-				if w.Percent > 0 {
-					routable[numbers[w.Version]] = true
-				}
-			}
-			for _, n := range t.Tags {
-				routable[numbers[n]] = true
-			}
-		}
-	}
-	// Lock order: a pool's lock may be held when taking a.mu, never the
-	// reverse; so collect under a.mu, then visit each pool.
-	a.mu.Lock()
-	a.live = map[int64]bool{}
-	for id := range live {
-		a.live[id] = true
-	}
-	var gone, kept []*pool
-	for id, p := range a.pools {
-		if _, ok := live[id]; ok {
-			kept = append(kept, p)
+// reapVersion: caller holds vs.mu.
+func (a *Activator) reapVersion(vs *versionState, now time.Time) {
+	pol := vs.policy
+	live := vs.count(State.counts)
+	for _, in := range append([]*instance(nil), vs.instances...) {
+		if in.inflight.Load() > 0 || in.state != Ready && in.state != Paused {
 			continue
 		}
-		delete(a.pools, id)
-		gone = append(gone, p)
-	}
-	a.mu.Unlock()
-	for _, p := range kept {
-		p.mu.Lock()
-		p.policy = live[p.version.ID]
-		p.idle = !routable[p.version.ID]
-		if id := p.spare; id != "" && p.idle {
-			p.spare = ""
-			a.forgetSpare(id)
-			a.stopAsync(id, "its version has no traffic")
+		idle := now.Sub(time.Unix(0, in.lastRequest.Load()))
+		switch {
+		case idle >= pol.IdleTimeout.Std() && live > pol.MinInstances:
+			// With nothing in flight and under the lock Acquire takes, no
+			// request can be handed it from here on.
+			live--
+			a.retire(in, "idle for "+idle.Round(time.Millisecond).String())
+		case in.state == Ready && a.pauser != nil && pol.PauseAfter > 0 && pol.PauseAfter < pol.IdleTimeout &&
+			idle >= pol.PauseAfter.Std():
+			a.beginPause(in)
 		}
-		p.mu.Unlock()
 	}
-	for _, p := range gone {
-		p.mu.Lock()
-		p.gone = true
-		for _, inst := range append([]*instance(nil), p.instances...) {
-			p.remove(inst)
-			a.forget(inst.id)
-			a.stopAsync(inst.id, "its version was deleted")
-		}
-		if id := p.spare; id != "" {
-			p.spare = ""
-			a.forgetSpare(id)
-			a.stopAsync(id, "its version was deleted")
-		}
-		p.mu.Unlock()
+}
+
+// Scale brings the version to n instances: it queues the missing starts (each
+// instance takes requests as soon as it is ready), or removes the excess:
+// queued starts first, then idle instances, least recently used first, and
+// then busy ones, which drain: they get no new request and stop when their
+// last one ends, or after StopGrace. It returns what it did.
+func (a *Activator) Scale(versionID int64, n int) core.ScaleResult {
+	var res core.ScaleResult
+	vs := a.lookup(versionID)
+	if vs == nil || a.closing.Load() {
+		return res
 	}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if vs.gone {
+		return res
+	}
+	current := vs.count(State.counts)
+	if current < n {
+		if vs.backoff.active(a.now()) {
+			res.HeldBack = true
+			return res
+		}
+		for ; current < n; current++ {
+			a.queueStart(vs)
+			res.Queued++
+		}
+		return res
+	}
+	excess := current - n
+	for i := len(vs.instances) - 1; i >= 0 && excess > 0; i-- {
+		if in := vs.instances[i]; in.state == Queued {
+			a.retire(in, "scaled down before it started")
+			res.Dropped++
+			excess--
+		}
+	}
+	var idle, busy []*instance
+	for _, in := range vs.instances {
+		switch {
+		case in.state != Ready && in.state != Suspect && in.state != Paused:
+		case in.inflight.Load() == 0:
+			idle = append(idle, in)
+		default:
+			busy = append(busy, in)
+		}
+	}
+	sortByLastRequest(idle)
+	sort.Slice(busy, func(i, j int) bool { return busy[i].inflight.Load() < busy[j].inflight.Load() })
+	for _, in := range idle {
+		if excess == 0 {
+			break
+		}
+		a.retire(in, "scaled down")
+		res.Stopped++
+		excess--
+	}
+	for _, in := range busy {
+		if excess == 0 {
+			break
+		}
+		a.drain(in)
+		res.Draining++
+		excess--
+	}
+	return res
+}
+
+// drain moves a busy instance to draining: it is stopped when its last
+// request ends (Release), or after StopGrace. Caller holds in.vs.mu.
+func (a *Activator) drain(in *instance) {
+	a.move(in, Draining, "scaled down")
+	vs := in.vs
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		select {
+		case <-time.After(a.cfg.StopGrace):
+		case <-a.life.Done():
+		}
+		vs.mu.Lock()
+		defer vs.mu.Unlock()
+		if in.state == Draining {
+			a.retire(in, fmt.Sprintf("scaled down; %d request(s) still in flight after the stop grace of %s", in.inflight.Load(), a.cfg.StopGrace))
+		}
+	}()
 }
 
 // Reconcile makes the activator's view match the runtime: instances of known
-// versions are adopted, others removed, and instances that vanished dropped.
+// versions are adopted (running ones are probed before they take requests),
+// others removed, and instances that vanished dropped.
 func (a *Activator) Reconcile(ctx context.Context) error {
+	began := a.now()
 	list, err := a.rt.List(ctx)
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(list))
 	adopted, removed := 0, 0
-	for _, in := range list {
-		seen[in.ID] = true
-		a.mu.Lock()
-		_, known := a.byID[in.ID]
-		_, spare := a.spares[in.ID]
-		busy := a.pending[in.ID]
-		a.mu.Unlock()
-		if known || busy || spare {
+	for _, ri := range list {
+		seen[ri.ID] = true
+		if a.known(ri.ID) != nil {
 			continue
 		}
-		if in.State == runtime.StateCreated && a.pc != nil {
-			if a.adoptSpare(ctx, in) {
-				adopted++
-				continue
+		if a.adopt(ri) {
+			adopted++
+		} else {
+			removed++
+		}
+	}
+	lost := 0
+	for _, vs := range a.allVersions() {
+		vs.mu.Lock()
+		for _, in := range append([]*instance(nil), vs.instances...) {
+			switch in.state {
+			case Ready, Suspect, Draining, Paused, Spare:
+				if !seen[in.id] && in.settled.Before(began) {
+					a.retire(in, "the runtime no longer has it")
+					lost++
+				}
 			}
 		}
-		if in.State != runtime.StateRunning && in.State != runtime.StatePaused || in.Addr == "" {
-			a.stopAsync(in.ID, "not running: "+string(in.State))
-			removed++
-			continue
-		}
-		p, v, err := a.poolOf(ctx, in.VersionID)
-		if errors.Is(err, core.ErrNotFound) {
-			a.stopAsync(in.ID, "it belongs to no known version")
-			removed++
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		now := a.now()
-		inst := &instance{id: in.ID, addr: in.Addr, service: v.Service, versionID: v.ID, version: v.Number,
-			startedAt: in.StartedAt, state: core.InstanceReady}
-		if in.State == runtime.StatePaused {
-			inst.state = core.InstancePaused
-		}
-		inst.lastRequest.Store(now.UnixNano())
-		p.mu.Lock()
-		p.instances = append(p.instances, inst)
-		close(p.freed)
-		p.freed = make(chan struct{})
-		p.mu.Unlock()
-		a.mu.Lock()
-		a.byID[in.ID] = inst
-		a.mu.Unlock()
-		adopted++
-		a.log.Info("adopted instance", "instance", in.ID, "service", v.Service, "version", v.Number, "state", inst.state)
+		vs.mu.Unlock()
 	}
-	// Instances we hold that the runtime no longer has.
-	a.mu.Lock()
-	var lost []*instance
-	for id, inst := range a.byID {
-		if !seen[id] && !a.pending[id] {
-			lost = append(lost, inst)
-		}
-	}
-	var lostSpares []string
-	for id := range a.spares {
-		if !seen[id] {
-			lostSpares = append(lostSpares, id)
-		}
-	}
-	a.mu.Unlock()
-	for _, id := range lostSpares {
-		a.dropSpare(id)
-	}
-	for _, inst := range lost {
-		a.handleEvent(runtime.Event{Kind: runtime.EventRemoved, InstanceID: inst.id})
-	}
-	if adopted+removed+len(lost) > 0 {
-		a.log.Info("reconciled with the runtime", "adopted", adopted, "removed", removed, "lost", len(lost))
+	if adopted+removed+lost > 0 {
+		a.log.Info("reconciled with the runtime", "adopted", adopted, "removed", removed, "lost", lost)
 	}
 	return nil
 }
 
-// poolOf returns the pool of the version with the global id, from the
-// catalog: core.ErrNotFound when the version is unknown or deleted.
-func (a *Activator) poolOf(ctx context.Context, id int64) (*pool, core.Version, error) {
-	v, err := a.catalog.GetVersionByID(ctx, id)
-	if err != nil {
-		return nil, v, err
+// adopt takes an instance the registry does not know into it: a running or
+// paused one of a known version as an instance (running ones are probed
+// first), a created one as its version's spare, anything else to be
+// removed. It reports whether it adopted ri.
+func (a *Activator) adopt(ri runtime.Instance) bool {
+	vs := a.lookup(ri.VersionID)
+	if vs == nil {
+		a.orphans.mu.Lock()
+		defer a.orphans.mu.Unlock()
+		if a.known(ri.ID) == nil {
+			a.add(a.orphans, ri.ID, Stopping, "it belongs to no known version")
+		}
+		return false
 	}
-	sv, err := a.catalog.GetService(ctx, v.Service)
-	if err != nil {
-		return nil, v, err
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	switch {
+	case a.known(ri.ID) != nil: // adopted meanwhile
+		return true
+	case vs.gone:
+		a.add(vs, ri.ID, Stopping, "its version was deleted")
+		return false
+	case ri.State == runtime.StateCreated && a.pc != nil && vs.routable && !a.closing.Load() &&
+		vs.first(Spare) == nil && vs.first(Creating) == nil:
+		a.add(vs, ri.ID, Spare, "")
+		a.log.Info("adopted spare instance", "instance", ri.ID, "service", vs.ver.Service, "version", vs.ver.Number)
+		return true
+	case (ri.State == runtime.StateRunning || ri.State == runtime.StatePaused) && ri.Addr != "":
+		s := Starting
+		if ri.State == runtime.StatePaused {
+			s = Paused
+		}
+		in := a.add(vs, ri.ID, s, "")
+		in.addr, in.proxied, in.startedAt, in.adopted = ri.Addr, ri.Proxied, ri.StartedAt, true
+		if s == Starting {
+			a.adoptRunning(in, ri)
+		}
+		a.log.Info("adopted instance", "instance", ri.ID, "service", vs.ver.Service, "version", vs.ver.Number, "state", s)
+		return true
 	}
-	p := a.poolFor(&v, sv.Policy)
-	if p == nil {
-		return nil, v, core.NotFoundf("version %d of %s was deleted", v.Number, v.Service)
-	}
-	return p, v, nil
+	a.add(vs, ri.ID, Stopping, "not running: "+string(ri.State))
+	return false
 }
 
-// Shutdown stops every instance (or, with KeepInstances, leaves them for
-// the next start to adopt) and waits for starts and stops in flight. Call
-// it after the router has drained.
+// Shutdown stops every instance (or, with KeepInstances, leaves them for the
+// next start to adopt), cancels starts in progress, and waits for the
+// background work to end. Call it after the router has drained.
 func (a *Activator) Shutdown(ctx context.Context) error {
-	a.closing.Store(true) // no new spares; one being made is removed
-	a.mu.Lock()
-	var all []string
-	for id := range a.byID {
-		all = append(all, id)
-	}
-	for id := range a.spares {
-		all = append(all, id)
-	}
-	pools := make([]*pool, 0, len(a.pools))
-	for _, p := range a.pools {
-		pools = append(pools, p)
-	}
-	a.mu.Unlock()
-	for _, p := range pools {
-		p.mu.Lock()
-		if p.start != nil {
-			p.start.cancel()
+	a.closing.Store(true) // no new starts or spares
+	keep := a.cfg.KeepInstances
+	n := 0
+	for _, vs := range append(a.allVersions(), a.orphans) {
+		vs.mu.Lock()
+		for _, in := range append([]*instance(nil), vs.instances...) {
+			switch {
+			case in.state == Queued || in.state == Starting:
+				a.retire(in, "shutdown") // half started: never kept
+			case !keep:
+				a.retire(in, "shutdown")
+			default:
+				n++
+			}
 		}
-		p.mu.Unlock()
+		vs.mu.Unlock()
 	}
-	if !a.cfg.KeepInstances {
-		for _, id := range all {
-			a.stopAsync(id, "shutdown")
-		}
-	} else if len(all) > 0 {
-		a.log.Info("keeping instances for the next start to adopt", "count", len(all))
+	if keep && n > 0 {
+		a.log.Info("keeping instances for the next start to adopt", "count", n)
 	}
+	a.endLife()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {
@@ -359,4 +361,8 @@ func (a *Activator) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+func sortByLastRequest(l []*instance) {
+	sort.Slice(l, func(i, j int) bool { return l[i].lastRequest.Load() < l[j].lastRequest.Load() })
 }

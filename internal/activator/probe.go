@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -87,22 +86,31 @@ func exitedBeforeReady(cur runtime.Instance, v *core.Version) error {
 func probeOnce(ctx context.Context, addr, path string, proxied bool) error {
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	anyStatus := false
-	if path == "" && proxied {
-		path, anyStatus = "/", true
+	switch {
+	case path != "":
+		return getOnce(pctx, addr, path, false)
+	case proxied:
+		return getOnce(pctx, addr, "/", true)
 	}
-	if path == "" {
-		// A short dial timeout: connecting to the bridge address of a
-		// container that already exited stalls on ARP, and the state check
-		// between probes is what reports the exit.
-		d := net.Dialer{Timeout: 250 * time.Millisecond}
-		c, err := d.DialContext(pctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
+	// A short dial timeout: connecting to the bridge address of a container
+	// that already exited stalls on ARP, and the state check between probes
+	// is what reports the exit.
+	return probeTCP(pctx, addr, 250*time.Millisecond)
+}
+
+// probeTCP connects to addr within timeout.
+func probeTCP(ctx context.Context, addr string, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
 	}
-	req, err := http.NewRequestWithContext(pctx, http.MethodGet, "http://"+addr+path, nil)
+	return c.Close()
+}
+
+// getOnce GETs path at addr; unless anyStatus, the answer must be 2xx or 3xx.
+func getOnce(ctx context.Context, addr, path string, anyStatus bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
 		return err
 	}
@@ -129,20 +137,4 @@ func trimOutput(s string) string {
 		out = "…" + out[len(out)-500:]
 	}
 	return out
-}
-
-func sortByLastRequest(l []*instance) {
-	sort.Slice(l, func(i, j int) bool { return l[i].lastRequest.Load() < l[j].lastRequest.Load() })
-}
-
-func sortInstances(l []core.InstanceInfo) {
-	sort.Slice(l, func(i, j int) bool {
-		if l[i].Service != l[j].Service {
-			return l[i].Service < l[j].Service
-		}
-		if l[i].Version != l[j].Version {
-			return l[i].Version < l[j].Version
-		}
-		return l[i].StartedAt.Before(l[j].StartedAt)
-	})
 }

@@ -14,14 +14,14 @@ type Source interface {
 	// Load reports the live load of every version that has instances or
 	// requests.
 	Load() []core.VersionLoad
-	// Scale brings a version to n instances.
-	Scale(versionID int64, n int)
+	// Scale brings a version to n instances and says what it did.
+	Scale(versionID int64, n int) core.ScaleResult
 }
 
-// Observer receives every decision that changes a count, and the desired
-// and actual counts after each tick (metrics); nil methods are fine.
+// Observer receives every decision that changes a count with what it did,
+// and the desired and actual counts after each tick (metrics).
 type Observer interface {
-	Decided(l core.VersionLoad, d Decision)
+	Decided(l core.VersionLoad, d Decision, res core.ScaleResult)
 	Counts(l core.VersionLoad, d Decision)
 	Forget(l core.VersionLoad)
 }
@@ -89,12 +89,15 @@ func (a *Autoscaler) Tick(now time.Time) {
 		tr.stats.PanicUntil = d.PanicUntil
 		if d.Desired != l.Instances {
 			tr.stats.LastChange = now
+			res := a.src.Scale(l.VersionID, d.Desired)
+			// What happened, not only what was asked: a scale-down drains
+			// busy instances, and a failing version holds starts back.
 			a.log.Info("scaling", "service", l.Service, "version", l.Version, "from", l.Instances, "to", d.Desired,
-				"panic", d.Panic, "reason", d.Reason)
+				"panic", d.Panic, "reason", d.Reason, "queued", res.Queued, "dropped", res.Dropped,
+				"stopped", res.Stopped, "draining", res.Draining, "held_back", res.HeldBack)
 			if a.obs != nil {
-				a.obs.Decided(l, d)
+				a.obs.Decided(l, d, res)
 			}
-			a.src.Scale(l.VersionID, d.Desired)
 		}
 		if a.obs != nil {
 			a.obs.Counts(l, d)

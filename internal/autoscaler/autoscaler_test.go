@@ -16,16 +16,17 @@ type source struct {
 }
 
 func (s *source) Load() []core.VersionLoad { return []core.VersionLoad{s.load} }
-func (s *source) Scale(_ int64, n int) {
+func (s *source) Scale(_ int64, n int) core.ScaleResult {
 	s.scaled = append(s.scaled, n)
 	s.load.Instances = n
+	return core.ScaleResult{}
 }
 
 type observer struct{ decisions int }
 
-func (o *observer) Decided(core.VersionLoad, autoscaler.Decision) { o.decisions++ }
-func (o *observer) Counts(core.VersionLoad, autoscaler.Decision)  {}
-func (o *observer) Forget(core.VersionLoad)                       {}
+func (o *observer) Decided(core.VersionLoad, autoscaler.Decision, core.ScaleResult) { o.decisions++ }
+func (o *observer) Counts(core.VersionLoad, autoscaler.Decision)                    {}
+func (o *observer) Forget(core.VersionLoad)                                         {}
 
 func TestTickScalesAndCountsDecisions(t *testing.T) {
 	p := core.DefaultPolicy()

@@ -14,6 +14,7 @@ type Metrics struct {
 	actual    *prometheus.GaugeVec
 	panic     *prometheus.GaugeVec
 	decisions *prometheus.CounterVec
+	actions   *prometheus.CounterVec
 }
 
 var _ Observer = (*Metrics)(nil)
@@ -31,8 +32,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wisp_autoscaler_decisions_total",
 			Help: "Decisions that changed a version's instance count, by direction (up, down) and mode (panic, stable)."},
 			[]string{"service", "version", "direction", "mode"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wisp_autoscaler_actions_total",
+			Help: "What decisions did: starts queued, queued starts dropped, idle instances stopped, busy ones drained, and decisions held back by a start backoff."},
+			[]string{"service", "version", "action"}),
 	}
-	for _, c := range []prometheus.Collector{m.desired, m.actual, m.panic, m.decisions} {
+	for _, c := range []prometheus.Collector{m.desired, m.actual, m.panic, m.decisions, m.actions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -40,8 +44,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// Decided counts a decision.
-func (m *Metrics) Decided(l core.VersionLoad, d Decision) {
+// Decided counts a decision and what it did.
+func (m *Metrics) Decided(l core.VersionLoad, d Decision, res core.ScaleResult) {
 	dir, mode := "up", "stable"
 	if d.Desired < l.Instances {
 		dir = "down"
@@ -49,7 +53,18 @@ func (m *Metrics) Decided(l core.VersionLoad, d Decision) {
 	if d.Panic {
 		mode = "panic"
 	}
-	m.decisions.WithLabelValues(l.Service, strconv.Itoa(l.Version), dir, mode).Inc()
+	v := strconv.Itoa(l.Version)
+	m.decisions.WithLabelValues(l.Service, v, dir, mode).Inc()
+	held := 0
+	if res.HeldBack {
+		held = 1
+	}
+	for action, n := range map[string]int{"queued": res.Queued, "dropped": res.Dropped, "stopped": res.Stopped,
+		"draining": res.Draining, "held_back": held} {
+		if n > 0 {
+			m.actions.WithLabelValues(l.Service, v, action).Add(float64(n))
+		}
+	}
 }
 
 // Counts records desired and actual instances, and panic mode, each tick.
@@ -70,4 +85,6 @@ func (m *Metrics) Forget(l core.VersionLoad) {
 	m.desired.DeleteLabelValues(l.Service, v)
 	m.actual.DeleteLabelValues(l.Service, v)
 	m.panic.DeleteLabelValues(l.Service, v)
+	m.decisions.DeletePartialMatch(prometheus.Labels{"service": l.Service, "version": v})
+	m.actions.DeletePartialMatch(prometheus.Labels{"service": l.Service, "version": v})
 }

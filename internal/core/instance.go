@@ -11,13 +11,21 @@ type ServiceState struct {
 	Traffic  *TrafficEntry
 }
 
-// Instance states as Wisp reports them.
+// Instance states as Wisp reports them (docs/runtime.md says what each
+// means).
 const (
-	InstanceStarting = "starting"
-	InstanceReady    = "ready"
-	InstancePaused   = "paused"
-	InstanceWaking   = "waking"
-	InstanceStopping = "stopping"
+	InstanceQueued   = "queued"   // a scale-up start waiting for a start slot
+	InstanceStarting = "starting" // being started, or adopted and being probed
+	InstanceReady    = "ready"    // takes requests
+	InstanceSuspect  = "suspect"  // failed a request; gets none until a probe passes
+	InstanceDraining = "draining" // chosen to go: gets no new requests, stops when idle
+	InstancePausing  = "pausing"  // being frozen
+	InstancePaused   = "paused"   // frozen; the next request thaws it
+	InstanceWaking   = "waking"   // being thawed
+	InstanceStopping = "stopping" // being stopped and removed
+	// InstanceBackoff is not an instance: it stands for a version whose
+	// starts keep failing and are held back until RetryAt.
+	InstanceBackoff = "backoff"
 )
 
 // InstanceInfo describes one running instance of a version.
@@ -31,6 +39,24 @@ type InstanceInfo struct {
 	StartedAt     time.Time `json:"started_at"`
 	LastRequestAt time.Time `json:"last_request_at"`
 	InFlight      int64     `json:"in_flight"`
+	// Message says why the instance is in its state, when that is not
+	// plain (suspect, draining, backoff: the last failure).
+	Message string `json:"message,omitempty"`
+	// RetryAt is when a version in backoff may start again.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+}
+
+// ScaleResult is what a request to change a version's instance count did,
+// as opposed to what was asked.
+type ScaleResult struct {
+	// Queued starts added; Dropped queued starts removed before they began.
+	Queued, Dropped int
+	// Stopped idle instances; Draining busy ones that stop when their
+	// requests end (or at the stop grace).
+	Stopped, Draining int
+	// HeldBack is true when starts were not added because the version's
+	// starts are backing off after failures.
+	HeldBack bool
 }
 
 // VersionLoad is the live load of one version, as the autoscaler samples it.

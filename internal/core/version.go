@@ -32,7 +32,10 @@ type VersionSpec struct {
 	// ReadinessPath, when set, is probed over HTTP before an instance gets
 	// traffic; otherwise a TCP connect to Port is the probe.
 	ReadinessPath string `json:"readiness_path,omitempty"`
-	Description   string `json:"description,omitempty"`
+	// Liveness, when set, checks running instances and replaces those that
+	// fail it (see Probe).
+	Liveness    *Probe `json:"liveness,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // Version is an immutable deployment of a service: a spec plus identity.
@@ -78,6 +81,10 @@ func (s VersionSpec) WithDefaults() VersionSpec {
 	}
 	if s.Env == nil {
 		s.Env = []string{}
+	}
+	if s.Liveness != nil {
+		p := s.Liveness.WithDefaults()
+		s.Liveness = &p
 	}
 	return s
 }
@@ -140,6 +147,11 @@ func (s VersionSpec) Validate() error {
 		return Invalidf("description", "description is %d bytes long; the limit is %d", len(s.Description), maxDescription)
 	case !utf8.ValidString(s.Description):
 		return Invalidf("description", "description is not valid UTF-8")
+	}
+	if s.Liveness != nil {
+		if err := s.Liveness.Validate("liveness"); err != nil {
+			return err
+		}
 	}
 	if p := s.ReadinessPath; p != "" {
 		if len(p) > maxReadinessPath || p[0] != '/' || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {

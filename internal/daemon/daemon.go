@@ -64,6 +64,7 @@ type Daemon struct {
 	adminLn, publicLn net.Listener
 
 	reloadMu sync.Mutex
+	endLife  context.CancelFunc
 }
 
 // Open validates cfg, prepares the data directory, opens the store and the
@@ -123,7 +124,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	if d.act, err = activator.New(activator.Config{
+	// The activator's background work (starts, probes) lives until Run has
+	// shut down, not as long as Open's context.
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	cleanups = append(cleanups, endLife)
+	d.endLife = endLife
+	if d.act, err = activator.New(life, activator.Config{
 		Registerer:    reg,
 		StartTimeout:  cfg.StartTimeout,
 		StopGrace:     cfg.StopGrace,
@@ -131,7 +137,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		KeepInstances: cfg.KeepInstances,
 
 		ParallelStarts: cfg.ParallelStarts,
-	}, d.rt, d.store, logger); err != nil {
+	}, d.rt, logger); err != nil {
 		return nil, err
 	}
 	if d.scaler, err = autoscaler.New(autoscaler.Config{
@@ -201,7 +207,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 
 // acquire adapts the activator to the router.
 func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.ScalingPolicy) (router.Lease, error) {
-	l, err := d.act.Acquire(ctx, v, policy)
+	l, err := d.act.Acquire(ctx, v)
 	if err != nil {
 		return router.Lease{}, err
 	}
@@ -311,6 +317,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.act.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("stop instances: %w", err))
 	}
+	d.endLife()
 	if err := d.closeR(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close runtime: %w", err))
 	}

@@ -17,9 +17,9 @@ import (
 
 type nopHandle struct{}
 
-func (nopHandle) Release() {}
-func (nopHandle) Fail()    {}
-func (nopHandle) Suspect() {}
+func (nopHandle) Release()       {}
+func (nopHandle) Fail()          {}
+func (nopHandle) Suspect(string) {}
 
 // discard is a ResponseWriter that keeps nothing, so the benchmark measures
 // the router and the proxy, not a recorder.

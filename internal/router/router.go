@@ -43,15 +43,16 @@ type LeaseHandle interface {
 	Release()
 	// Fail reports that the instance refused the connection.
 	Fail()
-	// Suspect reports that the instance failed a request after connecting.
-	Suspect()
+	// Suspect reports that the instance failed a request after connecting
+	// (it timed out, broke the connection or answered garbage), and why.
+	Suspect(reason string)
 }
 
 type noHandle struct{}
 
-func (noHandle) Release() {}
-func (noHandle) Fail()    {}
-func (noHandle) Suspect() {}
+func (noHandle) Release()       {}
+func (noHandle) Fail()          {}
+func (noHandle) Suspect(string) {}
 
 // AcquireFunc returns an instance of v that can take one more request.
 // Errors wrapping core.ErrUnavailable become 503 with Retry-After.
@@ -383,6 +384,9 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 		limit := ""
 		if t != nil {
 			limit = " of " + t.timeout.String()
+			// A hung or frozen instance must not keep its share of the
+			// traffic: it gets no request until a health probe passes.
+			t.lease.Handle.Suspect("a request timed out after " + t.timeout.String())
 		}
 		writeError(w, req, http.StatusGatewayTimeout, fmt.Sprintf("version %s did not answer within its timeout%s", w.Header().Get(HeaderVersion), limit))
 	case errors.Is(err, context.Canceled):
@@ -391,7 +395,7 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 		// Served (or answered) by a new instance.
 	default:
 		if t, ok := ctx.Value(targetKey{}).(*target); ok {
-			t.lease.Handle.Suspect()
+			t.lease.Handle.Suspect(err.Error())
 		}
 		r.log.Warn("proxy error", "host", req.Host, "path", req.URL.Path, "err", err)
 		writeError(w, req, http.StatusBadGateway, "the instance failed to answer: "+err.Error())

@@ -59,7 +59,7 @@ func (h *handle) Release() {
 	h.b.mu.Unlock()
 }
 func (h *handle) Fail() {}
-func (h *handle) Suspect() {
+func (h *handle) Suspect(string) {
 	if h.b.onSuspect != nil {
 		h.b.onSuspect()
 	}
@@ -379,9 +379,9 @@ func TestSnapshotSwap(t *testing.T) {
 
 type failCounter struct{ fail func() }
 
-func (f failCounter) Release() {}
-func (f failCounter) Fail()    { f.fail() }
-func (f failCounter) Suspect() {}
+func (f failCounter) Release()       {}
+func (f failCounter) Fail()          { f.fail() }
+func (f failCounter) Suspect(string) {}
 
 // TestUpgradeIsProxied: a protocol upgrade (a WebSocket, say) reaches the
 // instance and the two ends then talk through the router.
@@ -423,5 +423,26 @@ func TestUpgradeIsProxied(t *testing.T) {
 	_, _ = io.WriteString(c, "hello\n")
 	if line, err := br.ReadString('\n'); err != nil || line != "echo: hello\n" {
 		t.Fatalf("after the upgrade: %q %v", line, err)
+	}
+}
+
+// TestTimeoutMakesSuspect: a request that times out at an instance reports
+// it as suspect, so that a hung or frozen instance stops getting traffic.
+func TestTimeoutMakesSuspect(t *testing.T) {
+	b := newBackends(t, versionHandler, 1)
+	var reasons []string
+	var mu sync.Mutex
+	b.onSuspect = func() { mu.Lock(); reasons = append(reasons, "x"); mu.Unlock() }
+	r := newRouter(t, b, counter(), states(false, core.Weight{Version: 1, Percent: 100}))
+	if w := do(r, "hello.localhost", "/slow"); w.Code != 504 {
+		t.Fatalf("got %d, want 504", w.Code)
+	}
+	if w := do(r, "hello.localhost", "/"); w.Code != 200 {
+		t.Fatalf("got %d, want 200", w.Code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reasons) != 1 {
+		t.Fatalf("the instance was reported suspect %d times, want once (for the timeout only)", len(reasons))
 	}
 }

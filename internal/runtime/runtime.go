@@ -5,7 +5,10 @@
 //
 // Optional abilities are separate interfaces found by type assertion: a
 // runtime that can freeze instances implements Pauser; one that reports
-// container events implements Watcher.
+// container events implements Watcher; one that creates instances ahead of
+// need implements Precreator; one that knows when an instance is ready (a
+// pod's readiness, say) implements ReadinessWaiter; one that builds images
+// implements Builder.
 package runtime
 
 import (
@@ -24,20 +27,28 @@ const (
 	LabelInstance      = "wisp.instance"
 )
 
+// MaxIDLen bounds instance IDs: an ID is a DNS label (lowercase letters,
+// digits and '-', starting with a letter and ending with a letter or digit),
+// so it can name a container, a pod and a Kubernetes label value alike.
+const MaxIDLen = 63
+
 // InstanceSpec is what it takes to start one instance of a version.
 type InstanceSpec struct {
-	ID            string // chosen by the caller, unique
+	ID            string // chosen by the caller, unique, at most MaxIDLen (see MaxIDLen)
 	Service       string
 	VersionID     int64
 	VersionNumber int
-	Image         string // the pinned image ID to run
-	ImageRef      string // the reference the user gave, for messages
-	Port          int    // the port the process listens on (see Instance.Addr)
-	Env           []string
-	Command       []string // replaces the entrypoint when set
-	Args          []string // replaces the image's command when set
-	MemoryLimit   int64    // bytes; 0 = none
-	CPULimit      float64  // cores; 0 = none
+	// Image is the pinned reference that ResolveImage returned: running it
+	// always runs the same image, whatever the user's reference names
+	// later (an image ID on Docker, a repository@digest on a cluster).
+	Image       string
+	ImageRef    string // the reference the user gave, for messages
+	Port        int    // the port the process listens on (see Instance.Addr)
+	Env         []string
+	Command     []string // replaces the entrypoint when set
+	Args        []string // replaces the image's command when set
+	MemoryLimit int64    // bytes; 0 = none
+	CPULimit    float64  // cores; 0 = none
 }
 
 // State of an instance as the runtime sees it.
@@ -77,8 +88,9 @@ type Instance struct {
 // core.ErrNotFound, except that Stop of an unknown instance is not an error
 // (stopping is idempotent). Other errors are failures of the runtime.
 type Runtime interface {
-	// ResolveImage returns the ID of the image ref, which pins it: running the
-	// ID always runs the same image, whatever ref later names.
+	// ResolveImage returns a pinned reference to the image ref, one this
+	// runtime can run (an image ID, or a repository@digest): running it
+	// always runs the same image, whatever ref later names.
 	ResolveImage(ctx context.Context, ref string) (string, error)
 	// Start creates and starts an instance and returns once the runtime's
 	// start call has returned; the process may not listen yet (callers probe
@@ -91,9 +103,54 @@ type Runtime interface {
 	Inspect(ctx context.Context, id string) (Instance, error)
 	// List returns every instance Wisp manages, whatever its state.
 	List(ctx context.Context) ([]Instance, error)
-	// Logs returns the instance's output (stdout and stderr interleaved),
-	// the last tail lines (tail <= 0: all).
-	Logs(ctx context.Context, id string, tail int) (io.ReadCloser, error)
+	// Logs streams the instance's output, stdout and stderr, line by line
+	// in the order the runtime recorded it. Without Follow the reader ends
+	// (io.EOF) after the last line written so far; with Follow it waits for
+	// more until the instance stops, the reader is closed or ctx is done.
+	// An error wrapping core.ErrNotFound for an unknown instance.
+	Logs(ctx context.Context, id string, opts LogOptions) (LogReader, error)
+}
+
+// LogOptions selects the lines Logs returns.
+type LogOptions struct {
+	// Follow keeps the stream open for new lines.
+	Follow bool
+	// Since, when set, skips lines written before it.
+	Since time.Time
+	// Tail, when above 0, starts with the last Tail lines (of those Since
+	// selects); 0 means all.
+	Tail int
+}
+
+// Log streams.
+const (
+	Stdout = "stdout"
+	Stderr = "stderr"
+)
+
+// LogLine is one line of an instance's output, without its newline.
+type LogLine struct {
+	Time   time.Time // when the runtime recorded it (zero if it cannot tell)
+	Stream string    // Stdout or Stderr
+	Text   string
+}
+
+// LogReader reads an instance's output line by line.
+type LogReader interface {
+	// Next returns the next line, or io.EOF at the end of the stream.
+	Next() (LogLine, error)
+	// Close ends the stream; a Next in progress returns.
+	Close() error
+}
+
+// ReadinessWaiter is a runtime that knows when an instance is ready to take
+// requests (on Kubernetes, from the pod's readiness probe). Wisp then waits
+// on it instead of probing the instance's port itself.
+type ReadinessWaiter interface {
+	// WaitReady returns once instance id is ready, with its current
+	// address; an error if it exits or ctx ends first (the message says
+	// why, e.g. the exit code or the image pull failure).
+	WaitReady(ctx context.Context, id string) (Instance, error)
 }
 
 // Pauser is a runtime that can freeze and thaw instances (cgroup freezer).
@@ -154,15 +211,18 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventDied    EventKind = "died"    // the process exited (or was killed)
-	EventRemoved EventKind = "removed" // the container is gone
+	EventDied     EventKind = "died"     // the process exited (or was killed)
+	EventOOM      EventKind = "oom"      // the process hit its memory limit (a died event follows)
+	EventPaused   EventKind = "paused"   // the instance was frozen
+	EventUnpaused EventKind = "unpaused" // the instance was thawed
+	EventRemoved  EventKind = "removed"  // the container is gone
 )
 
 // Event reports a change to an instance that Wisp did not ask for, or did.
 type Event struct {
 	Kind       EventKind
 	InstanceID string
-	ExitCode   int
+	ExitCode   int // for EventDied
 }
 
 // Watcher is a runtime that reports instance events as they happen.

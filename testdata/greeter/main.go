@@ -7,7 +7,8 @@
 //
 // Paths: / greets; /sleep?ms=N greets after N ms; /healthz; /headers echoes
 // the request headers; /stream writes ten lines, one every ?ms=N (default 10);
-// /max reports the most requests it has served at once.
+// /max reports the most requests it has served at once;
+// /log?stream=stdout|stderr&text=T prints T on that stream.
 package main
 
 import (
@@ -59,6 +60,14 @@ func main() {
 			return
 		}
 		fmt.Fprintf(w, "Hello, %s!\n", greeting)
+	})
+	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
+		out := os.Stdout
+		if r.URL.Query().Get("stream") == "stderr" {
+			out = os.Stderr
+		}
+		fmt.Fprintln(out, r.URL.Query().Get("text"))
+		fmt.Fprintln(w, "logged")
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {

@@ -14,7 +14,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +26,6 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
@@ -455,25 +453,24 @@ func (d *Docker) List(ctx context.Context) ([]runtime.Instance, error) {
 	return out, nil
 }
 
-// Logs implements runtime.Runtime.
-func (d *Docker) Logs(ctx context.Context, id string, tail int) (io.ReadCloser, error) {
-	t := "all"
-	if tail > 0 {
-		t = strconv.Itoa(tail)
+// Logs implements runtime.Runtime: the engine's log stream with
+// timestamps, demultiplexed into lines (see logs.go).
+func (d *Docker) Logs(ctx context.Context, id string, opts runtime.LogOptions) (runtime.LogReader, error) {
+	o := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: opts.Follow, Tail: "all"}
+	if opts.Tail > 0 {
+		o.Tail = strconv.Itoa(opts.Tail)
 	}
-	rc, err := d.cli.ContainerLogs(ctx, containerName(id), client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: t})
+	if !opts.Since.IsZero() {
+		o.Since = opts.Since.UTC().Format(time.RFC3339Nano)
+	}
+	rc, err := d.cli.ContainerLogs(ctx, containerName(id), o)
 	if cerrdefs.IsNotFound(err) {
 		return nil, core.NotFoundf("instance %s not found", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("docker: logs of %s: %w", id, err)
 	}
-	defer rc.Close()
-	var buf bytes.Buffer
-	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
-		return nil, fmt.Errorf("docker: logs of %s: %w", id, err)
-	}
-	return io.NopCloser(&buf), nil
+	return newLogReader(rc), nil
 }
 
 // Pause implements runtime.Pauser.
@@ -531,6 +528,12 @@ func (d *Docker) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error)
 					e = runtime.Event{Kind: runtime.EventDied, InstanceID: id, ExitCode: code}
 				case events.ActionDestroy:
 					e = runtime.Event{Kind: runtime.EventRemoved, InstanceID: id}
+				case events.ActionOOM:
+					e = runtime.Event{Kind: runtime.EventOOM, InstanceID: id}
+				case events.ActionPause:
+					e = runtime.Event{Kind: runtime.EventPaused, InstanceID: id}
+				case events.ActionUnPause:
+					e = runtime.Event{Kind: runtime.EventUnpaused, InstanceID: id}
 				default:
 					continue
 				}

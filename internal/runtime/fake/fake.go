@@ -67,8 +67,27 @@ type instance struct {
 	runtime.Instance
 	spec   runtime.InstanceSpec
 	srv    *http.Server
-	logs   string
+	logs   []runtime.LogLine
+	more   chan struct{} // closed and replaced when a line is added or the instance ends
+	ended  bool          // the process is gone: followers stop
 	paused chan struct{} // closed when not paused; replaced on pause
+	hung   chan struct{} // closed when not hung; replaced by Hang
+}
+
+// print adds a line of output. Caller holds r.mu.
+func (in *instance) print(stream, text string) {
+	in.logs = append(in.logs, runtime.LogLine{Time: time.Now(), Stream: stream, Text: text})
+	close(in.more)
+	in.more = make(chan struct{})
+}
+
+// end marks the process gone, for followers. Caller holds r.mu.
+func (in *instance) end() {
+	if !in.ended {
+		in.ended = true
+		close(in.more)
+		in.more = make(chan struct{})
+	}
 }
 
 // New returns a fake runtime.
@@ -76,10 +95,13 @@ func New(cfg Config) *Runtime {
 	if cfg.Behave == nil {
 		cfg.Behave = func(runtime.InstanceSpec) Behavior { return Behavior{} }
 	}
-	if cfg.Handler == nil {
-		cfg.Handler = func(spec runtime.InstanceSpec) http.Handler { return Greeter(spec.Env) }
+	r := &Runtime{cfg: cfg, instances: map[string]*instance{}}
+	if r.cfg.Handler == nil {
+		r.cfg.Handler = func(spec runtime.InstanceSpec) http.Handler {
+			return greeter(spec.Env, func(stream, text string) { r.Print(spec.ID, stream, text) })
+		}
 	}
-	return &Runtime{cfg: cfg, instances: map[string]*instance{}}
+	return r
 }
 
 // Starts returns how many instances were started.
@@ -124,31 +146,43 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 		return runtime.Instance{}, err
 	}
 	addr := ln.Addr().String()
-	open := make(chan struct{})
-	close(open)
 	in := &instance{
 		Instance: runtime.Instance{ID: spec.ID, ContainerID: "fake-" + spec.ID, Service: spec.Service, VersionID: spec.VersionID,
 			VersionNumber: spec.VersionNumber, Addr: addr, State: runtime.StateRunning, StartedAt: time.Now()},
 		spec:   spec,
-		logs:   b.Logs,
-		paused: open,
+		more:   make(chan struct{}),
+		paused: closed(),
+		hung:   closed(),
+	}
+	for _, l := range strings.Split(strings.TrimRight(b.Logs, "\n"), "\n") {
+		if l != "" {
+			in.print(runtime.Stdout, l)
+		}
 	}
 	handler := r.cfg.Handler(spec)
 	in.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		// A paused instance is frozen: requests wait until it thaws.
+		// A paused instance is frozen and a hung one never answers:
+		// requests wait until it thaws (or the client gives up).
 		r.mu.Lock()
-		gate := in.paused
+		paused, hung := in.paused, in.hung
 		r.mu.Unlock()
-		<-gate
+		for _, gate := range []chan struct{}{paused, hung} {
+			select {
+			case <-gate:
+			case <-req.Context().Done():
+				return
+			}
+		}
 		handler.ServeHTTP(w, req)
 	}), ReadHeaderTimeout: 10 * time.Second}
 	if !b.ExitAtOnce && !b.NeverListen {
-		in.logs += "fake: listening on " + addr + "\n"
+		in.print(runtime.Stdout, "fake: listening on "+addr)
 	}
 	switch {
 	case b.ExitAtOnce:
 		_ = ln.Close()
 		in.State, in.ExitCode = runtime.StateExited, b.ExitCode
+		in.end()
 		if b.NoAddr {
 			in.Addr = ""
 		}
@@ -193,6 +227,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.InstanceSpec) (runtim
 			VersionNumber: spec.VersionNumber, State: runtime.StateCreated},
 		spec: spec,
 		srv:  &http.Server{ReadHeaderTimeout: time.Second},
+		more: make(chan struct{}),
 	}
 	r.instances[spec.ID] = in
 	r.creates.Add(1)
@@ -231,6 +266,7 @@ func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) erro
 		if in.State == runtime.StatePaused {
 			close(in.paused)
 		}
+		in.end()
 	}
 	r.mu.Unlock()
 	if !ok {
@@ -252,6 +288,7 @@ func (r *Runtime) Kill(id string, code int) {
 	in, ok := r.instances[id]
 	if ok {
 		in.State, in.ExitCode = runtime.StateExited, code
+		in.end()
 	}
 	r.mu.Unlock()
 	if ok {
@@ -260,11 +297,53 @@ func (r *Runtime) Kill(id string, code int) {
 	}
 }
 
+// OOM kills an instance as the kernel does when it exceeds its memory
+// limit: an oom event, then died with code 137.
+func (r *Runtime) OOM(id string) {
+	r.emit(runtime.Event{Kind: runtime.EventOOM, InstanceID: id})
+	r.Kill(id, 137)
+}
+
+// Hang makes an instance's process stop answering requests while it still
+// accepts connections, as a deadlocked server does; Unhang ends it.
+func (r *Runtime) Hang(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in, ok := r.instances[id]; ok {
+		in.hung = make(chan struct{})
+	}
+}
+
+// Unhang makes a hung instance answer again.
+func (r *Runtime) Unhang(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in, ok := r.instances[id]; ok {
+		select {
+		case <-in.hung:
+		default:
+			close(in.hung)
+		}
+	}
+}
+
+// Print adds a line to an instance's output, as if its process wrote it.
+func (r *Runtime) Print(id, stream, text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in, ok := r.instances[id]; ok {
+		in.print(stream, text)
+	}
+}
+
 // Remove deletes an instance behind Wisp's back, like `docker rm -f`.
 func (r *Runtime) Remove(id string) {
 	r.mu.Lock()
 	in, ok := r.instances[id]
 	delete(r.instances, id)
+	if ok {
+		in.end()
+	}
 	r.mu.Unlock()
 	if ok {
 		_ = in.srv.Close()
@@ -295,28 +374,77 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 }
 
 // Logs implements runtime.Runtime.
-func (r *Runtime) Logs(ctx context.Context, id string, tail int) (io.ReadCloser, error) {
+func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions) (runtime.LogReader, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	in, ok := r.instances[id]
 	if !ok {
 		return nil, core.NotFoundf("instance %s not found", id)
 	}
-	lines := strings.SplitAfter(in.logs, "\n")
-	if tail > 0 && len(lines) > tail {
-		lines = lines[len(lines)-tail:]
+	next := 0
+	if !opts.Since.IsZero() {
+		for next < len(in.logs) && in.logs[next].Time.Before(opts.Since) {
+			next++
+		}
 	}
-	return io.NopCloser(strings.NewReader(strings.Join(lines, ""))), nil
+	if opts.Tail > 0 && len(in.logs)-next > opts.Tail {
+		next = len(in.logs) - opts.Tail
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return &logReader{r: r, in: in, next: next, follow: opts.Follow, ctx: ctx, cancel: cancel}, nil
 }
 
-// Pause implements runtime.Pauser: requests wait until Unpause.
+type logReader struct {
+	r      *Runtime
+	in     *instance
+	next   int
+	follow bool
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (l *logReader) Next() (runtime.LogLine, error) {
+	for {
+		l.r.mu.Lock()
+		if l.next < len(l.in.logs) {
+			line := l.in.logs[l.next]
+			l.next++
+			l.r.mu.Unlock()
+			return line, nil
+		}
+		more, ended := l.in.more, l.in.ended
+		l.r.mu.Unlock()
+		if !l.follow || ended {
+			return runtime.LogLine{}, io.EOF
+		}
+		select {
+		case <-more:
+		case <-l.ctx.Done():
+			return runtime.LogLine{}, io.EOF
+		}
+	}
+}
+
+func (l *logReader) Close() error { l.cancel(); return nil }
+
+// Pause implements runtime.Pauser: requests wait until Unpause. Like the
+// Docker Engine, it reports a paused event, whoever asked (a test pausing
+// "by hand" calls it too).
 func (r *Runtime) Pause(ctx context.Context, id string) error {
-	return r.transition(id, runtime.StateRunning, runtime.StatePaused)
+	if err := r.transition(id, runtime.StateRunning, runtime.StatePaused); err != nil {
+		return err
+	}
+	r.emit(runtime.Event{Kind: runtime.EventPaused, InstanceID: id})
+	return nil
 }
 
-// Unpause implements runtime.Pauser.
+// Unpause implements runtime.Pauser, and reports an unpaused event.
 func (r *Runtime) Unpause(ctx context.Context, id string) error {
-	return r.transition(id, runtime.StatePaused, runtime.StateRunning)
+	if err := r.transition(id, runtime.StatePaused, runtime.StateRunning); err != nil {
+		return err
+	}
+	r.emit(runtime.Event{Kind: runtime.EventUnpaused, InstanceID: id})
+	return nil
 }
 
 // transition moves an instance between running and paused.
@@ -337,6 +465,12 @@ func (r *Runtime) transition(id string, from, to runtime.State) error {
 		close(in.paused)
 	}
 	return nil
+}
+
+func closed() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 // Watch implements runtime.Watcher.
@@ -374,7 +508,11 @@ func (r *Runtime) emit(e runtime.Event) {
 
 // Greeter is the handler of the test image: "Hello, $GREETING!", and
 // /sleep?ms=N answers after N milliseconds.
-func Greeter(env []string) http.Handler {
+func Greeter(env []string) http.Handler { return greeter(env, nil) }
+
+// greeter is Greeter with /log?stream=stdout|stderr&text=T, which prints T
+// to the instance's output, as testdata/greeter does.
+func greeter(env []string, print func(stream, text string)) http.Handler {
 	greeting := "World"
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "GREETING="); ok {
@@ -382,6 +520,15 @@ func Greeter(env []string) http.Handler {
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/log" && print != nil {
+			stream := runtime.Stdout
+			if r.URL.Query().Get("stream") == runtime.Stderr {
+				stream = runtime.Stderr
+			}
+			print(stream, r.URL.Query().Get("text"))
+			fmt.Fprintln(w, "logged")
+			return
+		}
 		if ms, err := strconv.Atoi(r.URL.Query().Get("ms")); err == nil && strings.HasPrefix(r.URL.Path, "/sleep") {
 			select {
 			case <-time.After(time.Duration(ms) * time.Millisecond):

@@ -30,6 +30,8 @@ func Run(t *testing.T, rt runtime.Runtime, img Image) {
 	t.Run("ResolveImage", func(t *testing.T) { testResolve(t, rt, img) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, rt, img) })
 	t.Run("StartMissingImage", func(t *testing.T) { testMissingImage(t, rt, img) })
+	t.Run("Logs", func(t *testing.T) { testLogs(t, rt, img) })
+	t.Run("LongID", func(t *testing.T) { testLongID(t, rt, img) })
 	if _, ok := rt.(runtime.Watcher); ok {
 		t.Run("Watch", func(t *testing.T) { testWatch(t, rt, img) })
 	}
@@ -82,6 +84,147 @@ func NewID(service string) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return service + "-" + hex.EncodeToString(b)
+}
+
+// testLongID: an ID of runtime.MaxIDLen characters is accepted and kept.
+func testLongID(t *testing.T, rt runtime.Runtime, img Image) {
+	ctx := t.Context()
+	s := spec(t, rt, img, "conformance-long")
+	s.ID = s.ID + "-" + strings.Repeat("x", runtime.MaxIDLen-len(s.ID)-3) + "-z"
+	if len(s.ID) != runtime.MaxIDLen {
+		t.Fatalf("test bug: ID of %d characters", len(s.ID))
+	}
+	in, err := rt.Start(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop(context.WithoutCancel(ctx), s.ID, time.Second) })
+	got, err := rt.Inspect(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != s.ID || in.ID != s.ID {
+		t.Fatalf("ID %q came back as %q (Start) and %q (Inspect)", s.ID, in.ID, got.ID)
+	}
+}
+
+// testLogs: the output comes back line by line with its stream; Tail and
+// Since select lines; Follow waits for new lines and ends on Close.
+func testLogs(t *testing.T, rt runtime.Runtime, img Image) {
+	ctx := t.Context()
+	s := spec(t, rt, img, "conformance-logs")
+	in, err := rt.Start(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop(context.WithoutCancel(ctx), s.ID, time.Second) })
+	WaitServing(t, in.Addr, 15*time.Second)
+	say := func(stream, text string) {
+		t.Helper()
+		if _, err := Get(ctx, "http://"+in.Addr+"/log?stream="+stream+"&text="+text, 5*time.Second); err != nil {
+			t.Fatalf("print %q: %v", text, err)
+		}
+	}
+	say(runtime.Stdout, "first-out")
+	say(runtime.Stderr, "second-err")
+	want := []runtime.LogLine{{Stream: runtime.Stdout, Text: "first-out"}, {Stream: runtime.Stderr, Text: "second-err"}}
+	// The runtime may record output a moment after it is written.
+	var all []runtime.LogLine
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all = readLines(t, rt, s.ID, runtime.LogOptions{})
+		if hasInOrder(all, want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !hasInOrder(all, want) {
+		t.Fatalf("Logs = %+v, want the lines %+v in order with their streams", all, want)
+	}
+	for _, l := range all {
+		if l.Time.IsZero() {
+			t.Fatalf("line %+v has no time", l)
+		}
+	}
+	if tail := readLines(t, rt, s.ID, runtime.LogOptions{Tail: 1}); len(tail) != 1 || tail[0].Text != "second-err" {
+		t.Fatalf("Tail 1 = %+v, want only the last line", tail)
+	}
+	cut := all[len(all)-1].Time.Add(time.Millisecond)
+	if since := readLines(t, rt, s.ID, runtime.LogOptions{Since: cut.Add(time.Second)}); len(since) != 0 {
+		t.Fatalf("Since after the last line = %+v, want none", since)
+	}
+
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	f, err := rt.Logs(fctx, s.ID, runtime.LogOptions{Follow: true, Since: cut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan runtime.LogLine, 10)
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			l, err := f.Next()
+			if err != nil {
+				ended <- err
+				return
+			}
+			got <- l
+		}
+	}()
+	say(runtime.Stdout, "third-follow")
+	select {
+	case l := <-got:
+		if l.Text != "third-follow" || l.Stream != runtime.Stdout {
+			t.Fatalf("followed %+v, want the new stdout line", l)
+		}
+	case err := <-ended:
+		t.Fatalf("a following reader ended (%v) before the new line", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a following reader did not get a new line within 10s")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next did not return within 5s of Close")
+	}
+	if _, err := rt.Logs(ctx, "conformance-missing-instance", runtime.LogOptions{}); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("Logs of an unknown instance: got %v, want not found", err)
+	}
+}
+
+func readLines(t *testing.T, rt runtime.Runtime, id string, opts runtime.LogOptions) []runtime.LogLine {
+	t.Helper()
+	r, err := rt.Logs(t.Context(), id, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []runtime.LogLine
+	for {
+		l, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+}
+
+// hasInOrder reports whether want (streams and texts) appear in got in order.
+func hasInOrder(got, want []runtime.LogLine) bool {
+	i := 0
+	for _, l := range got {
+		if i < len(want) && l.Stream == want[i].Stream && l.Text == want[i].Text {
+			i++
+		}
+	}
+	return i == len(want)
 }
 
 func spec(t *testing.T, rt runtime.Runtime, img Image, service string) runtime.InstanceSpec {
@@ -175,15 +318,6 @@ func testLifecycle(t *testing.T, rt runtime.Runtime, img Image) {
 	}
 	if !found {
 		t.Fatalf("List does not include %s", s.ID)
-	}
-	logs, err := rt.Logs(ctx, s.ID, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(logs)
-	_ = logs.Close()
-	if len(b) == 0 {
-		t.Fatal("Logs returned nothing")
 	}
 	if p, ok := rt.(runtime.Pauser); ok {
 		if err := p.Pause(ctx, s.ID); err != nil {

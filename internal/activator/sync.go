@@ -1,0 +1,117 @@
+package activator
+
+import (
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// The activator learns which versions exist, their policies and whether
+// they get traffic from the store's state, through the daemon: Apply for
+// one service that changed, Remove for one that was deleted, Sync for all
+// of them (at start-up and as a periodic safety net). Each costs time in
+// proportion to what it is given, not to how many services exist.
+
+// Apply records the current state of one service: its versions (new ones
+// become known, ones no longer listed are deleted and their instances
+// removed), its policy and its traffic.
+func (a *Activator) Apply(s core.ServiceState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.applyLocked(s)
+}
+
+// Remove forgets a deleted service and removes its instances.
+func (a *Activator) Remove(service string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, vs := range a.byService[service] {
+		a.forget(vs)
+	}
+	delete(a.byService, service)
+}
+
+// Sync records the state of every service; services not listed are
+// deleted.
+func (a *Activator) Sync(states []core.ServiceState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	listed := make(map[string]bool, len(states))
+	for _, s := range states {
+		listed[s.Service.Name] = true
+		a.applyLocked(s)
+	}
+	for name, versions := range a.byService {
+		if !listed[name] {
+			for _, vs := range versions {
+				a.forget(vs)
+			}
+			delete(a.byService, name)
+		}
+	}
+}
+
+// applyLocked: caller holds a.mu.
+func (a *Activator) applyLocked(s core.ServiceState) {
+	name := s.Service.Name
+	old := a.byService[name]
+	next := make(map[int64]*versionState, len(s.Versions))
+	routable := routableVersions(s)
+	for i := range s.Versions {
+		v := s.Versions[i]
+		vs := old[v.ID]
+		if vs == nil {
+			vs = &versionState{id: v.ID, ver: v}
+			a.versions.Store(v.ID, vs)
+		}
+		next[v.ID] = vs
+		vs.mu.Lock()
+		vs.ver = v // immutable in the store; kept as given
+		vs.policy = s.Service.Policy
+		vs.routable = routable[v.Number]
+		if !vs.routable {
+			for _, in := range append([]*instance(nil), vs.instances...) {
+				if in.state == Spare || in.state == Creating {
+					a.retire(in, "its version has no traffic")
+				}
+			}
+		}
+		vs.broadcast()
+		vs.mu.Unlock()
+	}
+	for id, vs := range old {
+		if next[id] == nil {
+			a.forget(vs)
+		}
+	}
+	a.byService[name] = next
+}
+
+// forget deletes a version: requests for it get "deleted", and its
+// instances are removed. Caller holds a.mu.
+func (a *Activator) forget(vs *versionState) {
+	a.versions.Delete(vs.id)
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.gone = true
+	for _, in := range append([]*instance(nil), vs.instances...) {
+		a.retire(in, "its version was deleted")
+	}
+	a.metrics.forget(&vs.ver)
+	vs.broadcast()
+}
+
+// routableVersions returns the numbers of the versions that get a share of
+// s's traffic or carry a tag.
+func routableVersions(s core.ServiceState) map[int]bool {
+	out := map[int]bool{}
+	if t := s.Traffic; t != nil {
+		for _, w := range t.Weights {
+			if w.Percent > 0 {
+				out[w.Version] = true
+			}
+		}
+		for _, n := range t.Tags {
+			out[n] = true
+		}
+	}
+	return out
+}

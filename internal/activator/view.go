@@ -1,0 +1,88 @@
+package activator
+
+import (
+	"sort"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Instances describes the instances of service (all services when ""),
+// with a row for a version whose starts are backing off.
+func (a *Activator) Instances(service string) []core.InstanceInfo {
+	out := []core.InstanceInfo{}
+	now := a.now()
+	for _, vs := range a.versionsOf(service) {
+		vs.mu.Lock()
+		v := vs.ver
+		for _, in := range vs.instances {
+			if !in.state.visible() {
+				continue
+			}
+			info := core.InstanceInfo{ID: in.id, Service: v.Service, Version: v.Number, VersionID: v.ID,
+				State: string(in.state), Address: in.addr, StartedAt: in.startedAt, InFlight: in.inflight.Load()}
+			if ns := in.lastRequest.Load(); ns != 0 && !in.startedAt.IsZero() {
+				info.LastRequestAt = time.Unix(0, ns)
+			}
+			switch in.state {
+			case Suspect, Draining, Stopping:
+				info.Message = in.why
+			}
+			out = append(out, info)
+		}
+		if b := vs.backoff; b.active(now) {
+			until := b.until
+			out = append(out, core.InstanceInfo{Service: v.Service, Version: v.Number, VersionID: v.ID, State: core.InstanceBackoff,
+				Message: b.last, RetryAt: &until})
+		}
+		vs.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		if out[i].Version != out[j].Version {
+			return out[i].Version < out[j].Version
+		}
+		if !out[i].StartedAt.Equal(out[j].StartedAt) {
+			return out[i].StartedAt.Before(out[j].StartedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// versionsOf returns the versions of service, or every version for "".
+func (a *Activator) versionsOf(service string) []*versionState {
+	if service == "" {
+		return a.allVersions()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*versionState, 0, len(a.byService[service]))
+	for _, vs := range a.byService[service] {
+		out = append(out, vs)
+	}
+	return out
+}
+
+// Load reports the live load of every version that has instances or
+// requests waiting, or keeps min_instances: the others have nothing for the
+// autoscaler to decide (it never scales from zero).
+func (a *Activator) Load() []core.VersionLoad {
+	var out []core.VersionLoad
+	for _, vs := range a.allVersions() {
+		vs.mu.Lock()
+		l := core.VersionLoad{VersionID: vs.id, Service: vs.ver.Service, Version: vs.ver.Number, Policy: vs.policy,
+			Concurrency: int64(vs.waiters), Requests: vs.requests.Load(), Instances: vs.count(State.counts)}
+		for _, in := range vs.instances {
+			l.Concurrency += in.inflight.Load()
+		}
+		keep := vs.routable && vs.policy.MinInstances > 0
+		vs.mu.Unlock()
+		if l.Instances > 0 || l.Concurrency > 0 || keep {
+			out = append(out, l)
+		}
+	}
+	return out
+}
