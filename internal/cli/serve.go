@@ -3,6 +3,7 @@ package cli
 import (
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +22,8 @@ func (a *app) serveCommand(defaults config.Config) *cobra.Command {
 down gracefully: stop accepting, finish in-flight requests, close the store.
 
 Settings come from flags, else WISP_* environment variables, else defaults.
-Data (the SQLite database and the generated admin token) lives in --data-dir.
+Data (the SQLite database, unless --store says otherwise, and the generated
+admin token) lives in --data-dir.
 On first start without --admin-token, a token is generated, saved in
 <data-dir>/admin-token with mode 0600 and printed once.`,
 		Args: cobra.NoArgs,
@@ -58,6 +60,9 @@ On first start without --admin-token, a token is generated, saved in
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json (env "+config.EnvLogFormat+")")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error (env "+config.EnvLogLevel+")")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown may take")
+	f.StringVar(&cfg.Store, "store", cfg.Store, "where state is kept: sqlite:///path/to/wisp.db (env "+config.EnvStore+"; default: SQLite at <data-dir>/wisp.db)")
+	f.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "what runs instances: "+strings.Join(config.Runtimes, ", ")+" (env "+config.EnvRuntime+")")
+	f.StringVar(&cfg.Builder, "builder", cfg.Builder, "what builds images for wisp deploy: "+strings.Join(config.Builders, ", ")+" (env "+config.EnvBuilder+")")
 	f.StringVar(&cfg.DockerNetwork, "docker-network", cfg.DockerNetwork, "bridge network instances join (created if missing), or \"host\": faster starts, no isolation, apps listen on $PORT (env "+config.EnvNetwork+")")
 	f.BoolVar(&cfg.DockerPublish, "docker-publish", cfg.DockerPublish, "publish instance ports on 127.0.0.1 instead of dialing container addresses (automatic on Docker Desktop)")
 	f.BoolVar(&cfg.DockerPull, "docker-pull", cfg.DockerPull, "pull images that are not on this machine when a version is created")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,16 @@ type Config struct {
 	LogLevel  string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+
+	// Store is where state is kept, as a URL: sqlite:///path/to/wisp.db
+	// (or sqlite:relative/path); "" means SQLite at <DataDir>/wisp.db.
+	// See ParseStore.
+	Store string
+	// Runtime runs instances: "docker" (the default).
+	Runtime string
+	// Builder builds images from source: "docker" (the default: the Docker
+	// Engine's build API) or "none" (builds are refused).
+	Builder string
 
 	// DockerNetwork is the bridge network instances join, or "host".
 	DockerNetwork string
@@ -71,6 +82,8 @@ func Default() Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
+		Runtime:         RuntimeDocker,
+		Builder:         BuilderDocker,
 		DockerNetwork:   "wisp",
 		StartTimeout:    30 * time.Second,
 		StopGrace:       10 * time.Second,
@@ -93,7 +106,64 @@ const (
 	EnvLogFormat  = "WISP_LOG_FORMAT"
 	EnvLogLevel   = "WISP_LOG_LEVEL"
 	EnvNetwork    = "WISP_DOCKER_NETWORK"
+	EnvStore      = "WISP_STORE"
+	EnvRuntime    = "WISP_RUNTIME"
+	EnvBuilder    = "WISP_BUILDER"
 )
+
+// Runtimes and builders.
+const (
+	RuntimeDocker = "docker"
+	BuilderDocker = "docker"
+	BuilderNone   = "none"
+)
+
+// Runtimes lists the accepted values of Runtime; Builders of Builder.
+var (
+	Runtimes = []string{RuntimeDocker}
+	Builders = []string{BuilderDocker, BuilderNone}
+)
+
+// Store kinds.
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+)
+
+// StoreURL is a parsed Store setting.
+type StoreURL struct {
+	Kind string // StoreSQLite or StorePostgres
+	// Path is the SQLite database file; DSN the Postgres connection URL.
+	Path, DSN string
+}
+
+// ParseStore reads a Store setting for a daemon whose data lives in
+// dataDir: "" → SQLite at <dataDir>/wisp.db; sqlite:///abs/path or
+// sqlite:rel/path → that file; postgres:// or postgresql:// URLs → Postgres.
+// The error names the accepted forms.
+func ParseStore(s, dataDir string) (StoreURL, error) {
+	switch {
+	case s == "":
+		return StoreURL{Kind: StoreSQLite, Path: filepath.Join(dataDir, "wisp.db")}, nil
+	case strings.HasPrefix(s, "sqlite:"):
+		p := strings.TrimPrefix(strings.TrimPrefix(s, "sqlite:"), "//")
+		if p == "" || strings.ContainsAny(p, "?#") {
+			return StoreURL{}, fmt.Errorf("%q names no database file; use sqlite:///path/to/wisp.db", s)
+		}
+		return StoreURL{Kind: StoreSQLite, Path: p}, nil
+	case strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://"):
+		return StoreURL{Kind: StorePostgres, DSN: s}, nil
+	}
+	return StoreURL{}, fmt.Errorf("%q is not a store URL; accepted: sqlite:///path/to/wisp.db, postgres://user@host/db (default: SQLite in the data dir)", redact(s))
+}
+
+// redact hides what could be a password in a URL someone mistyped.
+func redact(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		return "…" + s[i:]
+	}
+	return s
+}
 
 // ApplyEnv overrides c with the WISP_* variables that getenv reports set.
 func (c *Config) ApplyEnv(getenv func(string) string) {
@@ -103,7 +173,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}{
 		{EnvDataDir, &c.DataDir}, {EnvAdminAddr, &c.AdminAddr}, {EnvAddr, &c.Addr}, {EnvDomain, &c.Domain},
 		{EnvAdminToken, &c.AdminToken}, {EnvLogFormat, &c.LogFormat}, {EnvLogLevel, &c.LogLevel},
-		{EnvNetwork, &c.DockerNetwork},
+		{EnvNetwork, &c.DockerNetwork}, {EnvStore, &c.Store}, {EnvRuntime, &c.Runtime}, {EnvBuilder, &c.Builder},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -136,6 +206,15 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log level (--log-level, %s) must be debug, info, warn or error, got %q", EnvLogLevel, c.LogLevel))
+	}
+	if _, err := ParseStore(c.Store, c.DataDir); err != nil {
+		errs = append(errs, fmt.Errorf("store (--store, %s): %w", EnvStore, err))
+	}
+	if !slices.Contains(Runtimes, c.Runtime) {
+		errs = append(errs, fmt.Errorf("runtime (--runtime, %s) must be one of %s, got %q", EnvRuntime, strings.Join(Runtimes, ", "), c.Runtime))
+	}
+	if !slices.Contains(Builders, c.Builder) {
+		errs = append(errs, fmt.Errorf("builder (--builder, %s) must be one of %s, got %q", EnvBuilder, strings.Join(Builders, ", "), c.Builder))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout (--shutdown-timeout) must be positive, got %s", c.ShutdownTimeout))

@@ -44,6 +44,10 @@ func TestValidate(t *testing.T) {
 		{"windows", func(c *config.Config) { c.PanicWindow = time.Minute; c.StableWindow = time.Second }, "--panic-window"},
 		{"parallel starts", func(c *config.Config) { c.ParallelStarts = 0 }, "--parallel-starts"},
 		{"scale-down delay", func(c *config.Config) { c.ScaleDownDelay = -time.Second }, "--scale-down-delay"},
+		{"unknown store", func(c *config.Config) { c.Store = "mysql://db" }, "accepted: sqlite:///path/to/wisp.db, postgres://"},
+		{"store without a file", func(c *config.Config) { c.Store = "sqlite://" }, "names no database file"},
+		{"unknown runtime", func(c *config.Config) { c.Runtime = "podman" }, "--runtime, WISP_RUNTIME) must be one of docker"},
+		{"unknown builder", func(c *config.Config) { c.Builder = "kaniko" }, "must be one of docker, none"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,5 +58,34 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseStore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want config.StoreURL
+		err  string
+	}{
+		{"", config.StoreURL{Kind: "sqlite", Path: "/data/wisp.db"}, ""},
+		{"sqlite:///var/lib/wisp/w.db", config.StoreURL{Kind: "sqlite", Path: "/var/lib/wisp/w.db"}, ""},
+		{"sqlite:rel/w.db", config.StoreURL{Kind: "sqlite", Path: "rel/w.db"}, ""},
+		{"postgres://wisp@db.internal/wisp", config.StoreURL{Kind: "postgres", DSN: "postgres://wisp@db.internal/wisp"}, ""},
+		{"postgresql://localhost/wisp", config.StoreURL{Kind: "postgres", DSN: "postgresql://localhost/wisp"}, ""},
+		{"sqlite:", config.StoreURL{}, "names no database file"},
+		{"sqlite:///x.db?mode=ro", config.StoreURL{}, "names no database file"},
+		{"mysql://root:secret@db/wisp", config.StoreURL{}, "not a store URL"},
+	}
+	for _, tc := range cases {
+		got, err := config.ParseStore(tc.in, "/data")
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseStore(%q): error %v, want one with %q", tc.in, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("ParseStore(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("ParseStore(%q): the error shows the password: %v", tc.in, err)
+		}
 	}
 }

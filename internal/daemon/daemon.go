@@ -34,15 +34,15 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/router"
 	"github.com/wisp-run/wisp/internal/runtime"
-	"github.com/wisp-run/wisp/internal/runtime/docker"
 	"github.com/wisp-run/wisp/internal/store"
-	"github.com/wisp-run/wisp/internal/store/sqlite"
 )
 
 // Options are the parts a caller may supply instead of the defaults.
 type Options struct {
-	// Runtime replaces the Docker runtime (tests pass runtime/fake).
+	// Runtime replaces the configured runtime (tests pass runtime/fake),
+	// and Builder the builder (nil: builds are off).
 	Runtime runtime.Runtime
+	Builder runtime.Builder
 	// Out receives the one-time announcement of a generated token.
 	Out io.Writer
 }
@@ -51,7 +51,7 @@ type Options struct {
 type Daemon struct {
 	cfg    config.Config
 	log    *slog.Logger
-	store  *sqlite.Store
+	store  store.Store
 	rt     runtime.Runtime
 	closeR func() error
 	act    *activator.Activator
@@ -96,27 +96,17 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		}
 	}()
 
-	dbPath := filepath.Join(cfg.DataDir, "wisp.db")
-	if d.store, err = sqlite.Open(ctx, dbPath); err != nil {
+	var storeName string
+	if d.store, storeName, err = openStore(ctx, cfg); err != nil {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { _ = d.store.Close() })
-
-	d.rt = opts.Runtime
-	if d.rt == nil {
-		owner, err := loadOrCreateID(cfg.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		dk, err := docker.Open(ctx, docker.Config{
-			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger, Owner: owner,
-		})
-		if err != nil {
-			return nil, err
-		}
-		d.rt, d.closeR = dk, dk.Close
-		cleanups = append(cleanups, func() { _ = dk.Close() })
+	parts, err := openRuntime(ctx, cfg, logger, opts)
+	if err != nil {
+		return nil, err
 	}
+	d.rt, d.closeR = parts.rt, parts.close
+	cleanups = append(cleanups, func() { _ = parts.close() })
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -149,7 +139,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		return nil, err
 	}
 
-	if b, ok := d.rt.(runtime.Builder); ok {
+	if b := parts.builder; b != nil {
 		watchdog, err := findWatchdog(cfg.Watchdog, logger)
 		if err != nil {
 			return nil, err
@@ -201,7 +191,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	// request timeout bounds the proxying instead.
 	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 
-	logger.Info("store opened", "path", dbPath)
+	logger.Info("store opened", "store", storeName, "runtime", parts.name, "builds", parts.builder != nil)
 	return d, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,4 +176,52 @@ func TestOpenErrors(t *testing.T) {
 
 func newFake() *fake.Runtime {
 	return fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1", "hello:2": "sha256:hello2"}})
+}
+
+// TestAdapterChoice: the store and runtime come from --store and
+// --runtime; an unknown or unavailable one is a start-up error that says
+// what is accepted, and a store URL's password never shows in it.
+func TestAdapterChoice(t *testing.T) {
+	base := config.Default()
+	base.DataDir = t.TempDir()
+	base.AdminAddr, base.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cases := []struct {
+		name string
+		edit func(*config.Config)
+		want string
+	}{
+		{"unknown store", func(c *config.Config) { c.Store = "etcd://x" }, "accepted: sqlite:///path/to/wisp.db"},
+		{"postgres, not in this build", func(c *config.Config) { c.Store = "postgres://wisp:hunter2@db/wisp" }, "no Postgres store yet"},
+		{"unknown runtime", func(c *config.Config) { c.Runtime = "firecracker" }, "must be one of docker"},
+		{"unknown builder", func(c *config.Config) { c.Builder = "buildah" }, "must be one of docker, none"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			tc.edit(&cfg)
+			_, err := daemon.Open(t.Context(), cfg, slog.New(slog.DiscardHandler), daemon.Options{Out: io.Discard, Runtime: newFake()})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error shows the password: %v", err)
+			}
+		})
+	}
+	// A store elsewhere than the data dir is used, and kept across restarts.
+	dbPath := filepath.Join(t.TempDir(), "elsewhere", "state.db")
+	cfg := base
+	cfg.Store = "sqlite://" + dbPath
+	d, stop := runDaemon(t, cfg.DataDir, func(c *config.Config) { c.Store = cfg.Store }, daemon.Options{Runtime: newFake()})
+	c := apiclient.New(d.AdminAddr().String(), d.Token())
+	if _, err := c.CreateService(t.Context(), "elsewhere", core.PolicyPatch{}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := os.Stat(dbPath); err != nil {
+		t.Fatalf("the store at --store was not used: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "wisp.db")); err == nil {
+		t.Fatal("a database was created in the data dir although --store names another file")
+	}
 }

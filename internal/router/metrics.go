@@ -65,6 +65,18 @@ func (m *metrics) forVersion(id int64, service string, version int) *versionMetr
 	return vm
 }
 
+// forget deletes the series of a deleted version.
+func (m *metrics) forget(id int64, service string, version int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.versions, id)
+	v := strconv.Itoa(version)
+	for class := 1; class <= 5; class++ {
+		m.requests.DeleteLabelValues(service, v, strconv.Itoa(class)+"xx")
+	}
+	m.duration.DeleteLabelValues(service, v)
+}
+
 func (vm *versionMetrics) observe(status int, start time.Time) {
 	class := status / 100
 	if class < 1 || class > 5 {

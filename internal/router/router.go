@@ -83,6 +83,7 @@ type Router struct {
 	cfg     Config
 	log     *slog.Logger
 	snap    atomic.Pointer[Snapshot]
+	writeMu sync.Mutex // serialises Swap, Apply and Remove
 	proxy   *httputil.ReverseProxy
 	metrics *metrics
 	// unrouted counts requests that matched no version.
@@ -154,15 +155,64 @@ func (bufferPool) Put(b []byte) {
 	}
 }
 
-// Swap installs a new snapshot; requests in flight keep the one they read.
-// The metric children of its versions are resolved here, once.
+// Swap installs a whole new snapshot (at start-up, and for a full
+// resync); requests in flight keep the one they read. The metric children
+// of its versions are resolved here, once, and the series of versions it no
+// longer has are deleted.
 func (r *Router) Swap(s *Snapshot) {
-	for _, sr := range s.services {
-		for _, v := range sr.versions {
-			sr.metrics[v] = r.metrics.forVersion(v.ID, sr.name, v.Number)
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	s.each(r.resolveMetrics)
+	old := r.snap.Load()
+	old.each(func(sr *serviceRoute) { r.forgetMetrics(sr, s.lookup(sr.name)) })
+	r.snap.Store(s)
+}
+
+// Apply installs the new state of some services, leaving every other
+// service's route as it is: it costs time in proportion to the services
+// given, not to all there are.
+func (r *Router) Apply(states ...core.ServiceState) {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	old := r.snap.Load()
+	routes := make([]*serviceRoute, len(states))
+	for i, st := range states {
+		routes[i] = newRoute(st)
+		r.resolveMetrics(routes[i])
+		if prev := old.lookup(routes[i].name); prev != nil {
+			r.forgetMetrics(prev, routes[i])
 		}
 	}
-	r.snap.Store(s)
+	r.snap.Store(old.with(routes, nil))
+}
+
+// Remove drops deleted services from the routing table.
+func (r *Router) Remove(names ...string) {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	old := r.snap.Load()
+	for _, name := range names {
+		if prev := old.lookup(name); prev != nil {
+			r.forgetMetrics(prev, nil)
+		}
+	}
+	r.snap.Store(old.with(nil, names))
+}
+
+func (r *Router) resolveMetrics(sr *serviceRoute) {
+	for _, v := range sr.versions {
+		sr.metrics[v] = r.metrics.forVersion(v.ID, sr.name, v.Number)
+	}
+}
+
+// forgetMetrics deletes the series of the versions of prev that next (nil:
+// none) no longer has.
+func (r *Router) forgetMetrics(prev, next *serviceRoute) {
+	for n, v := range prev.versions {
+		if next == nil || next.versions[n] == nil || next.versions[n].ID != v.ID {
+			r.metrics.forget(v.ID, prev.name, v.Number)
+		}
+	}
 }
 
 type targetKey struct{}
@@ -296,7 +346,7 @@ func (r *Router) resolve(snap *Snapshot, req *http.Request) (sr *serviceRoute, p
 	if before, after, ok := strings.Cut(label, core.TagSeparator); ok {
 		pin, name = before, after
 	}
-	sr = snap.services[name]
+	sr = snap.lookup(name)
 	if sr == nil {
 		return nil, "", "", &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("no service named %q", name)}
 	}

@@ -16,7 +16,18 @@ import (
 	"github.com/wisp-run/wisp/internal/runtime"
 )
 
-var _ runtime.Builder = (*Docker)(nil)
+var _ runtime.Builder = (*Builder)(nil)
+
+// Builder builds images with the Docker Engine's build API. It is its own
+// dependency, not an ability of the runtime: the daemon chooses a builder
+// (--builder) as it chooses a runtime, and a cluster runtime can build with
+// a Docker Engine too.
+type Builder struct {
+	cli *client.Client
+}
+
+// Builder returns a builder on the same engine connection.
+func (d *Docker) Builder() *Builder { return &Builder{cli: d.cli} }
 
 // ansiRE matches the colour codes the engine puts around a step's stderr.
 var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")
@@ -46,7 +57,7 @@ func (t *tailLines) add(l string) {
 // Build implements runtime.Builder with the engine's build API (the
 // classic builder, which needs no BuildKit session and pulls nothing that
 // is already on the machine).
-func (d *Docker) Build(ctx context.Context, req runtime.BuildRequest, progress func(line string)) (string, error) {
+func (d *Builder) Build(ctx context.Context, req runtime.BuildRequest, progress func(line string)) (string, error) {
 	res, err := d.cli.ImageBuild(ctx, req.Context, client.ImageBuildOptions{
 		Tags: req.Tags, Dockerfile: req.Dockerfile, Labels: req.Labels,
 		Remove: true, ForceRemove: true, Version: build.BuilderV1,
@@ -100,7 +111,7 @@ func (d *Docker) Build(ctx context.Context, req runtime.BuildRequest, progress f
 }
 
 // FindImage implements runtime.Builder.
-func (d *Docker) FindImage(ctx context.Context, labels map[string]string) (string, bool, error) {
+func (d *Builder) FindImage(ctx context.Context, labels map[string]string) (string, bool, error) {
 	f := client.Filters{}
 	for k, v := range labels {
 		f = f.Add("label", k+"="+v)
@@ -116,7 +127,7 @@ func (d *Docker) FindImage(ctx context.Context, labels map[string]string) (strin
 }
 
 // InspectImage implements runtime.Builder.
-func (d *Docker) InspectImage(ctx context.Context, ref string) (runtime.ImageInfo, error) {
+func (d *Builder) InspectImage(ctx context.Context, ref string) (runtime.ImageInfo, error) {
 	img, err := d.cli.ImageInspect(ctx, ref)
 	if cerrdefs.IsNotFound(err) {
 		return runtime.ImageInfo{}, core.NotFoundf("image %q is not on this machine", ref)
@@ -132,7 +143,7 @@ func (d *Docker) InspectImage(ctx context.Context, ref string) (runtime.ImageInf
 }
 
 // TagImage implements runtime.Builder.
-func (d *Docker) TagImage(ctx context.Context, id, ref string) error {
+func (d *Builder) TagImage(ctx context.Context, id, ref string) error {
 	if _, err := d.cli.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: ref}); err != nil {
 		return fmt.Errorf("docker: tag %s as %s: %w", id, ref, err)
 	}

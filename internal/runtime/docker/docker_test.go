@@ -72,7 +72,7 @@ func TestBuild(t *testing.T) {
 	}
 	digest := fmt.Sprintf("test-%d", time.Now().UnixNano())
 	var lines []string
-	id, err := rt.Build(ctx, runtime.BuildRequest{
+	id, err := rt.Builder().Build(ctx, runtime.BuildRequest{
 		Context:    tarOf(map[string]string{"build/Dockerfile.wisp": "FROM wisp-greeter:test\nENV GREETING=built\n"}),
 		Dockerfile: "build/Dockerfile.wisp",
 		Tags:       []string{"wisp-built:test"},
@@ -85,11 +85,11 @@ func TestBuild(t *testing.T) {
 	if !strings.HasPrefix(id, "sha256:") || !strings.Contains(strings.Join(lines, "\n"), "Step 2/3 : ENV GREETING=built") {
 		t.Fatalf("id %q, progress %q", id, lines)
 	}
-	found, ok, err := rt.FindImage(ctx, map[string]string{"wisp.source-digest": digest})
+	found, ok, err := rt.Builder().FindImage(ctx, map[string]string{"wisp.source-digest": digest})
 	if err != nil || !ok || found != id {
 		t.Fatalf("FindImage: %q %v %v, want %q", found, ok, err, id)
 	}
-	if _, ok, _ := rt.FindImage(ctx, map[string]string{"wisp.source-digest": "no-such-digest"}); ok {
+	if _, ok, _ := rt.Builder().FindImage(ctx, map[string]string{"wisp.source-digest": "no-such-digest"}); ok {
 		t.Fatal("FindImage found an image for an unknown digest")
 	}
 	in, err := rt.Start(ctx, runtime.InstanceSpec{ID: runtimetest.NewID("built"), Service: "built", VersionID: 1, VersionNumber: 1, Image: id, Port: 8080})
@@ -102,7 +102,7 @@ func TestBuild(t *testing.T) {
 	}
 
 	// A failing step: an invalid error with the step in its last output.
-	_, err = rt.Build(ctx, runtime.BuildRequest{
+	_, err = rt.Builder().Build(ctx, runtime.BuildRequest{
 		Context: tarOf(map[string]string{"Dockerfile": "FROM wisp-greeter:test\nCOPY missing.txt /\n"}),
 		Tags:    []string{"wisp-broken:test"},
 	}, nil)
@@ -110,7 +110,7 @@ func TestBuild(t *testing.T) {
 		t.Fatalf("a failing step: %v", err)
 	}
 	// A Dockerfile that does not parse.
-	_, err = rt.Build(ctx, runtime.BuildRequest{Context: tarOf(map[string]string{"Dockerfile": "FROMM nothing\n"})}, nil)
+	_, err = rt.Builder().Build(ctx, runtime.BuildRequest{Context: tarOf(map[string]string{"Dockerfile": "FROMM nothing\n"})}, nil)
 	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "FROMM") {
 		t.Fatalf("a broken Dockerfile: got %v, want an invalid error naming the bad instruction", err)
 	}

@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/runtime"
+	"github.com/wisp-run/wisp/internal/runtime/docker"
+	"github.com/wisp-run/wisp/internal/store"
+	"github.com/wisp-run/wisp/internal/store/sqlite"
+)
+
+// The adapters are chosen here, by configuration, and nowhere else: the
+// store (--store), the runtime (--runtime) and the builder (--builder). An
+// unknown value never gets this far: config.Validate names the accepted
+// ones.
+
+// openStore opens the store cfg.Store names.
+func openStore(ctx context.Context, cfg config.Config) (store.Store, string, error) {
+	u, err := config.ParseStore(cfg.Store, cfg.DataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	switch u.Kind {
+	case config.StoreSQLite:
+		if dir := filepath.Dir(u.Path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, "", fmt.Errorf("store: create %s: %w", dir, err)
+			}
+		}
+		st, err := sqlite.Open(ctx, u.Path)
+		return st, "sqlite " + u.Path, err
+	case config.StorePostgres:
+		return nil, "", fmt.Errorf("store %s: this build of wisp has no Postgres store yet; use sqlite:///path/to/wisp.db (the default)", redactURL(u.DSN))
+	}
+	return nil, "", fmt.Errorf("store: unknown kind %q", u.Kind) // ParseStore returns none other
+}
+
+// redactURL hides the user and password of a connection URL.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if i := strings.LastIndex(rest, "@"); ok && i >= 0 {
+		return scheme + "://…@" + rest[i+1:]
+	}
+	return s
+}
+
+// runtimeParts are what a runtime adapter provides.
+type runtimeParts struct {
+	rt      runtime.Runtime
+	builder runtime.Builder // nil: builds are off
+	close   func() error
+	name    string // for /v1/info and logs
+}
+
+// openRuntime opens the runtime cfg.Runtime names, and the builder
+// cfg.Builder names. opts.Runtime and opts.Builder (tests) replace them.
+func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (runtimeParts, error) {
+	if opts.Runtime != nil {
+		return runtimeParts{rt: opts.Runtime, builder: opts.Builder, close: func() error { return nil }, name: "custom"}, nil
+	}
+	var p runtimeParts
+	var dk *docker.Docker
+	switch cfg.Runtime {
+	case config.RuntimeDocker:
+		owner, err := loadOrCreateID(cfg.DataDir)
+		if err != nil {
+			return p, err
+		}
+		if dk, err = docker.Open(ctx, docker.Config{
+			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger, Owner: owner,
+		}); err != nil {
+			return p, err
+		}
+		p = runtimeParts{rt: dk, close: dk.Close, name: config.RuntimeDocker + " (" + dk.NetworkMode() + ")"}
+	default:
+		return p, fmt.Errorf("runtime %q: accepted: %s", cfg.Runtime, strings.Join(config.Runtimes, ", "))
+	}
+	switch cfg.Builder {
+	case config.BuilderDocker:
+		p.builder = dk.Builder()
+	case config.BuilderNone:
+	default:
+		_ = p.close()
+		return p, fmt.Errorf("builder %q: accepted: %s", cfg.Builder, strings.Join(config.Builders, ", "))
+	}
+	return p, nil
+}
