@@ -36,6 +36,16 @@ var (
 	}
 )
 
+// ownSDK reports whether imp is an SDK that adapter pkg owns.
+func ownSDK(pkg, imp string) bool {
+	for prefix, owner := range sdks {
+		if strings.HasPrefix(imp, prefix) && owner == pkg {
+			return true
+		}
+	}
+	return false
+}
+
 // within reports whether pkg is p or below p.
 func within(pkg, p string) bool { return pkg == p || strings.HasPrefix(pkg, p+"/") }
 
@@ -64,9 +74,14 @@ func violation(pkg, imp string) string {
 			return fmt.Sprintf("only %s may import the SDK %s", owner, imp)
 		}
 	}
+	adapter, isAdapter := layerOf(pkg, adapters)
+	isAdapter = isAdapter && adapter == pkg
 	if !strings.HasPrefix(imp, module+"/") {
 		if within(pkg, "internal/core") && !isStd(imp) {
 			return "core imports only the standard library"
+		}
+		if isAdapter && !isStd(imp) && !ownSDK(pkg, imp) {
+			return "an adapter imports only its port, core and its own SDK"
 		}
 		return ""
 	}
@@ -107,6 +122,12 @@ func violation(pkg, imp string) string {
 	if p, ok := layerOf(pkg, ports); ok && p == pkg {
 		if !within(dep, "internal/core") {
 			return "ports import only core"
+		}
+	}
+	if isAdapter {
+		port, _ := layerOf(pkg, ports)
+		if dep != port && !within(dep, "internal/core") {
+			return "an adapter imports only its port (" + port + "), core and its own SDK"
 		}
 	}
 	if within(pkg, "internal/daemon") && (within(dep, "internal/cli") || within(dep, "cmd") || within(dep, "internal/apiclient")) {
@@ -239,6 +260,20 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"internal/api", "github.com/containerd/errdefs", true},
 		{"internal/store/sqlite", "modernc.org/sqlite", false},
 		{"internal/daemon", "modernc.org/sqlite", true},
+		// Adapters: their port, core and their own SDK only.
+		{"internal/store/sqlite", module + "/internal/store", false},
+		{"internal/store/sqlite", module + "/internal/core", false},
+		{"internal/store/sqlite", module + "/internal/runtime", true},
+		{"internal/store/sqlite", module + "/internal/config", true},
+		{"internal/store/sqlite", "github.com/prometheus/client_golang/prometheus", true},
+		{"internal/runtime/docker", module + "/internal/runtime", false},
+		{"internal/runtime/docker", module + "/internal/store", true},
+		{"internal/runtime/docker", "github.com/containerd/errdefs", false},
+		{"internal/runtime/docker", "modernc.org/sqlite", true},
+		{"internal/runtime/fake", module + "/internal/router", true},
+		{"internal/store/postgres", "github.com/jackc/pgx/v5", false},
+		{"internal/runtime/kube", "k8s.io/client-go/kubernetes", false},
+		{"internal/runtime/kube", "github.com/moby/moby/client", true},
 	}
 	for _, tc := range cases {
 		if got := violation(tc.pkg, tc.imp) != ""; got != tc.bad {
