@@ -12,6 +12,25 @@ import (
 // adapter holds no rule of its own, so every store (SQLite today, Postgres
 // next) decides the same way, and the rules are tested once, here.
 
+// The errors every store reports the same way, so that a user reads the same
+// message whichever store runs.
+
+// ServiceNotFound reports a missing service.
+func ServiceNotFound(name string) error { return NotFoundf("service %q not found", name) }
+
+// ServiceExists reports a service name that is taken.
+func ServiceExists(name string) error { return AlreadyExistsf("service %q already exists", name) }
+
+// VersionNotFound reports a missing version of an existing service.
+func VersionNotFound(service string, number int) error {
+	return NotFoundf("service %q has no version %d", service, number)
+}
+
+// NoTraffic reports a service that has no traffic entry yet.
+func NoTraffic(service string) error {
+	return NotFoundf("service %q has no traffic yet; create a version and it gets 100%%", service)
+}
+
 // AnyEntry, given as the ifEntry of a conditional traffic write, only
 // requires that the service has a current traffic entry (If-Match: *).
 const AnyEntry int64 = -1
@@ -126,14 +145,17 @@ func CheckIfMatch(service string, ifEntry int64, cur *TrafficEntry) error {
 
 // RollbackTraffic decides the entry that rolling service back appends: a
 // copy of target, the entry toID or, with toID 0, the entry before the
-// current one; target is nil when there is no such entry of this service.
-// exists reports the service's versions now. An entry that names a deleted
-// version cannot come back (ErrConflict). The copy's message says what it
-// restores, cut to the limit of a message.
-func RollbackTraffic(service string, toID int64, target *TrafficEntry, exists func(int) bool) (Traffic, error) {
+// current one cur. cur is nil when the service has no traffic (ErrNotFound),
+// target nil when there is no such entry of this service. exists reports
+// the service's versions now. An entry that names a deleted version cannot
+// come back (ErrConflict). The copy's message says what it restores, cut to
+// the limit of a message.
+func RollbackTraffic(service string, toID int64, cur, target *TrafficEntry, exists func(int) bool) (Traffic, error) {
 	switch {
 	case toID < 0:
 		return Traffic{}, Invalidf("to_entry", "to_entry must be a traffic entry ID, got %d", toID)
+	case cur == nil:
+		return Traffic{}, NoTraffic(service)
 	case target == nil && toID == 0:
 		return Traffic{}, Conflictf("service %q has no earlier traffic entry to roll back to", service)
 	case target == nil:

@@ -219,29 +219,32 @@ func TestCheckIfMatch(t *testing.T) {
 func TestRollbackTraffic(t *testing.T) {
 	target := entry(3, core.Traffic{Weights: w(1, 90, 2, 10), Tags: map[string]int{"canary": 2}, Sticky: true, Message: "canary"})
 	long := entry(3, core.Traffic{Weights: w(1, 100), Message: strings.Repeat("é", 510)}) // 1020 bytes, the most a stored entry may carry is 1024
+	cur := entry(5, core.Traffic{Weights: w(2, 100)})
 	cases := []struct {
 		name   string
 		toID   int64
+		cur    *core.TrafficEntry
 		target *core.TrafficEntry
 		exists func(int) bool
 		want   core.Traffic
 		kind   error
 		msg    string
 	}{
-		{"previous entry", 0, target, versions(1, 2),
+		{"previous entry", 0, cur, target, versions(1, 2),
 			core.Traffic{Weights: w(1, 90, 2, 10), Tags: map[string]int{"canary": 2}, Sticky: true, Message: "rollback to entry 3: canary"}, nil, ""},
-		{"named entry without a message", 3, entry(3, core.Traffic{Weights: w(1, 100)}), versions(1),
+		{"named entry without a message", 3, cur, entry(3, core.Traffic{Weights: w(1, 100)}), versions(1),
 			core.Traffic{Weights: w(1, 100), Tags: map[string]int{}, Message: "rollback to entry 3"}, nil, ""},
-		{"no earlier entry", 0, nil, versions(1), core.Traffic{}, core.ErrConflict, "no earlier traffic entry"},
-		{"unknown entry", 9, nil, versions(1), core.Traffic{}, core.ErrNotFound, "no traffic entry 9"},
-		{"negative entry", -1, nil, versions(1), core.Traffic{}, core.ErrInvalid, "to_entry must be"},
-		{"entry names a deleted version", 0, target, versions(1), core.Traffic{}, core.ErrConflict, "cannot roll back service \"hello\" to traffic entry 3"},
-		{"tag names a deleted version", 0, entry(3, core.Traffic{Weights: w(1, 100), Tags: map[string]int{"canary": 2}}), versions(1),
+		{"no earlier entry", 0, cur, nil, versions(1), core.Traffic{}, core.ErrConflict, "no earlier traffic entry"},
+		{"unknown entry", 9, cur, nil, versions(1), core.Traffic{}, core.ErrNotFound, "no traffic entry 9"},
+		{"negative entry", -1, cur, nil, versions(1), core.Traffic{}, core.ErrInvalid, "to_entry must be"},
+		{"no traffic yet", 0, nil, nil, versions(1), core.Traffic{}, core.ErrNotFound, "has no traffic yet"},
+		{"entry names a deleted version", 0, cur, target, versions(1), core.Traffic{}, core.ErrConflict, "cannot roll back service \"hello\" to traffic entry 3"},
+		{"tag names a deleted version", 0, cur, entry(3, core.Traffic{Weights: w(1, 100), Tags: map[string]int{"canary": 2}}), versions(1),
 			core.Traffic{}, core.ErrConflict, "has no version 2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := core.RollbackTraffic("hello", tc.toID, tc.target, tc.exists)
+			got, err := core.RollbackTraffic("hello", tc.toID, tc.cur, tc.target, tc.exists)
 			wantErr(t, err, tc.kind, tc.msg)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Fatalf("traffic (-want +got):\n%s", diff)
@@ -249,7 +252,7 @@ func TestRollbackTraffic(t *testing.T) {
 		})
 	}
 	t.Run("a long message is cut to 1024 bytes on a rune boundary", func(t *testing.T) {
-		got, err := core.RollbackTraffic("hello", 0, long, versions(1))
+		got, err := core.RollbackTraffic("hello", 0, cur, long, versions(1))
 		if err != nil {
 			t.Fatal(err)
 		}
