@@ -188,7 +188,7 @@ func (s *Server) seedSetTraffic(w http.ResponseWriter, r *http.Request) error {
 	if cur, err := s.store.GetTraffic(r.Context(), name); err == nil {
 		t.Tags, t.Sticky = cur.Tags, cur.Sticky
 	}
-	e, err := s.store.SetTraffic(r.Context(), name, t)
+	e, err := s.store.SetTraffic(r.Context(), name, t, 0)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &t, false); err != nil {
 		return err
 	}
-	e, err := s.store.SetTraffic(r.Context(), r.PathValue("name"), t)
+	e, err := s.store.SetTraffic(r.Context(), r.PathValue("name"), t, 0)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (s *Server) rollbackTraffic(w http.ResponseWriter, r *http.Request) error {
 	if req.ToEntry < 0 {
 		return core.Invalidf("to_entry", "to_entry must be a traffic entry ID, got %d", req.ToEntry)
 	}
-	e, err := s.store.RollbackTraffic(r.Context(), r.PathValue("name"), req.ToEntry)
+	e, err := s.store.RollbackTraffic(r.Context(), r.PathValue("name"), req.ToEntry, 0)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,10 @@ var (
 	ErrUnavailable  = errors.New("unavailable")
 	// ErrTooLarge means an upload is over a configured limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrPreconditionFailed means a conditional write found the state moved
+	// on since the caller read it (an If-Match that names another traffic
+	// entry); the write changed nothing.
+	ErrPreconditionFailed = errors.New("precondition failed")
 )
 
 // Error is an error of a known kind with a message that is safe to show to the
@@ -61,6 +65,12 @@ func Unavailablef(format string, args ...any) error {
 // TooLargef reports an upload over a limit.
 func TooLargef(format string, args ...any) error {
 	return &Error{Kind: ErrTooLarge, Message: fmt.Sprintf(format, args...)}
+}
+
+// PreconditionFailedf reports a conditional write whose condition no longer
+// holds.
+func PreconditionFailedf(format string, args ...any) error {
+	return &Error{Kind: ErrPreconditionFailed, Message: fmt.Sprintf(format, args...)}
 }
 
 // Unauthorizedf reports a missing or wrong credential.

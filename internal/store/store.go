@@ -7,9 +7,22 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/wisp-run/wisp/internal/core"
 )
+
+// Change is one committed change to a service's stored state: the service was
+// created, deleted, its policy changed, a version was created or deleted, or
+// its traffic changed. Build records are not changes.
+type Change struct {
+	Revision int64  // strictly increasing across all services
+	Service  string // the service that changed (it may no longer exist)
+}
+
+// ErrCompacted: the changes after the given revision were pruned; the caller
+// must resync with ServiceStates.
+var ErrCompacted = errors.New("store: changes compacted; resync")
 
 // Store keeps services, versions and traffic history durably.
 //
@@ -18,8 +31,19 @@ import (
 // core.ErrAlreadyExists for a duplicate service name, core.ErrInvalid for
 // input that breaks a core rule (checked inside the same transaction as the
 // write, so concurrent writers cannot slip past it), core.ErrConflict when the
-// current state forbids the change. Any other error is an I/O failure. A
-// failed call changes nothing.
+// current state forbids the change, core.ErrPreconditionFailed when the
+// condition of a conditional write (ifEntry) does not hold. Any other error
+// is an I/O failure. A failed call changes nothing.
+//
+// Change feed: every call that changes a service's stored state (create or
+// delete a service, update its policy, create, deploy or delete a version,
+// set or roll back its traffic) records exactly one Change in the same
+// transaction, so a change is never lost and never announced before it is
+// committed; watchers are woken after the commit. A failed call records
+// none. Revisions become visible in order: once a reader has seen revision
+// r, no change with a revision of r or less appears later. The log is
+// pruned to a bounded number of recent changes; a reader behind the pruned
+// horizon gets ErrCompacted and resyncs with ServiceStates.
 //
 // Store does not fill core.Service.Host or URL: those depend on the daemon's
 // domain and address, not on stored data.
@@ -62,8 +86,12 @@ type Store interface {
 	DeleteVersion(ctx context.Context, service string, number int) error
 
 	// SetTraffic validates t against the service's versions (ErrInvalid) and
-	// appends it to the history as the new current entry.
-	SetTraffic(ctx context.Context, service string, t core.Traffic) (core.TrafficEntry, error)
+	// appends it to the history as the new current entry. ifEntry makes the
+	// write conditional, checked in the write's transaction: 0 is no
+	// condition, an entry ID requires that it is the current entry, and
+	// core.AnyEntry that the service has a current entry; otherwise
+	// ErrPreconditionFailed. ErrNotFound if the service does not exist.
+	SetTraffic(ctx context.Context, service string, t core.Traffic, ifEntry int64) (core.TrafficEntry, error)
 	// GetTraffic returns the current (newest) entry. ErrNotFound if the
 	// service does not exist or has no traffic yet.
 	GetTraffic(ctx context.Context, service string) (core.TrafficEntry, error)
@@ -72,8 +100,32 @@ type Store interface {
 	// RollbackTraffic appends a copy of an earlier entry as the new current
 	// entry: entry toID, or with toID 0 the entry before the current one.
 	// ErrConflict if there is no earlier entry or it names a deleted version;
-	// ErrNotFound if toID is not an entry of this service.
-	RollbackTraffic(ctx context.Context, service string, toID int64) (core.TrafficEntry, error)
+	// ErrNotFound if toID is not an entry of this service, or the service
+	// has no traffic yet. ifEntry is a condition as for SetTraffic, checked
+	// before the target is looked up.
+	RollbackTraffic(ctx context.Context, service string, toID, ifEntry int64) (core.TrafficEntry, error)
+
+	// Revision returns the revision of the newest committed change, 0 if
+	// none.
+	Revision(ctx context.Context) (int64, error)
+	// ChangesSince returns the committed changes with Revision > after,
+	// oldest first, at most limit (ErrInvalid if limit < 1). ErrCompacted if
+	// changes after `after` were pruned.
+	ChangesSince(ctx context.Context, after int64, limit int) ([]Change, error)
+	// Watch returns a channel that receives a value after commits of changes
+	// (coalesced: one value may stand for many commits; it has a buffer of 1
+	// and never blocks a writer). It is closed when ctx is done or the store
+	// closes. Readers then call ChangesSince. (Postgres will implement it
+	// with LISTEN/NOTIFY.)
+	Watch(ctx context.Context) <-chan struct{}
+	// ServiceState returns one service with its versions and current
+	// traffic, read in one read transaction. ErrNotFound if the service does
+	// not exist.
+	ServiceState(ctx context.Context, name string) (core.ServiceState, error)
+	// ServiceStates returns every service's state, ordered by name, and the
+	// revision they reflect, read in one read transaction with a constant
+	// number of queries (not one per service).
+	ServiceStates(ctx context.Context) ([]core.ServiceState, int64, error)
 
 	// CreateBuild stores a new build record from b (service, status,
 	// runtime, promote, source) and returns it with ID and CreatedAt set.

@@ -12,7 +12,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "wisp.db"))
+		s, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "wisp.db"), KeepChanges: storetest.KeepChanges})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,7 +34,7 @@ func testDeployVersion(t *testing.T, s store.Store) {
 	wantTraffic(t, s, "hello", weights(1, 100), "deploy a")
 
 	// A canary of 10 scales the rest; tags and stickiness stay.
-	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 100), Tags: map[string]int{"stable": 1}, Sticky: true}); err != nil {
+	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 100), Tags: map[string]int{"stable": 1}, Sticky: true}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DeployVersion(ctx, core.Version{Service: "hello", VersionSpec: core.VersionSpec{Image: "hello:b"}}, 10, "canary b"); err != nil {
@@ -45,7 +45,7 @@ func testDeployVersion(t *testing.T, s store.Store) {
 		t.Fatalf("tags and stickiness must stay: %+v", cur)
 	}
 	// Not promoted: traffic unchanged, no new entry.
-	before, _ := s.TrafficHistory(ctx, "hello")
+	before := mustHistory(t, s, "hello")
 	v3, err := s.DeployVersion(ctx, core.Version{Service: "hello", VersionSpec: core.VersionSpec{Image: "hello:c"}}, 0, "quiet")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func testDeployVersion(t *testing.T, s store.Store) {
 	if v3.Source != nil {
 		t.Fatalf("a version without a source must have none, got %+v", v3.Source)
 	}
-	after, _ := s.TrafficHistory(ctx, "hello")
+	after := mustHistory(t, s, "hello")
 	if len(after) != len(before) {
 		t.Fatalf("an unpromoted deploy appended traffic: %d entries, had %d", len(after), len(before))
 	}
@@ -70,7 +70,7 @@ func testDeployVersion(t *testing.T, s store.Store) {
 	wantKind(t, err, core.ErrInvalid, "deploy an invalid spec")
 	_, err = s.DeployVersion(ctx, core.Version{Service: "hello", VersionSpec: core.VersionSpec{Image: "x:1"}}, 101, "")
 	wantKind(t, err, core.ErrInvalid, "deploy with 101%")
-	list, _ := s.ListVersions(ctx, "hello")
+	list := mustVersions(t, s, "hello")
 	if len(list) != 4 {
 		t.Fatalf("failed deploys must create no version: %d versions", len(list))
 	}
@@ -153,8 +153,8 @@ func testBuilds(t *testing.T, s store.Store) {
 	if err != nil || len(mine) != 1 || mine[0].ID != b.ID {
 		t.Fatalf("ListBuilds(hello) = %+v, %v", mine, err)
 	}
-	if one, _ := s.ListBuilds(ctx, "", 1); len(one) != 1 {
-		t.Fatalf("limit 1 returned %d", len(one))
+	if one, err := s.ListBuilds(ctx, "", 1); err != nil || len(one) != 1 {
+		t.Fatalf("ListBuilds with limit 1 = %+v, %v; want one build", one, err)
 	}
 
 	// A restart fails what was left unfinished, and only that.
@@ -162,11 +162,14 @@ func testBuilds(t *testing.T, s store.Store) {
 	if err != nil || n != 1 {
 		t.Fatalf("FailUnfinishedBuilds = %d, %v; want 1", n, err)
 	}
-	o, _ := s.GetBuild(ctx, other.ID)
+	o, err := s.GetBuild(ctx, other.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if o.Status != core.BuildFailed || o.Error != "the daemon stopped during the build" || o.FinishedAt == nil {
 		t.Fatalf("unfinished build after restart: %+v", o)
 	}
-	if again, _ := s.GetBuild(ctx, b.ID); again.Status != core.BuildSucceeded {
-		t.Fatalf("a finished build changed: %+v", again)
+	if again, err := s.GetBuild(ctx, b.ID); err != nil || again.Status != core.BuildSucceeded {
+		t.Fatalf("a finished build changed: %+v, %v", again, err)
 	}
 }

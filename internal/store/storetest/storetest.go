@@ -3,7 +3,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,7 +16,8 @@ import (
 	"github.com/wisp-run/wisp/internal/store"
 )
 
-// Opener returns an empty store for one test; the suite closes it.
+// Opener returns an empty store for one test; the suite closes it. The store
+// must prune its change log to at most 2×KeepChanges changes.
 type Opener func(t *testing.T) store.Store
 
 // Run runs the whole suite against stores made by open.
@@ -41,6 +41,15 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentVersions", testConcurrentVersions},
 		{"DeployVersion", testDeployVersion},
 		{"Builds", testBuilds},
+		{"IfMatch", testIfMatch},
+		{"ConcurrentIfMatch", testConcurrentIfMatch},
+		{"ChangeFeed", testChangeFeed},
+		{"FailedWritesRecordNoChange", testFailedWritesRecordNoChange},
+		{"ChangesSince", testChangesSince},
+		{"Compacted", testCompacted},
+		{"Watch", testWatch},
+		{"WatchClose", testWatchClose},
+		{"ServiceStates", testServiceStates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +62,7 @@ func Run(t *testing.T, open Opener) {
 
 func mustService(t testing.TB, s store.Store, name string) core.Service {
 	t.Helper()
-	sv, err := s.CreateService(context.Background(), core.Service{Name: name, Policy: core.DefaultPolicy()})
+	sv, err := s.CreateService(t.Context(), core.Service{Name: name, Policy: core.DefaultPolicy()})
 	if err != nil {
 		t.Fatalf("CreateService(%q): %v", name, err)
 	}
@@ -62,11 +71,50 @@ func mustService(t testing.TB, s store.Store, name string) core.Service {
 
 func mustVersion(t testing.TB, s store.Store, service, image string, env ...string) core.Version {
 	t.Helper()
-	v, err := s.CreateVersion(context.Background(), core.Version{Service: service, VersionSpec: core.VersionSpec{Image: image, Env: env}})
+	v, err := s.CreateVersion(t.Context(), core.Version{Service: service, VersionSpec: core.VersionSpec{Image: image, Env: env}})
 	if err != nil {
 		t.Fatalf("CreateVersion(%q, %q): %v", service, image, err)
 	}
 	return v
+}
+
+// The must* readers fail the test when the read fails, so that a check that
+// compares two reads cannot pass because both failed.
+
+func mustGetService(t testing.TB, s store.Store, name string) core.Service {
+	t.Helper()
+	sv, err := s.GetService(t.Context(), name)
+	if err != nil {
+		t.Fatalf("GetService(%q): %v", name, err)
+	}
+	return sv
+}
+
+func mustVersions(t testing.TB, s store.Store, service string) []core.Version {
+	t.Helper()
+	list, err := s.ListVersions(t.Context(), service)
+	if err != nil {
+		t.Fatalf("ListVersions(%q): %v", service, err)
+	}
+	return list
+}
+
+func mustTraffic(t testing.TB, s store.Store, service string) core.TrafficEntry {
+	t.Helper()
+	e, err := s.GetTraffic(t.Context(), service)
+	if err != nil {
+		t.Fatalf("GetTraffic(%q): %v", service, err)
+	}
+	return e
+}
+
+func mustHistory(t testing.TB, s store.Store, service string) []core.TrafficEntry {
+	t.Helper()
+	hist, err := s.TrafficHistory(t.Context(), service)
+	if err != nil {
+		t.Fatalf("TrafficHistory(%q): %v", service, err)
+	}
+	return hist
 }
 
 func wantKind(t testing.TB, err, kind error, what string) {
@@ -161,13 +209,13 @@ func testPolicy(t *testing.T, s store.Store) {
 	bad := 100000
 	_, err = s.UpdatePolicy(ctx, "hello", core.PolicyPatch{MaxInstances: &bad})
 	wantKind(t, err, core.ErrInvalid, "UpdatePolicy out of bounds")
-	got, _ = s.GetService(ctx, "hello")
+	got = mustGetService(t, s, "hello")
 	if diff := cmp.Diff(want, got.Policy); diff != "" {
 		t.Fatalf("invalid update changed the policy (-want +got):\n%s", diff)
 	}
 	_, err = s.UpdatePolicy(ctx, "missing", core.PolicyPatch{MinInstances: &one})
 	wantKind(t, err, core.ErrNotFound, "UpdatePolicy(missing)")
-	versions, _ := s.ListVersions(ctx, "hello")
+	versions := mustVersions(t, s, "hello")
 	if len(versions) != 1 {
 		t.Fatalf("policy change created versions: got %d, want 1", len(versions))
 	}
@@ -297,7 +345,7 @@ func testDeleteVersion(t *testing.T, s store.Store) {
 	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{
 		Weights: []core.Weight{{Version: 1, Percent: 100}, {Version: 2, Percent: 0}},
 		Tags:    map[string]int{"canary": 3},
-	}); err != nil {
+	}, 0); err != nil {
 		t.Fatal(err)
 	}
 	wantKind(t, s.DeleteVersion(ctx, "hello", 3), core.ErrConflict, "delete a tagged version")
@@ -306,7 +354,7 @@ func testDeleteVersion(t *testing.T, s store.Store) {
 	}
 	wantKind(t, s.DeleteVersion(ctx, "hello", 2), core.ErrNotFound, "delete it again")
 	wantKind(t, s.DeleteVersion(ctx, "missing", 1), core.ErrNotFound, "delete in a missing service")
-	list, _ := s.ListVersions(ctx, "hello")
+	list := mustVersions(t, s, "hello")
 	if len(list) != 2 {
 		t.Fatalf("got %d versions, want 2", len(list))
 	}
@@ -324,7 +372,7 @@ func testTraffic(t *testing.T, s store.Store) {
 		Sticky:  true,
 		Message: "split",
 	}
-	e, err := s.SetTraffic(ctx, "hello", want)
+	e, err := s.SetTraffic(ctx, "hello", want, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,14 +424,14 @@ func testTrafficErrors(t *testing.T, s store.Store) {
 		{"bad tag", core.Traffic{Weights: weights(1, 100), Tags: map[string]int{"Canary": 1}}},
 	}
 	for _, tc := range cases {
-		_, err := s.SetTraffic(ctx, "hello", tc.t)
+		_, err := s.SetTraffic(ctx, "hello", tc.t, 0)
 		wantKind(t, err, core.ErrInvalid, tc.name)
 	}
-	hist, _ := s.TrafficHistory(ctx, "hello")
+	hist := mustHistory(t, s, "hello")
 	if len(hist) != 1 {
 		t.Fatalf("invalid updates appended entries: got %d, want 1", len(hist))
 	}
-	_, err := s.SetTraffic(ctx, "missing", core.Traffic{Weights: weights(1, 100)})
+	_, err := s.SetTraffic(ctx, "missing", core.Traffic{Weights: weights(1, 100)}, 0)
 	wantKind(t, err, core.ErrNotFound, "SetTraffic of a missing service")
 	_, err = s.GetTraffic(ctx, "missing")
 	wantKind(t, err, core.ErrNotFound, "GetTraffic of a missing service")
@@ -399,18 +447,18 @@ func testRollback(t *testing.T, s store.Store) {
 	mustService(t, s, "hello")
 	mustService(t, s, "other")
 	mustVersion(t, s, "hello", "x:1")
-	_, err := s.RollbackTraffic(ctx, "hello", 0)
+	_, err := s.RollbackTraffic(ctx, "hello", 0, 0)
 	wantKind(t, err, core.ErrConflict, "rollback with one entry")
 	mustVersion(t, s, "hello", "x:2")
 	mustVersion(t, s, "hello", "x:3")
-	split, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 90, 2, 10), Tags: map[string]int{"canary": 2}})
+	split, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 90, 2, 10), Tags: map[string]int{"canary": 2}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(2, 100)}); err != nil {
+	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(2, 100)}, 0); err != nil {
 		t.Fatal(err)
 	}
-	rb, err := s.RollbackTraffic(ctx, "hello", 0)
+	rb, err := s.RollbackTraffic(ctx, "hello", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,9 +471,9 @@ func testRollback(t *testing.T, s store.Store) {
 	if rb.ID <= split.ID {
 		t.Fatalf("rollback must append a new entry: got ID %d after %d", rb.ID, split.ID)
 	}
-	hist, _ := s.TrafficHistory(ctx, "hello")
+	hist := mustHistory(t, s, "hello")
 	first := hist[0]
-	back, err := s.RollbackTraffic(ctx, "hello", first.ID)
+	back, err := s.RollbackTraffic(ctx, "hello", first.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,28 +481,28 @@ func testRollback(t *testing.T, s store.Store) {
 		t.Fatalf("rollback to entry %d (-want +got):\n%s", first.ID, diff)
 	}
 	mustVersion(t, s, "other", "y:1")
-	otherEntry, _ := s.GetTraffic(ctx, "other")
-	_, err = s.RollbackTraffic(ctx, "hello", otherEntry.ID)
+	otherEntry := mustTraffic(t, s, "other")
+	_, err = s.RollbackTraffic(ctx, "hello", otherEntry.ID, 0)
 	wantKind(t, err, core.ErrNotFound, "rollback to another service's entry")
 
 	// An entry that names a deleted version cannot come back.
-	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(3, 100)}); err != nil {
+	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(3, 100)}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 100)}); err != nil {
+	if _, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: weights(1, 100)}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteVersion(ctx, "hello", 3); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := s.TrafficHistory(ctx, "hello")
-	_, err = s.RollbackTraffic(ctx, "hello", 0)
+	before := mustHistory(t, s, "hello")
+	_, err = s.RollbackTraffic(ctx, "hello", 0, 0)
 	wantKind(t, err, core.ErrConflict, "rollback to an entry naming a deleted version")
-	after, _ := s.TrafficHistory(ctx, "hello")
+	after := mustHistory(t, s, "hello")
 	if len(after) != len(before) {
 		t.Fatalf("failed rollback appended an entry")
 	}
-	_, err = s.RollbackTraffic(ctx, "missing", 0)
+	_, err = s.RollbackTraffic(ctx, "missing", 0, 0)
 	wantKind(t, err, core.ErrNotFound, "rollback of a missing service")
 }
 
@@ -499,7 +547,7 @@ func testConcurrentTraffic(t *testing.T, s store.Store) {
 			_, err := s.SetTraffic(ctx, "hello", core.Traffic{
 				Weights: weights(1+i%4, a, 1+(i+1)%4, 100-a),
 				Message: fmt.Sprintf("update %d", i),
-			})
+			}, 0)
 			errs <- err
 		}()
 	}
@@ -556,7 +604,7 @@ func testConcurrentVersions(t *testing.T, s store.Store) {
 		}
 		seen[num] = true
 	}
-	hist, _ := s.TrafficHistory(ctx, "hello")
+	hist := mustHistory(t, s, "hello")
 	if len(hist) != 1 {
 		t.Fatalf("concurrent first versions made %d initial entries, want 1", len(hist))
 	}

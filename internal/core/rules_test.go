@@ -1,0 +1,267 @@
+package core_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// versions returns an exists func for the given version numbers.
+func versions(numbers ...int) func(int) bool {
+	return func(n int) bool {
+		for _, m := range numbers {
+			if m == n {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func w(pairs ...int) []core.Weight {
+	out := []core.Weight{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out = append(out, core.Weight{Version: pairs[i], Percent: pairs[i+1]})
+	}
+	return out
+}
+
+func entry(id int64, t core.Traffic) *core.TrafficEntry {
+	return &core.TrafficEntry{ID: id, Service: "hello", Traffic: t.Normalize(), CreatedAt: time.Unix(1, 0)}
+}
+
+// wantErr checks err against a kind and a message fragment; a nil kind
+// means no error.
+func wantErr(t *testing.T, err, kind error, msg string) {
+	t.Helper()
+	if kind == nil {
+		if err != nil {
+			t.Fatalf("got error %v, want none", err)
+		}
+		return
+	}
+	if !errors.Is(err, kind) || !strings.Contains(err.Error(), msg) {
+		t.Fatalf("got error %v, want kind %v containing %q", err, kind, msg)
+	}
+}
+
+func TestCheckNewService(t *testing.T) {
+	cases := []struct {
+		name string
+		sv   core.Service
+		kind error
+		msg  string
+	}{
+		{"valid", core.Service{Name: "hello", Policy: core.DefaultPolicy()}, nil, ""},
+		{"bad name", core.Service{Name: "Hello", Policy: core.DefaultPolicy()}, core.ErrInvalid, "lowercase letter"},
+		{"zero policy", core.Service{Name: "hello"}, core.ErrInvalid, "max_instances"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { wantErr(t, core.CheckNewService(tc.sv), tc.kind, tc.msg) })
+	}
+}
+
+func TestPatchPolicy(t *testing.T) {
+	one, big, idle := 1, 100000, core.Duration(2*time.Second)
+	cur := core.DefaultPolicy()
+	want := cur
+	want.MinInstances, want.IdleTimeout = 1, idle
+	cases := []struct {
+		name  string
+		patch core.PolicyPatch
+		want  core.ScalingPolicy
+		kind  error
+		msg   string
+	}{
+		{"fields change", core.PolicyPatch{MinInstances: &one, IdleTimeout: &idle}, want, nil, ""},
+		{"empty patch keeps the policy", core.PolicyPatch{}, cur, nil, ""},
+		{"out of bounds", core.PolicyPatch{MaxInstances: &big}, cur, core.ErrInvalid, "max_instances must be between 1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := core.PatchPolicy(cur, tc.patch)
+			wantErr(t, err, tc.kind, tc.msg)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("policy (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckDeploy(t *testing.T) {
+	cases := []struct {
+		name    string
+		spec    core.VersionSpec
+		percent int
+		kind    error
+		msg     string
+	}{
+		{"defaults", core.VersionSpec{Image: "hello:1"}, 0, nil, ""},
+		{"all", core.VersionSpec{Image: "hello:1"}, 100, nil, ""},
+		{"bad spec", core.VersionSpec{Image: "hello:1", Port: -1}, 0, core.ErrInvalid, "port must be between"},
+		{"percent above 100", core.VersionSpec{Image: "hello:1"}, 101, core.ErrInvalid, "got 101"},
+		{"negative percent", core.VersionSpec{Image: "hello:1"}, -1, core.ErrInvalid, "got -1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec, err := core.CheckDeploy(tc.spec, tc.percent)
+			wantErr(t, err, tc.kind, tc.msg)
+			if err == nil && (spec.Port != core.DefaultPort || spec.Timeout != core.DefaultTimeout || spec.Env == nil) {
+				t.Fatalf("defaults not filled in: %+v", spec)
+			}
+		})
+	}
+}
+
+func TestDeployTraffic(t *testing.T) {
+	split := core.Traffic{Weights: w(1, 60, 2, 40), Tags: map[string]int{"stable": 1}, Sticky: true}
+	cases := []struct {
+		name    string
+		cur     *core.TrafficEntry
+		number  int
+		percent int
+		message string
+		exists  func(int) bool
+		want    core.Traffic
+		ok      bool
+		kind    error
+		msg     string
+	}{
+		{"first version gets 100% with the default message", nil, 1, 0, "", versions(1),
+			core.Traffic{Weights: w(1, 100), Tags: map[string]int{}, Message: "first version v1 gets all traffic"}, true, nil, ""},
+		{"first version keeps the caller's message", nil, 3, 10, "deploy build 7", versions(3),
+			core.Traffic{Weights: w(3, 100), Tags: map[string]int{}, Message: "deploy build 7"}, true, nil, ""},
+		{"not promoted leaves traffic", entry(5, split), 3, 0, "quiet", versions(1, 2, 3), core.Traffic{}, false, nil, ""},
+		{"canary shifts the rest, keeps tags and stickiness", entry(5, split), 3, 10, "canary", versions(1, 2, 3),
+			core.Traffic{Weights: w(1, 54, 2, 36, 3, 10), Tags: map[string]int{"stable": 1}, Sticky: true, Message: "canary"}, true, nil, ""},
+		{"100% replaces the split", entry(5, split), 3, 100, "all", versions(1, 2, 3),
+			core.Traffic{Weights: w(3, 100), Tags: map[string]int{"stable": 1}, Sticky: true, Message: "all"}, true, nil, ""},
+		{"a split that names a missing version is refused", entry(5, split), 3, 10, "", versions(1, 3),
+			core.Traffic{}, false, core.ErrInvalid, "has no version 2"},
+		{"a message over the limit is refused", nil, 1, 0, strings.Repeat("m", 1025), versions(1),
+			core.Traffic{}, false, core.ErrInvalid, "the limit is 1024"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := core.DeployTraffic("hello", tc.cur, tc.number, tc.percent, tc.message, tc.exists)
+			wantErr(t, err, tc.kind, tc.msg)
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("traffic (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckDeleteVersion(t *testing.T) {
+	cur := entry(4, core.Traffic{Weights: w(1, 100, 2, 0), Tags: map[string]int{"canary": 3, "beta": 3}})
+	cases := []struct {
+		name   string
+		cur    *core.TrafficEntry
+		number int
+		kind   error
+		msg    string
+	}{
+		{"no traffic yet", nil, 1, nil, ""},
+		{"0% and untagged", cur, 2, nil, ""},
+		{"not in the split", cur, 7, nil, ""},
+		{"carries traffic", cur, 1, core.ErrConflict, "carries 100% of traffic"},
+		{"tagged", cur, 3, core.ErrConflict, "is tagged beta, canary"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { wantErr(t, core.CheckDeleteVersion("hello", tc.number, tc.cur), tc.kind, tc.msg) })
+	}
+}
+
+func TestCheckTraffic(t *testing.T) {
+	got, err := core.CheckTraffic("hello", core.Traffic{Weights: w(1, 100)}, versions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tags == nil || got.Weights == nil {
+		t.Fatalf("stored traffic must carry empty collections, not nil: %+v", got)
+	}
+	_, err = core.CheckTraffic("hello", core.Traffic{Weights: w(1, 50)}, versions(1))
+	wantErr(t, err, core.ErrInvalid, "sum to exactly 100, got 50")
+}
+
+func TestCheckIfMatch(t *testing.T) {
+	cur := entry(12, core.Traffic{Weights: w(1, 100)})
+	cases := []struct {
+		name    string
+		ifEntry int64
+		cur     *core.TrafficEntry
+		kind    error
+		msg     string
+	}{
+		{"no condition", 0, cur, nil, ""},
+		{"no condition, no traffic", 0, nil, nil, ""},
+		{"current entry", 12, cur, nil, ""},
+		{"stale entry", 11, cur, core.ErrPreconditionFailed, "the current entry is 12, not 11"},
+		{"entry of a service without traffic", 3, nil, core.ErrPreconditionFailed, "no traffic entry yet"},
+		{"any entry", core.AnyEntry, cur, nil, ""},
+		{"any entry, none yet", core.AnyEntry, nil, core.ErrPreconditionFailed, "If-Match: *"},
+		{"negative", -7, cur, core.ErrInvalid, "got -7"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { wantErr(t, core.CheckIfMatch("hello", tc.ifEntry, tc.cur), tc.kind, tc.msg) })
+	}
+}
+
+func TestRollbackTraffic(t *testing.T) {
+	target := entry(3, core.Traffic{Weights: w(1, 90, 2, 10), Tags: map[string]int{"canary": 2}, Sticky: true, Message: "canary"})
+	long := entry(3, core.Traffic{Weights: w(1, 100), Message: strings.Repeat("é", 510)}) // 1020 bytes, the most a stored entry may carry is 1024
+	cur := entry(5, core.Traffic{Weights: w(2, 100)})
+	cases := []struct {
+		name   string
+		toID   int64
+		cur    *core.TrafficEntry
+		target *core.TrafficEntry
+		exists func(int) bool
+		want   core.Traffic
+		kind   error
+		msg    string
+	}{
+		{"previous entry", 0, cur, target, versions(1, 2),
+			core.Traffic{Weights: w(1, 90, 2, 10), Tags: map[string]int{"canary": 2}, Sticky: true, Message: "rollback to entry 3: canary"}, nil, ""},
+		{"named entry without a message", 3, cur, entry(3, core.Traffic{Weights: w(1, 100)}), versions(1),
+			core.Traffic{Weights: w(1, 100), Tags: map[string]int{}, Message: "rollback to entry 3"}, nil, ""},
+		{"no earlier entry", 0, cur, nil, versions(1), core.Traffic{}, core.ErrConflict, "no earlier traffic entry"},
+		{"unknown entry", 9, cur, nil, versions(1), core.Traffic{}, core.ErrNotFound, "no traffic entry 9"},
+		{"negative entry", -1, cur, nil, versions(1), core.Traffic{}, core.ErrInvalid, "to_entry must be"},
+		{"no traffic yet", 0, nil, nil, versions(1), core.Traffic{}, core.ErrNotFound, "has no traffic yet"},
+		{"entry names a deleted version", 0, cur, target, versions(1), core.Traffic{}, core.ErrConflict, "cannot roll back service \"hello\" to traffic entry 3"},
+		{"tag names a deleted version", 0, cur, entry(3, core.Traffic{Weights: w(1, 100), Tags: map[string]int{"canary": 2}}), versions(1),
+			core.Traffic{}, core.ErrConflict, "has no version 2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := core.RollbackTraffic("hello", tc.toID, tc.cur, tc.target, tc.exists)
+			wantErr(t, err, tc.kind, tc.msg)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("traffic (-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("a long message is cut to 1024 bytes on a rune boundary", func(t *testing.T) {
+		got, err := core.RollbackTraffic("hello", 0, cur, long, versions(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Message) > 1024 || len(got.Message) < 1020 || !utf8.ValidString(got.Message) ||
+			!strings.HasPrefix(got.Message, "rollback to entry 3: é") {
+			t.Fatalf("message of %d bytes (valid UTF-8: %v): %.40q…", len(got.Message), utf8.ValidString(got.Message), got.Message)
+		}
+		if err := got.Validate("hello", versions(1)); err != nil {
+			t.Fatalf("the cut message must be a valid entry: %v", err)
+		}
+	})
+}
