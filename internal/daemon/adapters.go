@@ -20,8 +20,11 @@ import (
 // unknown value never gets this far: config.Validate names the accepted
 // ones.
 
-// openStore opens the store cfg.Store names.
-func openStore(ctx context.Context, cfg config.Config) (store.Store, string, error) {
+// openStore opens the store cfg.Store names (opts.Store replaces it).
+func openStore(ctx context.Context, cfg config.Config, opts Options) (store.Store, string, error) {
+	if opts.Store != nil {
+		return opts.Store, "custom", nil
+	}
 	u, err := config.ParseStore(cfg.Store, cfg.DataDir)
 	if err != nil {
 		return nil, "", err

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +42,8 @@ type Options struct {
 	// and Builder the builder (nil: builds are off).
 	Runtime runtime.Runtime
 	Builder runtime.Builder
+	// Store replaces the configured store (tests); the daemon closes it.
+	Store store.Store
 	// Out receives the one-time announcement of a generated token.
 	Out io.Writer
 }
@@ -63,8 +64,8 @@ type Daemon struct {
 	admin, public     *http.Server
 	adminLn, publicLn net.Listener
 
-	reloadMu sync.Mutex
-	endLife  context.CancelFunc
+	feed    *feed
+	endLife context.CancelFunc
 }
 
 // Open validates cfg, prepares the data directory, opens the store and the
@@ -97,7 +98,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}()
 
 	var storeName string
-	if d.store, storeName, err = openStore(ctx, cfg); err != nil {
+	if d.store, storeName, err = openStore(ctx, cfg, opts); err != nil {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { _ = d.store.Close() })
@@ -138,6 +139,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg}, logger); err != nil {
 		return nil, err
 	}
+	d.feed = newFeed(d.store, logger, activatorFeed{d.act}, routerFeed{d.router})
 
 	if b := parts.builder; b != nil {
 		watchdog, err := findWatchdog(cfg.Watchdog, logger)
@@ -204,50 +206,37 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.Scali
 	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, Handle: l}, nil
 }
 
-// reload rebuilds the routing snapshot from the store and tells the activator
-// what exists now. Reloads are serialised, and each reads the store after the
-// change that caused it, so the last one to finish reflects the latest state.
+// reload waits until the store's changes are live in the router (the feed
+// applies them); the API and the build runner call it before they answer.
 func (d *Daemon) reload(ctx context.Context) {
-	// The change is committed: finish the rebuild even if the client that
-	// made it has gone away, or routing would lag until the next change.
-	ctx = context.WithoutCancel(ctx)
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	states, err := loadStates(ctx, d.store)
-	if err != nil {
-		d.log.Error("rebuild routing snapshot", "err", err)
-		return
+	if err := d.feed.Sync(ctx); err != nil {
+		d.log.Warn("a change is not live in the router yet", "err", err)
 	}
-	d.router.Swap(router.NewSnapshot(states))
-	d.act.Sync(states)
 }
 
-func loadStates(ctx context.Context, st store.Store) ([]core.ServiceState, error) {
-	services, err := st.ListServices(ctx)
-	if err != nil {
-		return nil, err
+// activatorFeed and routerFeed adapt the activator and the router to the
+// feed.
+type activatorFeed struct{ a *activator.Activator }
+
+func (f activatorFeed) Apply(states []core.ServiceState) {
+	for _, s := range states {
+		f.a.Apply(s)
 	}
-	out := make([]core.ServiceState, 0, len(services))
-	for _, sv := range services {
-		versions, err := st.ListVersions(ctx, sv.Name)
-		if errors.Is(err, core.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		s := core.ServiceState{Service: sv, Versions: versions}
-		t, err := st.GetTraffic(ctx, sv.Name)
-		switch {
-		case err == nil:
-			s.Traffic = &t
-		case !errors.Is(err, core.ErrNotFound):
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }
+
+func (f activatorFeed) Remove(names []string) {
+	for _, n := range names {
+		f.a.Remove(n)
+	}
+}
+
+func (f activatorFeed) Replace(states []core.ServiceState) { f.a.Sync(states) }
+
+type routerFeed struct{ r *router.Router }
+
+func (f routerFeed) Apply(states []core.ServiceState)   { f.r.Apply(states...) }
+func (f routerFeed) Remove(names []string)              { f.r.Remove(names...) }
+func (f routerFeed) Replace(states []core.ServiceState) { f.r.Swap(router.NewSnapshot(states)) }
 
 // AdminAddr is the bound address of the admin API.
 func (d *Daemon) AdminAddr() net.Addr { return d.adminLn.Addr() }
@@ -263,7 +252,9 @@ func (d *Daemon) Token() string { return d.token }
 // control loops, stop instances (unless KeepInstances), close the runtime
 // client and the store.
 func (d *Daemon) Run(ctx context.Context) error {
-	d.reload(ctx)
+	if err := d.feed.Load(ctx); err != nil {
+		return err
+	}
 	if err := d.act.Reconcile(ctx); err != nil {
 		d.log.Warn("could not adopt existing instances", "err", err)
 	}
@@ -272,6 +263,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var g errgroup.Group
 	g.Go(func() error { return d.act.Run(loopCtx) })
 	g.Go(func() error { return d.scaler.Run(loopCtx) })
+	g.Go(func() error { return d.feed.Run(loopCtx) })
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(d.admin, d.adminLn, "admin API") }()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/daemon"
 	"github.com/wisp-run/wisp/internal/runtime/fake"
+	"github.com/wisp-run/wisp/internal/store/sqlite"
 )
 
 // start runs a daemon on dataDir with port 0 and returns a client of it and a
@@ -224,4 +226,64 @@ func TestAdapterChoice(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "wisp.db")); err == nil {
 		t.Fatal("a database was created in the data dir although --store names another file")
 	}
+}
+
+// TestStoreChangesReachTheRouter: a change written straight to the store,
+// not through an API handler, reaches the router through the store's change
+// feed: a new service, its versions, a traffic change, and the deletion.
+func TestStoreChangesReachTheRouter(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "wisp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := runDaemon(t, t.TempDir(), nil, daemon.Options{Runtime: newFake(), Store: st})
+	get := func() (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+d.RouterAddr().String()+"/", nil)
+		req.Host = "direct.localhost"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// eventually: the feed applies a change within a second here.
+	eventually := func(what string, ok func(int, string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			code, body := get()
+			if ok(code, body) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still %d %q after 2s", what, code, body)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if code, _ := get(); code != 404 {
+		t.Fatalf("before: %d, want 404", code)
+	}
+	if _, err := st.CreateService(ctx, core.Service{Name: "direct", Policy: core.DefaultPolicy()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"one", "two"} {
+		if _, err := st.CreateVersion(ctx, core.Version{Service: "direct", ImageID: "sha256:hello1",
+			VersionSpec: core.VersionSpec{Image: "hello:1", Env: []string{"GREETING=" + g}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually("a new service and version", func(code int, body string) bool { return code == 200 && body == "Hello, one!\n" })
+	if _, err := st.SetTraffic(ctx, "direct", core.Traffic{Weights: []core.Weight{{Version: 2, Percent: 100}}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually("a traffic change", func(code int, body string) bool { return code == 200 && body == "Hello, two!\n" })
+	if err := st.DeleteService(ctx, "direct"); err != nil {
+		t.Fatal(err)
+	}
+	eventually("a deletion", func(code int, _ string) bool { return code == 404 })
 }
