@@ -55,6 +55,10 @@ bench-coldstart: ## Cold start and wake from pause through Wisp vs docker run an
 bench-proxy: ## Router throughput and latency vs the container directly and a plain ReverseProxy, at 1 and 50 connections (needs Docker)
 	$(GO) build -o bin/bench-proxy ./bench/proxy && ./bin/bench-proxy
 
+.PHONY: chaos
+chaos: ## 60 s of load on the real engine while containers are frozen and killed and the daemon is killed -9 (needs Docker)
+	$(GO) test -tags chaos -count=1 -v -timeout 10m -run TestChaos ./test/chaos
+
 .PHONY: bench-scale
 bench-scale: build ## Admin changes and creates at 100, 1,000 and 10,000 services, and the daemon's RSS (needs Docker; about 2 min)
 	$(GO) run ./bench/scale -wisp $(BIN)

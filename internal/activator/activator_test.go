@@ -986,3 +986,23 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name string, want map[str
 	}
 	return sum
 }
+
+// TestFrozenWithRequestsInFlightIsThawed: requests stuck in an instance
+// frozen by hand are answered as soon as the freeze is seen, even when
+// other instances take the new requests.
+func TestFrozenWithRequestsInFlightIsThawed(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	v := version(1, "svc")
+	l, err := e.act.Acquire(t.Context(), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if err := e.rt.Pause(t.Context(), l.InstanceID); err != nil { // "by hand", a request in flight
+		t.Fatal(err)
+	}
+	body, err := runtimetest.Get(t.Context(), "http://"+l.Addr+"/", 3*time.Second)
+	if err != nil || body != "Hello, World!\n" {
+		t.Fatalf("a request to the frozen instance: %q, %v; want it answered once Wisp thaws it", body, err)
+	}
+}

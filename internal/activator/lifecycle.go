@@ -99,8 +99,15 @@ func (a *Activator) handleEvent(e runtime.Event) {
 		// Starting: the readiness probe sees the exit and reports it.
 	case runtime.EventPaused:
 		if in.state == Ready || in.state == Suspect {
-			a.log.Warn("instance frozen outside Wisp; the next request thaws it", "instance", in.id)
 			a.move(in, Paused, "frozen outside Wisp")
+			if in.inflight.Load() > 0 {
+				// Requests are stuck in it: thaw it now, not when the next
+				// one finds nothing else ready.
+				a.log.Warn("instance frozen outside Wisp with requests in flight; thawing it", "instance", in.id)
+				a.beginWake(in)
+			} else {
+				a.log.Warn("instance frozen outside Wisp; the next request thaws it", "instance", in.id)
+			}
 		}
 	case runtime.EventUnpaused:
 		if in.state == Paused {
