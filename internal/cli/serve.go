@@ -14,6 +14,7 @@ import (
 func (a *app) serveCommand(defaults config.Config) *cobra.Command {
 	cfg := defaults
 	maxContext := core.ByteSize(cfg.MaxBuildContext).String()
+	minBodyRate := core.ByteSize(cfg.MinBodyRate).String()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Wisp daemon (admin API, router and control loops)",
@@ -32,6 +33,11 @@ On first start without --admin-token, a token is generated, saved in
 				return usagef("--max-build-context: %v", err)
 			}
 			cfg.MaxBuildContext = int64(size)
+			rate, err := core.ParseByteSize(minBodyRate)
+			if err != nil {
+				return usagef("--min-body-rate: %v", err)
+			}
+			cfg.MinBodyRate = int64(rate)
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -71,6 +77,10 @@ On first start without --admin-token, a token is generated, saved in
 	f.BoolVar(&cfg.KeepInstances, "keep-instances", cfg.KeepInstances, "leave instances running at shutdown; the next start adopts them")
 	f.StringVar(&cfg.Watchdog, "watchdog", cfg.Watchdog, "the wisp-watchdog binary that stdio builds put in their images (default: wisp-watchdog next to this binary)")
 	f.StringVar(&maxContext, "max-build-context", maxContext, "largest build context a deploy may upload (as a tar)")
+	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "router: how long a client may take to send a request's headers")
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "router: a request body that sends nothing for this long is cut off (408); also the grace before --min-body-rate applies")
+	f.StringVar(&minBodyRate, "min-body-rate", minBodyRate, "router: after --body-timeout, a request body must arrive at least this many bytes per second on average (0: off)")
+	f.DurationVar(&cfg.UpgradeIdleTimeout, "upgrade-idle-timeout", cfg.UpgradeIdleTimeout, "router: close an upgraded connection (a WebSocket) with no traffic either way for this long; a version's timeout bounds only its handshake")
 	return cmd
 }
 

@@ -44,6 +44,12 @@ func TestValidate(t *testing.T) {
 		{"windows", func(c *config.Config) { c.PanicWindow = time.Minute; c.StableWindow = time.Second }, "--panic-window"},
 		{"parallel starts", func(c *config.Config) { c.ParallelStarts = 0 }, "--parallel-starts"},
 		{"scale-down delay", func(c *config.Config) { c.ScaleDownDelay = -time.Second }, "--scale-down-delay"},
+		{"header timeout", func(c *config.Config) { c.ReadHeaderTimeout = 0 }, "--read-header-timeout"},
+		{"body timeout", func(c *config.Config) { c.BodyTimeout = 2 * time.Hour }, "--body-timeout"},
+		{"min body rate", func(c *config.Config) { c.MinBodyRate = -1 }, "--min-body-rate"},
+		{"upgrade idle timeout", func(c *config.Config) { c.UpgradeIdleTimeout = 0 }, "--upgrade-idle-timeout"},
+		{"TLS cert without key", func(c *config.Config) { c.AdminTLSCert = "cert.pem" }, "--admin-tls-key"},
+		{"TLS key without cert", func(c *config.Config) { c.AdminTLSKey = "key.pem" }, "--admin-tls-cert"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

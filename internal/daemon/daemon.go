@@ -139,7 +139,9 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}, d.act, scalerMetrics, logger); err != nil {
 		return nil, err
 	}
-	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg}, logger); err != nil {
+	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg, Limits: router.Limits{
+		BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
+	}}, logger); err != nil {
 		return nil, err
 	}
 
@@ -192,8 +194,9 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	d.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	// No write timeout on the router: responses may stream; each version's
-	// request timeout bounds the proxying instead.
-	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	// request timeout bounds the proxying instead, and router.Limits bound
+	// request bodies.
+	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 
 	logger.Info("store opened", "path", dbPath)
 	return d, nil
