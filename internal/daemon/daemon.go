@@ -101,6 +101,13 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	cleanups = append(cleanups, func() { _ = d.store.Close() })
 
+	// The router's address first: instances are told where it is.
+	var lc net.ListenConfig
+	if d.publicLn, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("router: listen on %s: %w (choose another address with --addr)", cfg.Addr, err)
+	}
+	cleanups = append(cleanups, func() { _ = d.publicLn.Close() })
+
 	d.rt = opts.Runtime
 	if d.rt == nil {
 		owner, err := loadOrCreateID(cfg.DataDir)
@@ -109,6 +116,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		}
 		dk, err := docker.Open(ctx, docker.Config{
 			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger, Owner: owner,
+			RouterAddr: d.publicLn.Addr().String(),
 		})
 		if err != nil {
 			return nil, err
@@ -158,15 +166,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		}
 	}
 
-	var lc net.ListenConfig
 	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
 	}
 	cleanups = append(cleanups, func() { _ = d.adminLn.Close() })
-	if d.publicLn, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("router: listen on %s: %w (choose another address with --addr)", cfg.Addr, err)
-	}
-	cleanups = append(cleanups, func() { _ = d.publicLn.Close() })
 
 	hint := ""
 	if cfg.AdminToken == "" {
