@@ -31,8 +31,12 @@ import (
 // Lease is a request's hold on an instance.
 type Lease struct {
 	Addr string
-	// ColdStart is how long the request waited for an instance; 0 if none.
+	// ColdStart is how long the request waited for an instance to start;
+	// 0 if none.
 	ColdStart time.Duration
+	// QueueWait is how long the request waited for capacity of instances
+	// that were already running (it queued, no start); 0 if none.
+	QueueWait time.Duration
 	// Handle is told how the request ended. An interface rather than three
 	// funcs: the activator's lease satisfies it as is, with no allocation.
 	Handle LeaseHandle
@@ -77,7 +81,8 @@ type Config struct {
 // Header names.
 const (
 	HeaderVersion   = "Wisp-Version"    // request: pin a version; response: who served it
-	HeaderColdStart = "Wisp-Cold-Start" // response: milliseconds waited for an instance
+	HeaderColdStart = "Wisp-Cold-Start" // response: milliseconds waited for an instance to start
+	HeaderQueueWait = "Wisp-Queue-Wait" // response: milliseconds queued for a running instance's capacity
 )
 
 // Router is an http.Handler.
@@ -241,16 +246,14 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if m := sr.metrics[v]; m != nil {
 		vm = m
 	}
+	// Before Acquire: a 503 from the activator names the version too.
+	w.Header().Set(HeaderVersion, strconv.Itoa(v.Number))
 	lease, err := r.cfg.Acquire(req.Context(), v, sr.policy)
 	if err != nil {
 		r.fail(w, req, err)
 		return
 	}
-	h := w.Header()
-	h.Set(HeaderVersion, strconv.Itoa(v.Number))
-	if lease.ColdStart > 0 {
-		h.Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
-	}
+	setWaitHeaders(w.Header(), lease)
 	t := &st.t
 	*t = target{addr: lease.Addr, path: path, timeout: v.Timeout.Std(), lease: lease, version: v, policy: sr.policy}
 	defer func() { t.lease.Handle.Release() }()
@@ -289,11 +292,20 @@ func (r *Router) retry(w http.ResponseWriter, req *http.Request, t *target) bool
 		return true
 	}
 	t.lease, t.addr = lease, lease.Addr
-	if lease.ColdStart > 0 {
-		w.Header().Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
-	}
+	setWaitHeaders(w.Header(), lease)
 	r.proxy.ServeHTTP(w, req)
 	return true
+}
+
+// setWaitHeaders reports what the request waited for: a start, or room at
+// running instances.
+func setWaitHeaders(h http.Header, lease Lease) {
+	if lease.ColdStart > 0 {
+		h.Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
+	}
+	if lease.QueueWait > 0 {
+		h.Set(HeaderQueueWait, strconv.FormatInt(lease.QueueWait.Milliseconds(), 10))
+	}
 }
 
 // resolve finds the service of a request, the version pinned by its host
@@ -387,6 +399,9 @@ func (r *Router) fail(w http.ResponseWriter, req *http.Request, err error) {
 	switch {
 	case errors.As(err, &re):
 		status = re.status
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 	case errors.Is(err, core.ErrNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, core.ErrUnavailable):
