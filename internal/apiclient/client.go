@@ -152,6 +152,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 
 func svcPath(name string) string { return "/v1/services/" + url.PathEscape(name) }
 
+// Info returns what the server says about itself.
+func (c *Client) Info(ctx context.Context) (core.ServerInfo, error) {
+	var out core.ServerInfo
+	err := c.do(ctx, "GET", "/v1/info", nil, &out)
+	return out, err
+}
+
 // CreateService creates a service; policy may be empty for the defaults.
 func (c *Client) CreateService(ctx context.Context, name string, policy core.PolicyPatch) (core.Service, error) {
 	var out core.Service

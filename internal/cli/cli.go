@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/buildinfo"
 	"github.com/wisp-run/wisp/internal/config"
 )
 
@@ -94,7 +95,11 @@ Or from images you built yourself:
   wisp traffic rollback hello`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints this client's build; "wisp version" stays the
+		// versions command group. The server's: GET /v1/info.
+		Version: buildinfo.Read().String(),
 	}
+	root.SetVersionTemplate("wisp {{.Version}}\n")
 	pf := root.PersistentFlags()
 	server := a.getenv(EnvServer)
 	if server == "" {

@@ -30,6 +30,7 @@ import (
 	"github.com/wisp-run/wisp/internal/api"
 	"github.com/wisp-run/wisp/internal/autoscaler"
 	"github.com/wisp-run/wisp/internal/build"
+	"github.com/wisp-run/wisp/internal/buildinfo"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/router"
@@ -180,6 +181,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
+		api.WithInfo(serverInfo(opts)),
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
@@ -203,6 +205,16 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 
 	logger.Info("store opened", "path", dbPath)
 	return d, nil
+}
+
+// serverInfo is what GET /v1/info reports.
+func serverInfo(opts Options) core.ServerInfo {
+	bi := buildinfo.Read()
+	rt := "docker"
+	if opts.Runtime != nil {
+		rt = "given by the caller"
+	}
+	return core.ServerInfo{Version: bi.Version, Commit: bi.Commit, Go: bi.Go, Runtime: rt, Store: "sqlite"}
 }
 
 // acquire adapts the activator to the router.
