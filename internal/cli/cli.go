@@ -53,10 +53,34 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	fmt.Fprintln(stderr, "Error:", err)
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsageError(err) {
+	usage := errors.As(err, &ue) || isCobraUsageError(err)
+	if a.output == "json" {
+		a.printErrorJSON(err, usage)
+	}
+	if usage {
 		return 2
 	}
 	return 1
+}
+
+// printErrorJSON prints a failure for scripts that asked for -o json: the
+// API's error object as the server sent it, or one of the same shape for
+// errors of the client (code "usage" for bad usage, "client" otherwise).
+func (a *app) printErrorJSON(err error, usage bool) {
+	d := struct {
+		Status  int    `json:"status,omitempty"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	}{Code: "client", Message: err.Error()}
+	var ae *apiclient.Error
+	switch {
+	case errors.As(err, &ae):
+		d.Status, d.Code, d.Message, d.Field = ae.Status, ae.Code, ae.Message, ae.Field
+	case usage:
+		d.Code = "usage"
+	}
+	_ = a.printJSON(map[string]any{"error": d})
 }
 
 // isCobraUsageError recognises cobra's own argument and flag errors.

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -38,5 +39,43 @@ func TestServiceSetHelp(t *testing.T) {
 	// create still shows them: they are what a new service gets.
 	if _, out, _ := runCLI(t, nil, "service", "create", "--help"); !strings.Contains(out, `(default "5m0s")`) {
 		t.Fatalf("service create --help:\n%s", out)
+	}
+}
+
+// TestJSONErrors: with -o json a failure prints the API's error object on
+// stdout (and the message on stderr), with the same exit codes.
+func TestJSONErrors(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want map[string]any
+	}{
+		{"API error", []string{"service", "get", "nope", "-o", "json"}, 1,
+			map[string]any{"status": float64(404), "code": "not_found", "message": `service "nope" not found`}},
+		{"API error with a field", []string{"service", "create", "Bad", "-o", "json"}, 1,
+			map[string]any{"status": float64(422), "code": "invalid", "field": "name"}},
+		{"usage", []string{"version", "get", "hello", "latest", "-o", "json"}, 2,
+			map[string]any{"code": "usage"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := e.run(tc.args...)
+			var got struct {
+				Error map[string]any `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil || code != tc.code {
+				t.Fatalf("exit %d, stdout %q (%v), stderr %q", code, out, err, errOut)
+			}
+			for k, v := range tc.want {
+				if got.Error[k] != v {
+					t.Errorf("error.%s = %v, want %v (%v)", k, got.Error[k], v, got.Error)
+				}
+			}
+			if got.Error["message"] == "" || !strings.Contains(errOut, "Error:") {
+				t.Errorf("no message: %v, stderr %q", got.Error, errOut)
+			}
+		})
 	}
 }
