@@ -23,8 +23,10 @@ down gracefully: stop accepting, finish in-flight requests, close the store.
 
 Settings come from flags, else WISP_* environment variables, else defaults.
 Data (the SQLite database and the generated admin token) lives in --data-dir.
-On first start without --admin-token, a token is generated, saved in
-<data-dir>/admin-token with mode 0600 and printed once.`,
+On first start without --admin-token, a token is generated and saved in
+<data-dir>/admin-token with mode 0600; the token itself is never printed.
+An admin API bound to an address other than loopback should be served over
+TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.DataDir = a.dataDir
@@ -57,7 +59,9 @@ On first start without --admin-token, a token is generated, saved in
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin API listen address; keep it private (env "+config.EnvAdminAddr+")")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin API listen address; keep it private, or serve it over TLS (env "+config.EnvAdminAddr+")")
+	f.StringVar(&cfg.AdminTLSCert, "admin-tls-cert", cfg.AdminTLSCert, "serve the admin API over HTTPS with this PEM certificate (with --admin-tls-key; env "+config.EnvAdminCert+")")
+	f.StringVar(&cfg.AdminTLSKey, "admin-tls-key", cfg.AdminTLSKey, "the PEM private key of --admin-tls-cert (env "+config.EnvAdminKey+")")
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "router listen address (env "+config.EnvAddr+")")
 	f.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of service hosts: <service>.<domain> (env "+config.EnvDomain+")")
 	f.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin API bearer token, at least 16 characters (env "+config.EnvAdminToken+"; default: generated and saved in the data dir)")

@@ -171,6 +171,11 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
 	}
 	cleanups = append(cleanups, func() { _ = d.adminLn.Close() })
+	admin, err := secureAdmin(d.adminLn, cfg, logger, opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	d.adminLn = admin
 
 	hint := ""
 	if cfg.AdminToken == "" {
@@ -298,7 +303,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- serve(d.admin, d.adminLn, "admin API") }()
 	go func() { errc <- serve(d.public, d.publicLn, "router") }()
-	d.log.Info("admin API listening", "addr", d.AdminAddr().String(), "docs", "http://"+d.AdminAddr().String()+"/v1/openapi.json")
+	d.log.Info("admin API listening", "addr", d.AdminAddr().String(), "docs", adminScheme(d.cfg)+"://"+d.AdminAddr().String()+"/v1/openapi.json")
 	d.log.Info("router listening", "addr", d.RouterAddr().String(), "example", "curl -H 'Host: <service>."+d.cfg.Domain+"' http://"+d.RouterAddr().String()+"/")
 
 	var runErr error
@@ -393,7 +398,7 @@ func loadOrCreateID(dataDir string) (string, error) {
 }
 
 // loadOrCreateToken reads the admin token kept in dataDir, or generates one,
-// saves it with mode 0600 and announces it on out.
+// saves it with mode 0600 and says on out where it is.
 func loadOrCreateToken(dataDir string, out io.Writer) (string, error) {
 	path := config.TokenPath(dataDir)
 	tok, err := config.ReadToken(dataDir)
@@ -423,7 +428,9 @@ func loadOrCreateToken(dataDir string, out io.Writer) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("save admin token: %w", err)
 	}
-	fmt.Fprintf(out, "wisp: generated an admin token and saved it in %s (mode 0600):\n\n    %s\n\n"+
-		"The wisp CLI on this machine reads it from there; other clients send \"Authorization: Bearer <token>\".\n", path, tok)
+	// Where it is, not the token itself: stdout and stderr of a service end
+	// up in journald and other logs.
+	fmt.Fprintf(out, "wisp: generated an admin token and saved it in %s (mode 0600).\n"+
+		"The wisp CLI on this machine reads it from there; other clients send \"Authorization: Bearer $(cat %s)\".\n", path, path)
 	return tok, nil
 }
