@@ -48,7 +48,7 @@ $(GOLANGCI_LINT):
 	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 .PHONY: demo
-demo: ## Replay the part-4 walkthrough: build an image, three versions, a 10/30/60 split, scale to zero
+demo: ## Replay the part-4 walkthrough (DEMO_ADMIN, DEMO_ROUTER: its addresses): build an image, three versions, a 10/30/60 split, scale to zero
 	./scripts/demo.sh
 
 .PHONY: bench-coldstart

@@ -102,12 +102,22 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	cleanups = append(cleanups, func() { _ = d.store.Close() })
 
-	// The router's address first: instances are told where it is.
+	// The listeners first: a taken address fails before the engine is
+	// touched, and instances are told where the router is.
 	var lc net.ListenConfig
 	if d.publicLn, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("router: listen on %s: %w (choose another address with --addr)", cfg.Addr, err)
 	}
 	cleanups = append(cleanups, func() { _ = d.publicLn.Close() })
+	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
+	}
+	cleanups = append(cleanups, func() { _ = d.adminLn.Close() })
+	admin, err := secureAdmin(d.adminLn, cfg, logger, opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	d.adminLn = admin
 
 	d.rt = opts.Runtime
 	if d.rt == nil {
@@ -166,16 +176,6 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 			return nil, err
 		}
 	}
-
-	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
-		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
-	}
-	cleanups = append(cleanups, func() { _ = d.adminLn.Close() })
-	admin, err := secureAdmin(d.adminLn, cfg, logger, opts.Out)
-	if err != nil {
-		return nil, err
-	}
-	d.adminLn = admin
 
 	hint := ""
 	if cfg.AdminToken == "" {
