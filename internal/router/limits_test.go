@@ -305,3 +305,42 @@ func TestUpgradeHandshakeKeepsTheTimeout(t *testing.T) {
 		t.Fatalf("got %v %v after %s, want 504 after 300ms", resp, err, time.Since(start))
 	}
 }
+
+// BenchmarkPOST measures a 1 KiB POST through a real listener with and
+// without the body limits: the cost of a read deadline per body read.
+func BenchmarkPOST(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		limits router.Limits
+	}{{"no limits", router.Limits{}}, {"limits", router.Limits{BodyTimeout: 30 * time.Second, MinBodyRate: 1024}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+			}))
+			defer backend.Close()
+			acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+				return router.Lease{Addr: strings.TrimPrefix(backend.URL, "http://"), Handle: failCounter{fail: func() {}}}, nil
+			}
+			r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire, Limits: tc.limits}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Swap(router.NewSnapshot(states(false, core.Weight{Version: 1, Percent: 100})))
+			srv := httptest.NewServer(r)
+			defer srv.Close()
+			body := strings.Repeat("x", 1024)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			b.ResetTimer()
+			for b.Loop() {
+				req, _ := http.NewRequestWithContext(b.Context(), "POST", srv.URL+"/", strings.NewReader(body))
+				req.Host = "hello.localhost"
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
