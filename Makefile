@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/wisp
+# wisp --version and GET /v1/info name the commit (the toolchain's own VCS
+# stamp is off where GOFLAGS has -buildvcs=false).
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS := -X github.com/wisp-run/wisp/internal/buildinfo.commit=$(COMMIT)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT := $(shell $(GO) env GOPATH)/bin/golangci-lint
 # A count, not a duration: with a duration Go 1.26's fuzz coordinator can fail
@@ -17,7 +21,7 @@ help: ## List the targets
 
 .PHONY: build
 build: ## Build bin/wisp and bin/wisp-watchdog (the stdin/stdout function server)
-	$(GO) build -o $(BIN) ./cmd/wisp
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wisp
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/wisp-watchdog ./cmd/wisp-watchdog
 
 .PHONY: run
@@ -44,7 +48,7 @@ $(GOLANGCI_LINT):
 	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 .PHONY: demo
-demo: ## Replay the part-4 walkthrough: build an image, three versions, a 10/30/60 split, scale to zero
+demo: ## Replay the part-4 walkthrough (DEMO_ADMIN, DEMO_ROUTER: its addresses): build an image, three versions, a 10/30/60 split, scale to zero
 	./scripts/demo.sh
 
 .PHONY: bench-coldstart

@@ -192,6 +192,8 @@ func TestBadRequests(t *testing.T) {
 		{"version negative cpu", "POST", "/v1/services/hello/versions", `{"image":"hello:3","cpu_limit":-1}`, 422, "invalid", "cpu_limit", "between 0"},
 		{"version negative concurrency", "POST", "/v1/services/hello/versions", `{"image":"hello:3","max_concurrency":-5}`, 422, "invalid", "max_concurrency", "got -5"},
 		{"version timeout too long", "POST", "/v1/services/hello/versions", `{"image":"hello:3","timeout":"2h"}`, 422, "invalid", "timeout", "between 1s and 1h"},
+		{"version timeout zero", "POST", "/v1/services/hello/versions", `{"image":"hello:3","timeout":"0s"}`, 422, "invalid", "timeout", "between 1s and 1h, got 0s"},
+		{"version timeout zero seconds", "POST", "/v1/services/hello/versions", `{"image":"hello:3","timeout":0}`, 422, "invalid", "timeout", "between 1s and 1h, got 0s"},
 		{"version readiness path relative", "POST", "/v1/services/hello/versions", `{"image":"hello:3","readiness_path":"healthz"}`, 422, "invalid", "readiness_path", "absolute URL path"},
 		{"version image_id not settable", "POST", "/v1/services/hello/versions", `{"image":"hello:3","image_id":"sha256:x"}`, 400, "bad_request", "image_id", "unknown field"},
 		{"version of missing service", "POST", "/v1/services/nope/versions", `{"image":"hello:3"}`, 404, "not_found", "", `service "nope" not found`},
@@ -313,8 +315,13 @@ func TestLifecycle(t *testing.T) {
 	if diff := cmp.Diff([]any{map[string]any{"version": float64(1), "percent": float64(100)}}, tr["weights"]); diff != "" {
 		t.Fatalf("first version traffic (-want +got):\n%s", diff)
 	}
-	h.must(201, "POST", "/v1/services/hello/versions", `{"image":"hello:2"}`)
-	h.must(201, "POST", "/v1/services/hello/versions", `{"image":"hello:3"}`)
+	// Omitted: the default timeout, and no memory limit, which JSON leaves
+	// out (the CLI's table says "none"), as it does an explicit 0.
+	v2 := h.must(201, "POST", "/v1/services/hello/versions", `{"image":"hello:2","memory_limit":0}`)
+	if _, ok := v2["memory_limit"]; ok || v2["timeout"] != "1m0s" {
+		t.Fatalf("v2: memory_limit %v (want it left out), timeout %v (want 1m0s)", v2["memory_limit"], v2["timeout"])
+	}
+	h.must(201, "POST", "/v1/services/hello/versions", `{"image":"hello:3","timeout":null}`)
 	if got := h.must(200, "GET", "/v1/services/hello/traffic/history", ""); len(got["entries"].([]any)) != 1 {
 		t.Fatalf("creating versions changed traffic: %v", got)
 	}

@@ -52,8 +52,15 @@ func (s *Server) createBuild(w http.ResponseWriter, r *http.Request) error {
 	if part.FormName() != "build" {
 		return badRequest("build", "%s; the first part is %q", buildUsage, part.FormName())
 	}
-	var req core.BuildRequest
-	if err := s.decodeFrom(w, part, &req, false); err != nil {
+	var in struct {
+		core.BuildRequest
+		Version versionRequest `json:"version"`
+	}
+	if err := s.decodeFrom(w, part, &in, false); err != nil {
+		return err
+	}
+	req := in.BuildRequest
+	if req.Version, err = in.Version.spec(); err != nil {
 		return err
 	}
 	part, err = mr.NextPart()

@@ -140,7 +140,8 @@ func (s *Server) decodeError(err error, v any) error {
 		if typ.Field == "" {
 			return badRequest("", "request body must be a JSON object, got %s", jsonKind(typ.Value))
 		}
-		return badRequest(typ.Field, "field %q must be %s, got %s", typ.Field, describeType(typ.Type), jsonKind(typ.Value))
+		field := jsonPath(reflect.TypeOf(v), typ.Field)
+		return badRequest(field, "field %q must be %s, got %s", field, describeType(typ.Type), jsonKind(typ.Value))
 	case errors.As(err, &ce):
 		return err
 	}
@@ -189,6 +190,50 @@ func describeType(t reflect.Type) string {
 	return t.String()
 }
 
+// jsonPath turns encoding/json's path of a field ("VersionSpec.port") into
+// the client's ("port"): the names of embedded structs are not in the JSON.
+func jsonPath(t reflect.Type, path string) string {
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out = append(out, seg)
+			t = nil
+			continue
+		}
+		if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type // an embedded struct: its fields are the parent's
+			continue
+		}
+		out = append(out, seg)
+		t = fieldType(t, seg)
+	}
+	return strings.Join(out, ".")
+}
+
+// fieldType is the type of the field of struct t whose JSON name is name,
+// or nil. A field of t itself wins over one of an embedded struct, as in
+// encoding/json.
+func fieldType(t reflect.Type, name string) reflect.Type {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("json"), ",")[0]
+		if !f.Anonymous && (tag == name || (tag == "" && f.Name == name)) {
+			return f.Type
+		}
+	}
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Anonymous && f.Tag.Get("json") == "" && f.Type.Kind() == reflect.Struct {
+			if got := fieldType(f.Type, name); got != nil {
+				return got
+			}
+		}
+	}
+	return nil
+}
+
 // fieldNames lists the JSON fields of the struct v points to.
 func fieldNames(v any) string {
 	t := reflect.TypeOf(v)
@@ -199,6 +244,7 @@ func fieldNames(v any) string {
 		return "(none)"
 	}
 	var names []string
+	seen := map[string]bool{}
 	var walk func(t reflect.Type)
 	walk = func(t reflect.Type) {
 		for i := range t.NumField() {
@@ -214,7 +260,10 @@ func fieldNames(v any) string {
 			if tag == "" {
 				tag = f.Name
 			}
-			names = append(names, tag)
+			if !seen[tag] { // a field that shadows an embedded one
+				seen[tag] = true
+				names = append(names, tag)
+			}
 		}
 	}
 	walk(t)

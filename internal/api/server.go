@@ -73,6 +73,7 @@ type Server struct {
 	instances InstanceLister
 	metrics   http.Handler
 	builds    Builds
+	info      core.ServerInfo
 }
 
 // ImageResolver pins an image reference to an image ID (the runtime).
@@ -103,6 +104,9 @@ func WithImageResolver(r ImageResolver) Option { return func(s *Server) { s.imag
 // WithMetrics serves handler (Prometheus's) at GET /metrics.
 func WithMetrics(handler http.Handler) Option { return func(s *Server) { s.metrics = handler } }
 
+// WithInfo serves info at GET /v1/info: the daemon's build and adapters.
+func WithInfo(info core.ServerInfo) Option { return func(s *Server) { s.info = info } }
+
 // WithInstances serves the instances view.
 func WithInstances(l InstanceLister) Option { return func(s *Server) { s.instances = l } }
 
@@ -129,6 +133,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger, opts ...Option) (*Serv
 func (s *Server) registerRoutes() {
 	s.handleOpen("GET /healthz", s.healthz)
 	s.handle("GET /v1/openapi.json", s.openAPI)
+	s.handle("GET /v1/info", s.serverInfo)
 	s.handle("GET /metrics", s.serveMetrics)
 
 	s.handle("POST /v1/services", s.createService)
@@ -282,6 +287,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.metrics.ServeHTTP(w, r)
 	return nil
+}
+
+func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.info)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

@@ -12,9 +12,32 @@ type versionList struct {
 	Versions []core.Version `json:"versions"`
 }
 
+// versionRequest is a version spec as a client sends it. Timeout shadows
+// the spec's: an omitted timeout means the default, but an explicit 0 is
+// refused rather than taken for "omitted" (issue 10).
+type versionRequest struct {
+	core.VersionSpec
+	Timeout *core.Duration `json:"timeout"`
+}
+
+func (r versionRequest) spec() (core.VersionSpec, error) {
+	s := r.VersionSpec
+	if r.Timeout != nil {
+		if *r.Timeout == 0 {
+			return s, core.Invalidf("timeout", "timeout must be between 1s and 1h, got 0s; leave it out for the default of %s", core.DefaultTimeout)
+		}
+		s.Timeout = *r.Timeout
+	}
+	return s, nil
+}
+
 func (s *Server) createVersion(w http.ResponseWriter, r *http.Request) error {
-	var spec core.VersionSpec
-	if err := s.decode(w, r, &spec, false); err != nil {
+	var req versionRequest
+	if err := s.decode(w, r, &req, false); err != nil {
+		return err
+	}
+	spec, err := req.spec()
+	if err != nil {
 		return err
 	}
 	imageID, err := s.pinImage(r.Context(), r.PathValue("name"), spec)

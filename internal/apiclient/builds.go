@@ -14,10 +14,6 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-// streaming is the HTTP client of requests that may take as long as a
-// build: uploads and followed logs. Their context bounds them.
-var streaming = &http.Client{}
-
 // CreateBuild uploads a build context (a tar stream of size bytes, or -1 if
 // unknown) with its request and returns the queued build. progress, when
 // not nil, is called with the bytes sent so far.
@@ -70,7 +66,7 @@ func (c *Client) CreateBuild(ctx context.Context, req core.BuildRequest, tar io.
 		}()
 		pw.CloseWithError(err)
 	}()
-	resp, err := c.send(ctx, streaming, http.MethodPost, "/v1/builds", mw.FormDataContentType(), pr)
+	resp, err := c.send(ctx, c.streaming, http.MethodPost, "/v1/builds", mw.FormDataContentType(), pr)
 	_ = pr.Close() // stops the writer if the server answered early
 	if err != nil {
 		return core.Build{}, err
@@ -113,7 +109,7 @@ func (c *Client) ListBuilds(ctx context.Context, service string, limit int) ([]c
 // BuildLogs returns the output of build id; with follow it streams until
 // the build ends. The caller closes it.
 func (c *Client) BuildLogs(ctx context.Context, id int64, follow bool) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, streaming, http.MethodGet, "/v1/builds/"+strconv.FormatInt(id, 10)+"/logs?follow="+strconv.FormatBool(follow), "", nil)
+	resp, err := c.send(ctx, c.streaming, http.MethodGet, "/v1/builds/"+strconv.FormatInt(id, 10)+"/logs?follow="+strconv.FormatBool(follow), "", nil)
 	if err != nil {
 		return nil, err
 	}

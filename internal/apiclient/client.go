@@ -5,6 +5,8 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,15 +25,35 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// streaming serves requests that may take as long as a build:
+	// uploads and followed logs. Their context bounds them.
+	streaming *http.Client
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithRootCAs trusts the certificates in pool for an https:// server (a
+// self-signed admin certificate, say) instead of the system's.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *Client) {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		c.http.Transport, c.streaming.Transport = tr, tr
+	}
 }
 
 // New returns a client of the admin server at base (for example
-// "http://127.0.0.1:8081") that sends token.
-func New(base, token string) *Client {
+// "http://127.0.0.1:8081" or "https://wisp.example:8081") that sends token.
+func New(base, token string, opts ...Option) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}}
+	c := &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}, streaming: &http.Client{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Error is an error answered by the server. Its message is the server's.
@@ -106,7 +128,13 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path, ctype 
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := hc.Do(req)
-	if err != nil {
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &unknownCA):
+		return nil, fmt.Errorf("the Wisp server at %s has a certificate this client does not trust: %w (for a self-signed one, pass its certificate with --ca-cert FILE or WISP_CA_CERT)", c.base, unwrapURLError(err))
+	case err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return nil, fmt.Errorf("the Wisp server at %s speaks plain HTTP: use --server http://%s", c.base, strings.TrimPrefix(c.base, "https://"))
+	case err != nil:
 		return nil, fmt.Errorf("cannot reach the Wisp server at %s: %w (is `wisp serve` running? set --server or WISP_SERVER)", c.base, unwrapURLError(err))
 	}
 	if resp.StatusCode < 300 {
@@ -114,6 +142,10 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path, ctype 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusBadRequest && bytes.Contains(b, []byte("Client sent an HTTP request to an HTTPS server")) {
+		return nil, &Error{Status: resp.StatusCode, Code: "bad_request",
+			Message: fmt.Sprintf("the Wisp server at %s speaks HTTPS: use --server https://%s", c.base, strings.TrimPrefix(c.base, "http://"))}
+	}
 	var eb struct {
 		Error struct {
 			Code    string `json:"code"`
@@ -151,6 +183,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 func svcPath(name string) string { return "/v1/services/" + url.PathEscape(name) }
+
+// Info returns what the server says about itself.
+func (c *Client) Info(ctx context.Context) (core.ServerInfo, error) {
+	var out core.ServerInfo
+	err := c.do(ctx, "GET", "/v1/info", nil, &out)
+	return out, err
+}
 
 // CreateService creates a service; policy may be empty for the defaults.
 func (c *Client) CreateService(ctx context.Context, name string, policy core.PolicyPatch) (core.Service, error) {

@@ -67,6 +67,7 @@ build:
 		{"bad service name", "service: Hello\n", "must start with a lowercase letter"},
 		{"bad memory", "memory: lots\n", "memory:"},
 		{"bad timeout", "timeout: soon\n", "timeout:"},
+		{"zero timeout", "timeout: 0s\n", "timeout must be between 1s and 1h"},
 		{"duplicate env", "env: [A=1, A=2]\n", "A is set twice"},
 		{"bad scaling", "scaling:\n  min_instances: 50\n", "must not exceed max_instances"},
 		{"bad scaling duration", "scaling:\n  idle_timeout: forever\n", "scaling.idle_timeout"},

@@ -217,8 +217,12 @@ func (s *Spec) validate() error {
 		}
 	}
 	if s.Timeout != "" {
-		if _, err := core.ParseDuration(s.Timeout); err != nil {
+		d, err := core.ParseDuration(s.Timeout)
+		if err != nil {
 			return fmt.Errorf("%s: timeout: %w", SpecFile, err)
+		}
+		if d == 0 {
+			return fmt.Errorf("%s: timeout must be between 1s and 1h, got %q; leave it out for the default of %s", SpecFile, s.Timeout, core.DefaultTimeout)
 		}
 	}
 	if err := core.ValidateEnv("env", s.Env); err != nil {

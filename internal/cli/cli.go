@@ -4,14 +4,17 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/buildinfo"
 	"github.com/wisp-run/wisp/internal/config"
 )
 
@@ -19,6 +22,7 @@ import (
 const (
 	EnvServer = "WISP_SERVER"
 	EnvToken  = "WISP_TOKEN"
+	EnvCACert = "WISP_CA_CERT"
 )
 
 // app carries what every command shares: streams, the environment and the
@@ -31,6 +35,10 @@ type app struct {
 	token   string
 	dataDir string
 	output  string
+	caCert  string
+	// roots is what --ca-cert adds to the trusted certificates (nil: the
+	// system's only).
+	roots *x509.CertPool
 }
 
 // usageError marks errors in how a command was called (exit code 2).
@@ -52,10 +60,34 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	fmt.Fprintln(stderr, "Error:", err)
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsageError(err) {
+	usage := errors.As(err, &ue) || isCobraUsageError(err)
+	if a.output == "json" {
+		a.printErrorJSON(err, usage)
+	}
+	if usage {
 		return 2
 	}
 	return 1
+}
+
+// printErrorJSON prints a failure for scripts that asked for -o json: the
+// API's error object as the server sent it, or one of the same shape for
+// errors of the client (code "usage" for bad usage, "client" otherwise).
+func (a *app) printErrorJSON(err error, usage bool) {
+	d := struct {
+		Status  int    `json:"status,omitempty"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field,omitempty"`
+	}{Code: "client", Message: err.Error()}
+	var ae *apiclient.Error
+	switch {
+	case errors.As(err, &ae):
+		d.Status, d.Code, d.Message, d.Field = ae.Status, ae.Code, ae.Message, ae.Field
+	case usage:
+		d.Code = "usage"
+	}
+	_ = a.printJSON(map[string]any{"error": d})
 }
 
 // isCobraUsageError recognises cobra's own argument and flag errors.
@@ -94,7 +126,11 @@ Or from images you built yourself:
   wisp traffic rollback hello`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints this client's build; "wisp version" stays the
+		// versions command group. The server's: GET /v1/info.
+		Version: buildinfo.Read().String(),
 	}
+	root.SetVersionTemplate("wisp {{.Version}}\n")
 	pf := root.PersistentFlags()
 	server := a.getenv(EnvServer)
 	if server == "" {
@@ -104,9 +140,17 @@ Or from images you built yourself:
 	pf.StringVar(&a.token, "token", a.getenv(EnvToken), "admin token (env "+EnvToken+"; default: the token saved in --data-dir)")
 	pf.StringVar(&a.dataDir, "data-dir", defaults.DataDir, "data directory of the local daemon (env "+config.EnvDataDir+")")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&a.caCert, "ca-cert", a.getenv(EnvCACert), "PEM certificate to trust for an https:// --server, such as the admin API's self-signed one (env "+EnvCACert+")")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if a.output != "table" && a.output != "json" {
 			return usagef("--output must be table or json, got %q", a.output)
+		}
+		if a.caCert != "" {
+			roots, err := loadRoots(a.caCert)
+			if err != nil {
+				return usagef("--ca-cert: %v", err)
+			}
+			a.roots = roots
 		}
 		return nil
 	}
@@ -120,5 +164,26 @@ func (a *app) client() *apiclient.Client {
 	if tok == "" {
 		tok, _ = config.ReadToken(a.dataDir) // no token: the server's 401 says what to do
 	}
-	return apiclient.New(a.server, tok)
+	var opts []apiclient.Option
+	if a.roots != nil {
+		opts = append(opts, apiclient.WithRootCAs(a.roots))
+	}
+	return apiclient.New(a.server, tok, opts...)
+}
+
+// loadRoots returns the system's trusted certificates plus those in the PEM
+// file at path.
+func loadRoots(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path) //nolint:gosec // G304: the user names the file to trust
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

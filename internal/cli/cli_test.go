@@ -172,6 +172,7 @@ func TestErrors(t *testing.T) {
 		{"bad version arg", []string{"version", "get", "hello", "latest"}, 2, "is not a version number"},
 		{"no image", []string{"version", "create", "hello"}, 2, "an image is required"},
 		{"bad duration", []string{"service", "set", "hello", "--idle-timeout", "soon"}, 2, "--idle-timeout"},
+		{"zero timeout", []string{"version", "create", "hello", "hello:1", "--timeout", "0s"}, 2, "--timeout must be between 1s and 1h, got 0s"},
 		{"nothing to set", []string{"service", "set", "hello"}, 2, "nothing to change"},
 		{"negative rollback entry", []string{"traffic", "rollback", "hello", "--to", "-1"}, 2, "--to must be an entry"},
 		{"bad output", []string{"service", "list", "-o", "yaml"}, 2, "--output must be table or json"},

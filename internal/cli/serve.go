@@ -15,6 +15,7 @@ import (
 func (a *app) serveCommand(defaults config.Config) *cobra.Command {
 	cfg := defaults
 	maxContext := core.ByteSize(cfg.MaxBuildContext).String()
+	minBodyRate := core.ByteSize(cfg.MinBodyRate).String()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Wisp daemon (admin API, router and control loops)",
@@ -24,8 +25,10 @@ down gracefully: stop accepting, finish in-flight requests, close the store.
 Settings come from flags, else WISP_* environment variables, else defaults.
 Data (the SQLite database, unless --store says otherwise, and the generated
 admin token) lives in --data-dir.
-On first start without --admin-token, a token is generated, saved in
-<data-dir>/admin-token with mode 0600 and printed once.`,
+On first start without --admin-token, a token is generated and saved in
+<data-dir>/admin-token with mode 0600; the token itself is never printed.
+An admin API bound to an address other than loopback should be served over
+TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.DataDir = a.dataDir
@@ -34,6 +37,11 @@ On first start without --admin-token, a token is generated, saved in
 				return usagef("--max-build-context: %v", err)
 			}
 			cfg.MaxBuildContext = int64(size)
+			rate, err := core.ParseByteSize(minBodyRate)
+			if err != nil {
+				return usagef("--min-body-rate: %v", err)
+			}
+			cfg.MinBodyRate = int64(rate)
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -53,7 +61,9 @@ On first start without --admin-token, a token is generated, saved in
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin API listen address; keep it private (env "+config.EnvAdminAddr+")")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin API listen address; keep it private, or serve it over TLS (env "+config.EnvAdminAddr+")")
+	f.StringVar(&cfg.AdminTLSCert, "admin-tls-cert", cfg.AdminTLSCert, "serve the admin API over HTTPS with this PEM certificate (with --admin-tls-key; env "+config.EnvAdminCert+")")
+	f.StringVar(&cfg.AdminTLSKey, "admin-tls-key", cfg.AdminTLSKey, "the PEM private key of --admin-tls-cert (env "+config.EnvAdminKey+")")
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "router listen address (env "+config.EnvAddr+")")
 	f.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of service hosts: <service>.<domain> (env "+config.EnvDomain+")")
 	f.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin API bearer token, at least 16 characters (env "+config.EnvAdminToken+"; default: generated and saved in the data dir)")
@@ -76,6 +86,10 @@ On first start without --admin-token, a token is generated, saved in
 	f.BoolVar(&cfg.KeepInstances, "keep-instances", cfg.KeepInstances, "leave instances running at shutdown; the next start adopts them")
 	f.StringVar(&cfg.Watchdog, "watchdog", cfg.Watchdog, "the wisp-watchdog binary that stdio builds put in their images (default: wisp-watchdog next to this binary)")
 	f.StringVar(&maxContext, "max-build-context", maxContext, "largest build context a deploy may upload (as a tar)")
+	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "router: how long a client may take to send a request's headers")
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "router: a request body that sends nothing for this long is cut off (408); also the grace before --min-body-rate applies")
+	f.StringVar(&minBodyRate, "min-body-rate", minBodyRate, "router: after --body-timeout, a request body must arrive at least this many bytes per second on average (0: off)")
+	f.DurationVar(&cfg.UpgradeIdleTimeout, "upgrade-idle-timeout", cfg.UpgradeIdleTimeout, "router: close an upgraded connection (a WebSocket) with no traffic either way for this long; a version's timeout bounds only its handshake")
 	return cmd
 }
 

@@ -21,18 +21,28 @@ func (a *app) serviceCommand() *cobra.Command {
 }
 
 // policyFlags adds the scaling-policy flags and returns a function that builds
-// a patch from the flags that were given.
-func policyFlags(f *pflag.FlagSet) func() (core.PolicyPatch, error) {
+// a patch from the flags that were given. For a change (change true) a flag
+// that is not given leaves its setting as it is, so the help shows no
+// defaults but says so.
+func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error) {
 	var (
 		minI, maxI, target, rps int
 		idle, pause             string
 	)
-	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)")
-	f.IntVar(&maxI, "max-instances", core.DefaultMaxInstances, "maximum instances per version")
-	f.IntVar(&target, "target-concurrency", core.DefaultTargetConcurrency, "in-flight requests per instance the autoscaler aims for")
-	f.IntVar(&rps, "target-rps", 0, "requests per second per instance the autoscaler aims for instead of --target-concurrency (0: off)")
-	f.StringVar(&idle, "idle-timeout", core.DefaultIdleTimeout.String(), "stop and remove an instance idle this long (e.g. 2s, 5m)")
-	f.StringVar(&pause, "pause-after", core.DefaultPauseAfter.String(), "pause an instance idle this long; 0 never pauses")
+	def := func(v int) int { return v }
+	defS := func(v string) string { return v }
+	suffix := ""
+	if change {
+		def = func(int) int { return 0 }
+		defS = func(string) string { return "" }
+		suffix = "; unchanged unless given"
+	}
+	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)"+suffix)
+	f.IntVar(&maxI, "max-instances", def(core.DefaultMaxInstances), "maximum instances per version"+suffix)
+	f.IntVar(&target, "target-concurrency", def(core.DefaultTargetConcurrency), "in-flight requests per instance the autoscaler aims for"+suffix)
+	f.IntVar(&rps, "target-rps", 0, "requests per second per instance the autoscaler aims for instead of --target-concurrency (0: off)"+suffix)
+	f.StringVar(&idle, "idle-timeout", defS(core.DefaultIdleTimeout.String()), "stop and remove an instance idle this long (e.g. 2s, 5m)"+suffix)
+	f.StringVar(&pause, "pause-after", defS(core.DefaultPauseAfter.String()), "pause an instance idle this long; 0 never pauses"+suffix)
 	return func() (core.PolicyPatch, error) {
 		var p core.PolicyPatch
 		if f.Changed("min-instances") {
@@ -72,7 +82,7 @@ func (a *app) serviceCreate() *cobra.Command {
   wisp service create api --min-instances 1 --idle-timeout 10m`,
 		Args: cobra.ExactArgs(1),
 	}
-	patch := policyFlags(cmd.Flags())
+	patch := policyFlags(cmd.Flags(), false)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := patch()
 		if err != nil {
@@ -168,7 +178,7 @@ func (a *app) serviceSet() *cobra.Command {
   wisp service set hello --min-instances 1 --max-instances 20`,
 		Args: cobra.ExactArgs(1),
 	}
-	patch := policyFlags(cmd.Flags())
+	patch := policyFlags(cmd.Flags(), true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := patch()
 		if err != nil {

@@ -71,6 +71,9 @@ none until you move traffic to them with "wisp traffic set".`,
 				if err != nil {
 					return usagef("--timeout: %v", err)
 				}
+				if d == 0 {
+					return usagef("--timeout must be between 1s and 1h, got 0s; leave it out for the default of %s", core.DefaultTimeout)
+				}
 				spec.Timeout = d
 			}
 			v, err := a.client().CreateVersion(cmd.Context(), args[0], spec)

@@ -70,6 +70,22 @@ type Config struct {
 	Watchdog string
 	// MaxBuildContext bounds an uploaded build context, in bytes.
 	MaxBuildContext int64
+
+	// What a client of the router's public listener may hold (issue 10):
+	// ReadHeaderTimeout bounds reading a request's headers; BodyTimeout
+	// cuts off a body that sends nothing for that long and is the grace
+	// before MinBodyRate (bytes per second, 0 = off) applies;
+	// UpgradeIdleTimeout closes an upgraded connection (a WebSocket) idle
+	// that long. See router.Limits.
+	ReadHeaderTimeout  time.Duration
+	BodyTimeout        time.Duration
+	MinBodyRate        int64
+	UpgradeIdleTimeout time.Duration
+
+	// AdminTLSCert and AdminTLSKey, both set, serve the admin API over
+	// HTTPS with that certificate and key (PEM files).
+	AdminTLSCert string
+	AdminTLSKey  string
 }
 
 // Default returns the embedded defaults.
@@ -93,8 +109,19 @@ func Default() Config {
 		PanicWindow:     6 * time.Second,
 		ScaleDownDelay:  30 * time.Second,
 		MaxBuildContext: 256 << 20,
+
+		ReadHeaderTimeout:  10 * time.Second,
+		BodyTimeout:        30 * time.Second,
+		MinBodyRate:        DefaultMinBodyRate,
+		UpgradeIdleTimeout: 5 * time.Minute,
 	}
 }
+
+// DefaultMinBodyRate is the slowest average a request body may arrive at
+// after its first BodyTimeout: 1 KiB per second, a tenth of what a 2G mobile
+// link carries, so no real client meets it while a slowloris that sends a
+// byte a second is cut off after 30 s.
+const DefaultMinBodyRate = 1 << 10
 
 // Env names of the settings.
 const (
@@ -109,6 +136,8 @@ const (
 	EnvStore      = "WISP_STORE"
 	EnvRuntime    = "WISP_RUNTIME"
 	EnvBuilder    = "WISP_BUILDER"
+	EnvAdminCert  = "WISP_ADMIN_TLS_CERT"
+	EnvAdminKey   = "WISP_ADMIN_TLS_KEY"
 )
 
 // Runtimes and builders.
@@ -174,6 +203,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvDataDir, &c.DataDir}, {EnvAdminAddr, &c.AdminAddr}, {EnvAddr, &c.Addr}, {EnvDomain, &c.Domain},
 		{EnvAdminToken, &c.AdminToken}, {EnvLogFormat, &c.LogFormat}, {EnvLogLevel, &c.LogLevel},
 		{EnvNetwork, &c.DockerNetwork}, {EnvStore, &c.Store}, {EnvRuntime, &c.Runtime}, {EnvBuilder, &c.Builder},
+		{EnvAdminCert, &c.AdminTLSCert}, {EnvAdminKey, &c.AdminTLSKey},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -243,6 +273,7 @@ func (c Config) Validate() error {
 	if c.MaxBuildContext < 1<<20 || c.MaxBuildContext > 64<<30 {
 		errs = append(errs, fmt.Errorf("build context limit (--max-build-context) must be between 1Mi and 64Gi, got %d bytes", c.MaxBuildContext))
 	}
+	errs = append(errs, c.validateEdge()...)
 	return errors.Join(errs...)
 }
 
@@ -290,3 +321,27 @@ func ReadToken(dataDir string) (string, error) {
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// validateEdge checks the public listener's limits and the admin API's TLS.
+func (c Config) validateEdge() []error {
+	var errs []error
+	if c.ReadHeaderTimeout < 100*time.Millisecond || c.ReadHeaderTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("header read timeout (--read-header-timeout) must be between 100ms and 10m, got %s", c.ReadHeaderTimeout))
+	}
+	if c.BodyTimeout < 100*time.Millisecond || c.BodyTimeout > time.Hour {
+		errs = append(errs, fmt.Errorf("body timeout (--body-timeout) must be between 100ms and 1h, got %s", c.BodyTimeout))
+	}
+	if c.MinBodyRate < 0 || c.MinBodyRate > 1<<30 {
+		errs = append(errs, fmt.Errorf("minimum body rate (--min-body-rate) must be between 0 (off) and 1Gi bytes per second, got %d", c.MinBodyRate))
+	}
+	if c.UpgradeIdleTimeout < time.Second || c.UpgradeIdleTimeout > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("upgrade idle timeout (--upgrade-idle-timeout) must be between 1s and 24h, got %s", c.UpgradeIdleTimeout))
+	}
+	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
+		errs = append(errs, fmt.Errorf("admin TLS needs both a certificate and a key (--admin-tls-cert, --admin-tls-key; %s, %s)", EnvAdminCert, EnvAdminKey))
+	}
+	return errs
+}
+
+// AdminTLS reports whether the admin API is served over HTTPS.
+func (c Config) AdminTLS() bool { return c.AdminTLSCert != "" && c.AdminTLSKey != "" }

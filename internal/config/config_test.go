@@ -48,6 +48,12 @@ func TestValidate(t *testing.T) {
 		{"store without a file", func(c *config.Config) { c.Store = "sqlite://" }, "names no database file"},
 		{"unknown runtime", func(c *config.Config) { c.Runtime = "podman" }, "--runtime, WISP_RUNTIME) must be one of docker"},
 		{"unknown builder", func(c *config.Config) { c.Builder = "kaniko" }, "must be one of docker, none"},
+		{"header timeout", func(c *config.Config) { c.ReadHeaderTimeout = 0 }, "--read-header-timeout"},
+		{"body timeout", func(c *config.Config) { c.BodyTimeout = 2 * time.Hour }, "--body-timeout"},
+		{"min body rate", func(c *config.Config) { c.MinBodyRate = -1 }, "--min-body-rate"},
+		{"upgrade idle timeout", func(c *config.Config) { c.UpgradeIdleTimeout = 0 }, "--upgrade-idle-timeout"},
+		{"TLS cert without key", func(c *config.Config) { c.AdminTLSCert = "cert.pem" }, "--admin-tls-key"},
+		{"TLS key without cert", func(c *config.Config) { c.AdminTLSKey = "key.pem" }, "--admin-tls-cert"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

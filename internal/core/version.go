@@ -20,15 +20,18 @@ type VersionSpec struct {
 	// Command replaces the image's entrypoint; Args replace its command.
 	Command []string `json:"command,omitempty"`
 	Args    []string `json:"args,omitempty"`
-	// MemoryLimit in bytes; 0 means no limit. At least 6Mi when set.
-	MemoryLimit ByteSize `json:"memory_limit"`
+	// MemoryLimit in bytes; 0 means no limit (and is left out of JSON, as
+	// "none" in the CLI's table). At least 6Mi when set.
+	MemoryLimit ByteSize `json:"memory_limit,omitempty"`
 	// CPULimit in cores (0.5 = half a core); 0 means no limit.
 	CPULimit float64 `json:"cpu_limit"`
 	// MaxConcurrency is the hard limit of in-flight requests per instance;
 	// 0 means unlimited.
 	MaxConcurrency int `json:"max_concurrency"`
-	// Timeout bounds one request. 0 or omitted means 60s.
-	Timeout Duration `json:"timeout"`
+	// Timeout bounds one request, 1s to 1h. Omitted means 60s (0 is left
+	// out of JSON, so a client that did not set it sends none; the API
+	// refuses an explicit 0).
+	Timeout Duration `json:"timeout,omitempty"`
 	// ReadinessPath, when set, is probed over HTTP before an instance gets
 	// traffic; otherwise a TCP connect to Port is the probe.
 	ReadinessPath string `json:"readiness_path,omitempty"`

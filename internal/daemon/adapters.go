@@ -44,6 +44,13 @@ func openStore(ctx context.Context, cfg config.Config, opts Options) (store.Stor
 	return nil, "", fmt.Errorf("store: unknown kind %q", u.Kind) // ParseStore returns none other
 }
 
+// storeKind is the kind of store a store name (from openStore) describes:
+// "sqlite /path" → "sqlite".
+func storeKind(name string) string {
+	kind, _, _ := strings.Cut(name, " ")
+	return kind
+}
+
 // redactURL hides the user and password of a connection URL.
 func redactURL(s string) string {
 	scheme, rest, ok := strings.Cut(s, "://")
@@ -62,8 +69,9 @@ type runtimeParts struct {
 }
 
 // openRuntime opens the runtime cfg.Runtime names, and the builder
-// cfg.Builder names. opts.Runtime and opts.Builder (tests) replace them.
-func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (runtimeParts, error) {
+// cfg.Builder names; routerAddr is where instances reach the router.
+// opts.Runtime and opts.Builder (tests) replace them.
+func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options, routerAddr string) (runtimeParts, error) {
 	if opts.Runtime != nil {
 		return runtimeParts{rt: opts.Runtime, builder: opts.Builder, close: func() error { return nil }, name: "custom"}, nil
 	}
@@ -77,10 +85,11 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 		}
 		if dk, err = docker.Open(ctx, docker.Config{
 			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger, Owner: owner,
+			RouterAddr: routerAddr,
 		}); err != nil {
 			return p, err
 		}
-		p = runtimeParts{rt: dk, close: dk.Close, name: config.RuntimeDocker + " (" + dk.NetworkMode() + ")"}
+		p = runtimeParts{rt: dk, close: dk.Close, name: config.RuntimeDocker}
 	default:
 		return p, fmt.Errorf("runtime %q: accepted: %s", cfg.Runtime, strings.Join(config.Runtimes, ", "))
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/wisp-run/wisp/internal/api"
 	"github.com/wisp-run/wisp/internal/autoscaler"
 	"github.com/wisp-run/wisp/internal/build"
+	"github.com/wisp-run/wisp/internal/buildinfo"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/router"
@@ -102,7 +103,25 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { _ = d.store.Close() })
-	parts, err := openRuntime(ctx, cfg, logger, opts)
+
+	// The listeners first: a taken address fails before the engine is
+	// touched, and instances are told where the router is.
+	var lc net.ListenConfig
+	if d.publicLn, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("router: listen on %s: %w (choose another address with --addr)", cfg.Addr, err)
+	}
+	cleanups = append(cleanups, func() { _ = d.publicLn.Close() })
+	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
+	}
+	cleanups = append(cleanups, func() { _ = d.adminLn.Close() })
+	admin, err := secureAdmin(d.adminLn, cfg, logger, opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	d.adminLn = admin
+
+	parts, err := openRuntime(ctx, cfg, logger, opts, d.publicLn.Addr().String())
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +155,9 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}, d.act, scalerMetrics, logger); err != nil {
 		return nil, err
 	}
-	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg}, logger); err != nil {
+	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg, Limits: router.Limits{
+		BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
+	}}, logger); err != nil {
 		return nil, err
 	}
 	d.feed = newFeed(d.store, logger, activatorFeed{d.act}, routerFeed{d.router})
@@ -154,16 +175,6 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		}
 	}
 
-	var lc net.ListenConfig
-	if d.adminLn, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
-		return nil, fmt.Errorf("admin API: listen on %s: %w (is another wisp running? choose another address with --admin-addr)", cfg.AdminAddr, err)
-	}
-	cleanups = append(cleanups, func() { _ = d.adminLn.Close() })
-	if d.publicLn, err = lc.Listen(ctx, "tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("router: listen on %s: %w (choose another address with --addr)", cfg.Addr, err)
-	}
-	cleanups = append(cleanups, func() { _ = d.publicLn.Close() })
-
 	hint := ""
 	if cfg.AdminToken == "" {
 		hint = "; the token is in " + config.TokenPath(cfg.DataDir)
@@ -173,6 +184,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
+		api.WithInfo(serverInfo(parts.name, storeKind(storeName))),
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
@@ -190,11 +202,18 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	d.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	// No write timeout on the router: responses may stream; each version's
-	// request timeout bounds the proxying instead.
-	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
+	// request timeout bounds the proxying instead, and router.Limits bound
+	// request bodies.
+	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 
 	logger.Info("store opened", "store", storeName, "runtime", parts.name, "builds", parts.builder != nil)
 	return d, nil
+}
+
+// serverInfo is what GET /v1/info reports.
+func serverInfo(runtime, store string) core.ServerInfo {
+	bi := buildinfo.Read()
+	return core.ServerInfo{Version: bi.Version, Commit: bi.Commit, Go: bi.Go, Runtime: runtime, Store: store}
 }
 
 // acquire adapts the activator to the router.
@@ -203,7 +222,7 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.Scali
 	if err != nil {
 		return router.Lease{}, err
 	}
-	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, Handle: l}, nil
+	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, QueueWait: l.QueueWait, Handle: l}, nil
 }
 
 // reload waits until the store's changes are live in the router (the feed
@@ -268,7 +287,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- serve(d.admin, d.adminLn, "admin API") }()
 	go func() { errc <- serve(d.public, d.publicLn, "router") }()
-	d.log.Info("admin API listening", "addr", d.AdminAddr().String(), "docs", "http://"+d.AdminAddr().String()+"/v1/openapi.json")
+	d.log.Info("admin API listening", "addr", d.AdminAddr().String(), "docs", adminScheme(d.cfg)+"://"+d.AdminAddr().String()+"/v1/openapi.json")
 	d.log.Info("router listening", "addr", d.RouterAddr().String(), "example", "curl -H 'Host: <service>."+d.cfg.Domain+"' http://"+d.RouterAddr().String()+"/")
 
 	var runErr error
@@ -364,7 +383,7 @@ func loadOrCreateID(dataDir string) (string, error) {
 }
 
 // loadOrCreateToken reads the admin token kept in dataDir, or generates one,
-// saves it with mode 0600 and announces it on out.
+// saves it with mode 0600 and says on out where it is.
 func loadOrCreateToken(dataDir string, out io.Writer) (string, error) {
 	path := config.TokenPath(dataDir)
 	tok, err := config.ReadToken(dataDir)
@@ -394,7 +413,9 @@ func loadOrCreateToken(dataDir string, out io.Writer) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("save admin token: %w", err)
 	}
-	fmt.Fprintf(out, "wisp: generated an admin token and saved it in %s (mode 0600):\n\n    %s\n\n"+
-		"The wisp CLI on this machine reads it from there; other clients send \"Authorization: Bearer <token>\".\n", path, tok)
+	// Where it is, not the token itself: stdout and stderr of a service end
+	// up in journald and other logs.
+	fmt.Fprintf(out, "wisp: generated an admin token and saved it in %s (mode 0600).\n"+
+		"The wisp CLI on this machine reads it from there; other clients send \"Authorization: Bearer $(cat %s)\".\n", path, path)
 	return tok, nil
 }

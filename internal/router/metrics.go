@@ -86,15 +86,19 @@ func (vm *versionMetrics) observe(status int, start time.Time) {
 	vm.duration.Observe(time.Since(start).Seconds())
 }
 
-// statusWriter records the status a handler wrote.
+// statusWriter records the status a handler wrote, and closes the
+// connection after a response that goes out before the request's body was
+// read to its end.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	body   *limitedBody // nil for a request without a body
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	if w.status == 0 && code >= 200 {
 		w.status = code
+		w.closeIfBodyUnread()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -102,8 +106,18 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.closeIfBodyUnread()
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// closeIfBodyUnread says Connection: close when the body is not read to
+// its end: otherwise the server would read (drain) up to 256 KiB of it
+// before it sends the response, at whatever pace the client sends.
+func (w *statusWriter) closeIfBodyUnread() {
+	if w.body.unread() {
+		w.Header().Set("Connection", "close")
+	}
 }
 
 // Unwrap lets http.ResponseController reach Flush and friends.
@@ -114,6 +128,7 @@ func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		if w.status == 0 {
 			w.status = http.StatusOK
+			w.closeIfBodyUnread()
 		}
 		f.Flush()
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -30,8 +31,12 @@ import (
 // Lease is a request's hold on an instance.
 type Lease struct {
 	Addr string
-	// ColdStart is how long the request waited for an instance; 0 if none.
+	// ColdStart is how long the request waited for an instance to start;
+	// 0 if none.
 	ColdStart time.Duration
+	// QueueWait is how long the request waited for capacity of instances
+	// that were already running (it queued, no start); 0 if none.
+	QueueWait time.Duration
 	// Handle is told how the request ended. An interface rather than three
 	// funcs: the activator's lease satisfies it as is, with no allocation.
 	Handle LeaseHandle
@@ -70,12 +75,15 @@ type Config struct {
 	Transport http.RoundTripper
 	// Registerer receives the router's metrics; nil means none are exported.
 	Registerer prometheus.Registerer
+	// Limits bound what slow clients and upgraded connections may hold.
+	Limits Limits
 }
 
 // Header names.
 const (
 	HeaderVersion   = "Wisp-Version"    // request: pin a version; response: who served it
-	HeaderColdStart = "Wisp-Cold-Start" // response: milliseconds waited for an instance
+	HeaderColdStart = "Wisp-Cold-Start" // response: milliseconds waited for an instance to start
+	HeaderQueueWait = "Wisp-Queue-Wait" // response: milliseconds queued for a running instance's capacity
 )
 
 // Router is an http.Handler.
@@ -124,10 +132,11 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 		// (no Content-Length, or text/event-stream). -1 would also start
 		// a timer goroutine per fixed-length response that flushes its
 		// headers on their own, costing a write and a wake-up.
-		FlushInterval: 0,
-		BufferPool:    bufferPool{},
-		ErrorHandler:  r.proxyError,
-		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		FlushInterval:  0,
+		BufferPool:     bufferPool{},
+		ErrorHandler:   r.proxyError,
+		ModifyResponse: r.modifyResponse,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	return r, nil
 }
@@ -226,6 +235,9 @@ type target struct {
 	version *core.Version
 	policy  core.ScalingPolicy
 	retried bool
+	// handshake, for an upgrade, ends the wait for the instance's 101 at
+	// the version's timeout; the upgraded connection is not bound by it.
+	handshake *time.Timer
 }
 
 func rewrite(pr *httputil.ProxyRequest) {
@@ -254,6 +266,13 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	st := statePool.Get().(*reqState)
 	st.w = statusWriter{ResponseWriter: rw}
 	w := &st.w
+	if hasBody(req) {
+		w.body = newLimitedBody(req.Body, http.NewResponseController(rw), r.cfg.Limits)
+		req.Body = w.body
+		// Whatever answered, an unfinished body is not read any more:
+		// the server would otherwise drain it after the handler.
+		defer w.body.stopReading()
+	}
 	vm := r.unrouted
 	defer func() {
 		status := w.status
@@ -278,21 +297,32 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if m := sr.metrics[v]; m != nil {
 		vm = m
 	}
+	// Before Acquire: a 503 from the activator names the version too.
+	w.Header().Set(HeaderVersion, strconv.Itoa(v.Number))
 	lease, err := r.cfg.Acquire(req.Context(), v, sr.policy)
 	if err != nil {
 		r.fail(w, req, err)
 		return
 	}
-	h := w.Header()
-	h.Set(HeaderVersion, strconv.Itoa(v.Number))
-	if lease.ColdStart > 0 {
-		h.Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
-	}
-	ctx, cancel := context.WithTimeout(req.Context(), v.Timeout.Std())
-	defer cancel()
+	setWaitHeaders(w.Header(), lease)
 	t := &st.t
 	*t = target{addr: lease.Addr, path: path, timeout: v.Timeout.Std(), lease: lease, version: v, policy: sr.policy}
 	defer func() { t.lease.Handle.Release() }()
+	var ctx context.Context
+	if isUpgrade(req.Header) {
+		// The timeout bounds the handshake only (modifyResponse stops
+		// it at the 101); the upgraded connection has its own idle
+		// timeout.
+		c, cancel := context.WithCancelCause(req.Context())
+		defer cancel(nil)
+		t.handshake = time.AfterFunc(v.Timeout.Std(), func() { cancel(context.DeadlineExceeded) })
+		defer t.handshake.Stop()
+		ctx = c
+	} else {
+		c, cancel := context.WithTimeout(req.Context(), v.Timeout.Std())
+		defer cancel()
+		ctx = c
+	}
 	r.proxy.ServeHTTP(w, req.WithContext(context.WithValue(ctx, targetKey{}, t)))
 }
 
@@ -313,11 +343,20 @@ func (r *Router) retry(w http.ResponseWriter, req *http.Request, t *target) bool
 		return true
 	}
 	t.lease, t.addr = lease, lease.Addr
-	if lease.ColdStart > 0 {
-		w.Header().Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
-	}
+	setWaitHeaders(w.Header(), lease)
 	r.proxy.ServeHTTP(w, req)
 	return true
+}
+
+// setWaitHeaders reports what the request waited for: a start, or room at
+// running instances.
+func setWaitHeaders(h http.Header, lease Lease) {
+	if lease.ColdStart > 0 {
+		h.Set(HeaderColdStart, strconv.FormatInt(lease.ColdStart.Milliseconds(), 10))
+	}
+	if lease.QueueWait > 0 {
+		h.Set(HeaderQueueWait, strconv.FormatInt(lease.QueueWait.Milliseconds(), 10))
+	}
 }
 
 // resolve finds the service of a request, the version pinned by its host
@@ -411,6 +450,9 @@ func (r *Router) fail(w http.ResponseWriter, req *http.Request, err error) {
 	switch {
 	case errors.As(err, &re):
 		status = re.status
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 	case errors.Is(err, core.ErrNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, core.ErrUnavailable):
@@ -425,11 +467,56 @@ func (r *Router) fail(w http.ResponseWriter, req *http.Request, err error) {
 	writeError(w, req, status, msg)
 }
 
-// proxyError maps ReverseProxy failures to 502 and 504.
+// modifyResponse hands an upgraded connection its idle timeout in place of
+// the version's request timeout.
+func (r *Router) modifyResponse(res *http.Response) error {
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		return nil
+	}
+	t, _ := res.Request.Context().Value(targetKey{}).(*target)
+	if t == nil || t.handshake == nil {
+		return nil
+	}
+	if !t.handshake.Stop() {
+		return context.DeadlineExceeded // the 101 came after the timeout
+	}
+	if idle := r.cfg.Limits.UpgradeIdleTimeout; idle > 0 {
+		if rwc, ok := res.Body.(io.ReadWriteCloser); ok {
+			host, path := res.Request.Host, res.Request.URL.Path
+			res.Body = newIdleConn(rwc, idle, func() {
+				r.log.Info("closed an idle upgraded connection", "host", host, "path", path, "idle_timeout", idle)
+			})
+		}
+	}
+	return nil
+}
+
+// isUpgrade reports whether a request asks for a protocol upgrade
+// (Connection: upgrade and an Upgrade header), as ReverseProxy tells them.
+func isUpgrade(h http.Header) bool {
+	if h.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// proxyError maps ReverseProxy failures to 408, 502 and 504.
 func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {
 	ctx := req.Context()
+	var body *limitedBody
+	if sw, ok := w.(*statusWriter); ok {
+		body = sw.body
+	}
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(context.Cause(ctx), context.DeadlineExceeded):
 		t, _ := ctx.Value(targetKey{}).(*target)
 		limit := ""
 		if t != nil {
@@ -439,6 +526,12 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 			t.lease.Handle.Suspect("a request timed out after " + t.timeout.String())
 		}
 		writeError(w, req, http.StatusGatewayTimeout, fmt.Sprintf("version %s did not answer within its timeout%s", w.Header().Get(HeaderVersion), limit))
+	case body != nil && body.tooSlow.Load():
+		writeError(w, req, http.StatusRequestTimeout, errBodyTooSlow.Error()+r.limitsText())
+	case body != nil && body.failed.Load():
+		// The client broke off its body (and is gone, most likely): not
+		// the instance's fault.
+		writeError(w, req, http.StatusBadRequest, "reading the request body failed")
 	case errors.Is(err, context.Canceled):
 		// The client went away.
 	case isDialError(err) && r.retry(w, req, ctx.Value(targetKey{}).(*target)):

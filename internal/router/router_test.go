@@ -210,6 +210,50 @@ func TestActivatorErrors(t *testing.T) {
 	if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "failed to start: boom") {
 		t.Fatalf("unavailable: %d %q %v", w.Code, w.Body.String(), w.Header())
 	}
+	if got := w.Header().Get("Wisp-Version"); got != "1" {
+		t.Fatalf("a 503 of version 1 says Wisp-Version %q, want 1", got)
+	}
+	// No traffic yet: 503 with the Retry-After the docs promise.
+	if w := do(r, "empty.localhost", "/"); w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("no traffic yet: %d %v", w.Code, w.Header())
+	}
+}
+
+// TestWaitHeaders: a request that waited for a start says Wisp-Cold-Start,
+// one that only queued for a running instance says Wisp-Queue-Wait.
+func TestWaitHeaders(t *testing.T) {
+	srv := httptest.NewServer(versionHandler(1))
+	defer srv.Close()
+	cases := []struct {
+		name            string
+		lease           router.Lease
+		cold, queueWait string
+	}{
+		{"no wait", router.Lease{}, "", ""},
+		{"cold start", router.Lease{ColdStart: 300 * time.Millisecond}, "300", ""},
+		{"queued", router.Lease{QueueWait: 25 * time.Millisecond}, "", "25"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+				l := tc.lease
+				l.Addr, l.Handle = strings.TrimPrefix(srv.URL, "http://"), failCounter{fail: func() {}}
+				return l, nil
+			}
+			r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Swap(router.NewSnapshot(states(false, core.Weight{Version: 1, Percent: 100})))
+			w := do(r, "hello.localhost", "/")
+			if got := w.Header().Get("Wisp-Cold-Start"); got != tc.cold {
+				t.Errorf("Wisp-Cold-Start %q, want %q", got, tc.cold)
+			}
+			if got := w.Header().Get("Wisp-Queue-Wait"); got != tc.queueWait {
+				t.Errorf("Wisp-Queue-Wait %q, want %q", got, tc.queueWait)
+			}
+		})
+	}
 }
 
 func TestUpstreamFailure(t *testing.T) {

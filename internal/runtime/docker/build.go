@@ -91,6 +91,12 @@ func (d *Builder) Build(ctx context.Context, req runtime.BuildRequest, progress 
 			}
 		}
 		if m.Error != "" {
+			if image, ok := fromStep(tail.lines); ok {
+				return "", core.Invalidf("build", "the build could not get the base image %s: %s\n"+
+					"If this machine cannot reach a registry, build FROM an image that is on it: "+
+					"wisp deploy --base-image IMAGE (and --builder-image IMAGE for the go pack's build stage), "+
+					"or build.base_image and build.builder_image in wisp.yaml (see docker images)", image, strings.TrimSpace(m.Error))
+			}
 			return "", core.Invalidf("build", "the build failed: %s\nits last output:\n%s", strings.TrimSpace(m.Error), strings.Join(tail.lines, "\n"))
 		}
 	}
@@ -108,6 +114,23 @@ func (d *Builder) Build(ctx context.Context, req runtime.BuildRequest, progress 
 		return "", fmt.Errorf("docker: the build reported no image")
 	}
 	return id, nil
+}
+
+// fromRE matches the classic builder's line for a FROM step.
+var fromRE = regexp.MustCompile(`^Step \d+/\d+ : FROM\s+(?:--platform=\S+\s+)?(\S+)`)
+
+// fromStep reports the image of a FROM step when it is the last line of
+// output: an error right after it is the engine failing to get that image
+// (from a registry, when it is not on the machine).
+func fromStep(lines []string) (string, bool) {
+	if len(lines) == 0 {
+		return "", false
+	}
+	m := fromRE.FindStringSubmatch(lines[len(lines)-1])
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }
 
 // FindImage implements runtime.Builder.

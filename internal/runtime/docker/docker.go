@@ -3,8 +3,9 @@
 // negotiated). SDK types never leave this package.
 //
 // Networking: by default every instance joins a user-defined bridge network
-// ("wisp") without published ports and the router dials the container's
-// address directly; the published-port path through docker-proxy halves
+// ("wisp", created with traffic between containers turned off: network.go)
+// without published ports and the router dials the container's address
+// directly; the published-port path through docker-proxy halves
 // throughput and costs a process per container. Where container addresses are
 // not reachable from the host (Docker Desktop) or with Publish, the port is
 // published on 127.0.0.1 with an ephemeral host port. Network "host" runs the
@@ -65,6 +66,10 @@ type Config struct {
 	Owner string
 	// Logger receives the runtime's log lines.
 	Logger *slog.Logger
+	// RouterAddr is the router's bound listen address (host:port). Every
+	// instance gets the router's address as seen from inside its
+	// container in WISP_ROUTER_URL; "" gives none.
+	RouterAddr string
 }
 
 // Docker is the Docker Engine runtime.
@@ -72,6 +77,8 @@ type Docker struct {
 	cfg Config
 	cli *client.Client
 	log *slog.Logger
+	// routerURL is WISP_ROUTER_URL for instances (network.go).
+	routerURL string
 }
 
 // Open connects to the Docker Engine (DOCKER_HOST and friends are honoured),
@@ -103,12 +110,14 @@ func Open(ctx context.Context, cfg Config) (*Docker, error) {
 		d.cfg.Publish = true
 		d.log.Info("Docker Desktop: container addresses are not reachable from the host; publishing ports on 127.0.0.1")
 	}
+	gateway := ""
 	if cfg.Network != HostNetwork {
-		if err := d.ensureNetwork(ctx); err != nil {
+		if gateway, err = d.ensureNetwork(ctx); err != nil {
 			_ = cli.Close()
 			return nil, err
 		}
 	}
+	d.routerURL = d.routerURLFor(gateway, strings.Contains(info.Info.OperatingSystem, "Docker Desktop"))
 	d.log.Info("docker runtime ready", "engine", info.Info.ServerVersion, "api", cli.ClientVersion(),
 		"network", cfg.Network, "publish", d.cfg.Publish)
 	return d, nil
@@ -126,25 +135,6 @@ func (d *Docker) NetworkMode() string {
 		return "publish"
 	}
 	return "bridge"
-}
-
-func (d *Docker) ensureNetwork(ctx context.Context) error {
-	_, err := d.cli.NetworkInspect(ctx, d.cfg.Network, client.NetworkInspectOptions{})
-	if err == nil {
-		return nil
-	}
-	if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("docker: inspect network %s: %w", d.cfg.Network, err)
-	}
-	_, err = d.cli.NetworkCreate(ctx, d.cfg.Network, client.NetworkCreateOptions{
-		Driver: "bridge",
-		Labels: map[string]string{runtime.LabelManaged: "true"},
-	})
-	if err != nil && !cerrdefs.IsConflict(err) { // created meanwhile by another wisp
-		return fmt.Errorf("docker: create network %s: %w", d.cfg.Network, err)
-	}
-	d.log.Info("created network", "name", d.cfg.Network)
-	return nil
 }
 
 // ResolveImage implements runtime.Runtime.
@@ -230,6 +220,9 @@ func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string,
 	env := append([]string(nil), spec.Env...)
 	if !hasEnv(env, "PORT") || d.cfg.Network == HostNetwork {
 		env = append(env, "PORT="+strconv.Itoa(port))
+	}
+	if d.routerURL != "" && !hasEnv(env, EnvRouterURL) {
+		env = append(env, EnvRouterURL+"="+d.routerURL)
 	}
 	cport, err := network.ParsePort(strconv.Itoa(port) + "/tcp")
 	if err != nil {

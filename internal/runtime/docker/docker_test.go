@@ -109,6 +109,16 @@ func TestBuild(t *testing.T) {
 	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "missing.txt") || !strings.Contains(err.Error(), "Step 2/2 : COPY missing.txt") {
 		t.Fatalf("a failing step: %v", err)
 	}
+	// A base image that is not on the machine and cannot be pulled (no
+	// registry here): the message names it and says how to use a local one.
+	_, err = rt.Builder().Build(ctx, runtime.BuildRequest{
+		Context: tarOf(map[string]string{"Dockerfile": "FROM wisp-no-such-base:1 AS build\nRUN true\n"}),
+		Tags:    []string{"wisp-broken:test"},
+	}, nil)
+	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "could not get the base image wisp-no-such-base:1") ||
+		!strings.Contains(err.Error(), "--base-image") || !strings.Contains(err.Error(), "build.base_image") {
+		t.Fatalf("a missing base image: %v", err)
+	}
 	// A Dockerfile that does not parse.
 	_, err = rt.Builder().Build(ctx, runtime.BuildRequest{Context: tarOf(map[string]string{"Dockerfile": "FROMM nothing\n"})}, nil)
 	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "FROMM") {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/wisp-run/wisp/internal/runtime"
@@ -252,4 +253,80 @@ func CleanupService(t testing.TB, prefix string) {
 			}
 		}
 	})
+}
+
+// Network describes a Docker network as the tests of isolation see it.
+type Network struct {
+	Gateway    string            // the bridge's address on the host
+	Options    map[string]string // driver options
+	Labels     map[string]string
+	Containers int // attached containers
+}
+
+// InspectNetwork returns the network called name.
+func InspectNetwork(ctx context.Context, name string) (Network, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return Network{}, err
+	}
+	defer cli.Close()
+	res, err := cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err != nil {
+		return Network{}, err
+	}
+	n := Network{Options: res.Network.Options, Labels: res.Network.Labels, Containers: len(res.Network.Containers)}
+	for _, c := range res.Network.IPAM.Config {
+		if c.Gateway.Is4() {
+			n.Gateway = c.Gateway.String()
+		}
+	}
+	return n, nil
+}
+
+// CreateNetwork creates a bridge network with driver options and labels (to
+// stand for one an older Wisp created).
+func CreateNetwork(ctx context.Context, name string, options, labels map[string]string) error {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	_, err = cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Options: options, Labels: labels})
+	return err
+}
+
+// RemoveNetwork removes a network; one that does not exist is no error.
+func RemoveNetwork(ctx context.Context, name string) error {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if _, err := cli.NetworkRemove(ctx, name, client.NetworkRemoveOptions{}); err != nil && !strings.Contains(err.Error(), "not found") {
+		return err
+	}
+	return nil
+}
+
+// RunOn starts a container of image on network, outside of any Wisp (to
+// stand for a container attached to a network), and returns its ID. The
+// caller removes it with KillContainer.
+func RunOn(ctx context.Context, image, network string) (string, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return "", err
+	}
+	defer cli.Close()
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     &container.Config{Image: image, Labels: map[string]string{"wisp.test-container": "true"}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(network)},
+	})
+	if err != nil {
+		return "", err
+	}
+	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		_, _ = cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+		return "", err
+	}
+	return created.ID, nil
 }
