@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/wisp-run/wisp/internal/core"
 )
@@ -36,6 +37,7 @@ func (a *app) versionCreate() *cobra.Command {
 		memory, timeout   string
 		image             string
 		env, command, arg []string
+		live              livenessFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create SERVICE [IMAGE]",
@@ -76,6 +78,11 @@ none until you move traffic to them with "wisp traffic set".`,
 				}
 				spec.Timeout = d
 			}
+			probe, err := live.probe(cmd)
+			if err != nil {
+				return err
+			}
+			spec.Liveness = probe
 			v, err := a.client().CreateVersion(cmd.Context(), args[0], spec)
 			if err != nil {
 				return err
@@ -106,6 +113,7 @@ none until you move traffic to them with "wisp traffic set".`,
 	f.StringVar(&timeout, "timeout", "", "request timeout, for example 30s (default 60s)")
 	f.StringVar(&spec.ReadinessPath, "readiness-path", "", "HTTP path probed before an instance gets traffic (default: TCP connect)")
 	f.StringVar(&spec.Description, "description", "", "free text shown in listings")
+	live.register(f)
 	return cmd
 }
 
@@ -223,4 +231,55 @@ func (a *app) versionDelete() *cobra.Command {
 			})
 		},
 	}
+}
+
+// livenessFlags are the flags of a version's liveness probe.
+type livenessFlags struct {
+	path            string
+	tcp             bool
+	period, timeout string
+	threshold       int
+}
+
+func (l *livenessFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&l.path, "liveness-path", "", "HTTP path GET every --liveness-period; an instance that fails it --liveness-threshold times in a row is replaced")
+	f.BoolVar(&l.tcp, "liveness-tcp", false, "check liveness with a TCP connect to the port instead of an HTTP path")
+	f.StringVar(&l.period, "liveness-period", "", "how often liveness is checked (default 10s)")
+	f.StringVar(&l.timeout, "liveness-timeout", "", "how long one liveness check may take (default 1s)")
+	f.IntVar(&l.threshold, "liveness-threshold", 0, "failures in a row that replace an instance (default 3)")
+}
+
+// probe returns the probe the flags ask for, or nil when none was given.
+func (l *livenessFlags) probe(cmd *cobra.Command) (*core.Probe, error) {
+	given := false
+	for _, name := range []string{"liveness-path", "liveness-tcp", "liveness-period", "liveness-timeout", "liveness-threshold"} {
+		given = given || cmd.Flags().Changed(name)
+	}
+	if !given {
+		return nil, nil
+	}
+	switch {
+	case l.path != "" && l.tcp:
+		return nil, usagef("give --liveness-path or --liveness-tcp, not both")
+	case l.path == "" && !l.tcp:
+		return nil, usagef("a liveness probe needs --liveness-path PATH or --liveness-tcp")
+	}
+	p := &core.Probe{Path: l.path, FailureThreshold: l.threshold}
+	for _, d := range []struct {
+		flag, value string
+		dst         *core.Duration
+	}{{"--liveness-period", l.period, &p.Period}, {"--liveness-timeout", l.timeout, &p.Timeout}} {
+		if d.value == "" {
+			continue
+		}
+		v, err := core.ParseDuration(d.value)
+		if err != nil {
+			return nil, usagef("%s: %v", d.flag, err)
+		}
+		if v <= 0 {
+			return nil, usagef("%s must be above 0, got %s", d.flag, d.value)
+		}
+		*d.dst = v
+	}
+	return p, nil
 }
