@@ -35,7 +35,6 @@ import (
 	"github.com/wisp-run/wisp/internal/router"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/runtime/docker"
-	"github.com/wisp-run/wisp/internal/store"
 	"github.com/wisp-run/wisp/internal/store/sqlite"
 )
 
@@ -150,7 +149,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		}
 		if d.builds, err = build.NewRunner(ctx, build.RunnerConfig{
 			Builder: b, Store: d.store, Logger: logger, Watchdog: watchdog,
-			MaxContext: cfg.MaxBuildContext, OnChange: d.reload,
+			MaxContext: cfg.MaxBuildContext, Sync: d.sync,
 		}); err != nil {
 			return nil, err
 		}
@@ -171,7 +170,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		hint = "; the token is in " + config.TokenPath(cfg.DataDir)
 	}
 	apiOpts := []api.Option{
-		api.OnChange(d.reload),
+		api.WithSyncer(syncFunc(d.sync)),
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
@@ -209,49 +208,37 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.Scali
 }
 
 // reload rebuilds the routing snapshot from the store and tells the activator
-// what exists now. Reloads are serialised, and each reads the store after the
-// change that caused it, so the last one to finish reflects the latest state.
+// what exists now, logging a failure.
 func (d *Daemon) reload(ctx context.Context) {
+	if err := d.sync(ctx); err != nil {
+		d.log.Error("rebuild routing snapshot", "err", err)
+	}
+}
+
+// sync rebuilds the routing snapshot from the store and tells the activator
+// what exists now. Reloads are serialised, and each reads the store after
+// the change that caused it, so the last one to finish reflects the latest
+// state. It is the API's and the build runner's Syncer for now: a full
+// reload until the daemon follows the store's change feed (issue 9).
+func (d *Daemon) sync(ctx context.Context) error {
 	// The change is committed: finish the rebuild even if the client that
 	// made it has gone away, or routing would lag until the next change.
 	ctx = context.WithoutCancel(ctx)
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	states, err := loadStates(ctx, d.store)
+	states, _, err := d.store.ServiceStates(ctx)
 	if err != nil {
-		d.log.Error("rebuild routing snapshot", "err", err)
-		return
+		return err
 	}
 	d.router.Swap(router.NewSnapshot(states))
 	d.act.Sync(states)
+	return nil
 }
 
-func loadStates(ctx context.Context, st store.Store) ([]core.ServiceState, error) {
-	services, err := st.ListServices(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]core.ServiceState, 0, len(services))
-	for _, sv := range services {
-		versions, err := st.ListVersions(ctx, sv.Name)
-		if errors.Is(err, core.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		s := core.ServiceState{Service: sv, Versions: versions}
-		t, err := st.GetTraffic(ctx, sv.Name)
-		switch {
-		case err == nil:
-			s.Traffic = &t
-		case !errors.Is(err, core.ErrNotFound):
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
+// syncFunc is an api.Syncer made of a function.
+type syncFunc func(ctx context.Context) error
+
+func (f syncFunc) Sync(ctx context.Context) error { return f(ctx) }
 
 // AdminAddr is the bound address of the admin API.
 func (d *Daemon) AdminAddr() net.Addr { return d.adminLn.Addr() }
