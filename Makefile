@@ -38,6 +38,8 @@ test: ## Run the whole test suite with -race, then each fuzz target briefly
 fuzz: ## Run each fuzz target on FUZZTIME inputs (default 20000x)
 	$(GO) test -run='^$$' -fuzz='^FuzzTrafficValidate$$' -fuzztime=$(FUZZTIME) ./internal/core
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestDecoding$$' -fuzztime=$(FUZZTIME) ./internal/api
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeList$$' -fuzztime=$(FUZZTIME) ./internal/store/sqlite
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeWeights$$' -fuzztime=$(FUZZTIME) ./internal/store/sqlite
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run go vet and golangci-lint

@@ -62,6 +62,8 @@ func statusOf(err error) (status int, d errorDetail) {
 			return http.StatusServiceUnavailable, withCode(d, "unavailable")
 		case errors.Is(err, core.ErrTooLarge):
 			return http.StatusRequestEntityTooLarge, withCode(d, "too_large")
+		case errors.Is(err, core.ErrPreconditionFailed):
+			return http.StatusPreconditionFailed, withCode(d, "precondition_failed")
 		}
 	}
 	return http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error; the server log has the details"}

@@ -90,7 +90,6 @@ func (s *Server) seedCreateService(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.onChange(r.Context())
 	return writeJSON(w, http.StatusCreated, s.toSeedService(sv))
 }
 
@@ -149,7 +148,6 @@ func (s *Server) seedCreateVersion(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.onChange(r.Context())
 	return writeJSON(w, http.StatusCreated, toSeedVersion(sv.ID, v))
 }
 
@@ -183,17 +181,45 @@ func (s *Server) seedSetTraffic(w http.ResponseWriter, r *http.Request) error {
 		}
 		t.Weights = append(t.Weights, core.Weight{Version: v.Number, Percent: sw.Weight})
 	}
-	// Tags and stickiness are not part of the seed API; keep the current ones
-	// so a script cannot silently drop them.
-	if cur, err := s.store.GetTraffic(r.Context(), name); err == nil {
-		t.Tags, t.Sticky = cur.Tags, cur.Sticky
-	}
-	e, err := s.store.SetTraffic(r.Context(), name, t, 0)
+	e, err := s.setKeepingTags(r.Context(), name, t)
 	if err != nil {
 		return err
 	}
-	s.onChange(r.Context())
-	return writeJSON(w, http.StatusCreated, s.toSeedTraffic(r.Context(), e))
+	out, err := s.toSeedTraffic(r.Context(), e)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, out)
+}
+
+// seedAttempts bounds how often a seed traffic write re-reads the tags it
+// keeps when another change slipped in between.
+const seedAttempts = 5
+
+// setKeepingTags sets t's weights with the current tags and stickiness: they
+// are not part of the seed API, and a script must not silently drop them.
+// The write is conditional on the entry the tags were read from, so a
+// concurrent change of the tags is not lost either; on a conflict it reads
+// again.
+func (s *Server) setKeepingTags(ctx context.Context, name string, t core.Traffic) (core.TrafficEntry, error) {
+	for attempt := 1; ; attempt++ {
+		cur, err := s.store.GetTraffic(ctx, name)
+		var cond int64
+		switch {
+		case err == nil:
+			t.Tags, t.Sticky, cond = cur.Tags, cur.Sticky, cur.ID
+		case errors.Is(err, core.ErrNotFound):
+			// No traffic yet (or no service: SetTraffic says which).
+			t.Tags, t.Sticky = nil, false
+		default:
+			return core.TrafficEntry{}, err
+		}
+		e, err := s.store.SetTraffic(ctx, name, t, cond)
+		if errors.Is(err, core.ErrPreconditionFailed) && attempt < seedAttempts {
+			continue
+		}
+		return e, err
+	}
 }
 
 // versionByID resolves a global version ID of the seed API to a version of
@@ -216,15 +242,22 @@ func (s *Server) versionByID(ctx context.Context, service string, id int64, i in
 	return v, nil
 }
 
-func (s *Server) toSeedTraffic(ctx context.Context, e core.TrafficEntry) seedTraffic {
-	out := seedTraffic{Weights: make([]seedWeight, 0, len(e.Weights))}
-	ids := map[int]int64{}
-	if list, err := s.store.ListVersions(ctx, e.Service); err == nil {
-		for _, v := range list {
-			ids[v.Number] = v.ID
-		}
+func (s *Server) toSeedTraffic(ctx context.Context, e core.TrafficEntry) (seedTraffic, error) {
+	list, err := s.store.ListVersions(ctx, e.Service)
+	if err != nil {
+		return seedTraffic{}, err
 	}
-	for _, w := range e.Weights {
+	return seedWeights(list, e.Traffic), nil
+}
+
+// seedWeights names t's versions by their global IDs.
+func seedWeights(versions []core.Version, t core.Traffic) seedTraffic {
+	out := seedTraffic{Weights: make([]seedWeight, 0, len(t.Weights))}
+	ids := make(map[int]int64, len(versions))
+	for _, v := range versions {
+		ids[v.Number] = v.ID
+	}
+	for _, w := range t.Weights {
 		if id, ok := ids[w.Version]; ok {
 			out.Weights = append(out.Weights, seedWeight{ServiceVersionID: id, Weight: w.Percent})
 		}
@@ -233,18 +266,15 @@ func (s *Server) toSeedTraffic(ctx context.Context, e core.TrafficEntry) seedTra
 }
 
 func (s *Server) seedGetTraffic(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("name")
-	e, err := s.store.GetTraffic(r.Context(), name)
-	if errors.Is(err, core.ErrNotFound) {
-		// A service without versions has no split yet: answer an empty one,
-		// as the walkthrough's scripts expect a list they can read.
-		if _, serr := s.store.GetService(r.Context(), name); serr != nil {
-			return serr
-		}
-		return writeJSON(w, http.StatusOK, seedTraffic{Weights: []seedWeight{}})
-	}
+	// One read: the versions and the split agree.
+	st, err := s.store.ServiceState(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.toSeedTraffic(r.Context(), e))
+	if st.Traffic == nil {
+		// A service without versions has no split yet: answer an empty one,
+		// as the walkthrough's scripts expect a list they can read.
+		return writeJSON(w, http.StatusOK, seedTraffic{Weights: []seedWeight{}})
+	}
+	return writeJSON(w, http.StatusOK, seedWeights(st.Versions, st.Traffic.Traffic))
 }

@@ -35,10 +35,19 @@ type Config struct {
 	MaxBodyBytes int64
 	// TokenHint tells a user without a token where to find it.
 	TokenHint string
+	// SyncTimeout bounds how long a response to a change waits for the
+	// change to be live (see Syncer); default DefaultSyncTimeout.
+	SyncTimeout time.Duration
 }
 
-// DefaultMaxBodyBytes is the default request body limit (1 MiB).
-const DefaultMaxBodyBytes = 1 << 20
+// Defaults of Config.
+const (
+	// DefaultMaxBodyBytes is the default request body limit (1 MiB).
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultSyncTimeout is how long a change's response waits for the
+	// change to be live at most.
+	DefaultSyncTimeout = 5 * time.Second
+)
 
 // Validate checks the configuration and fills defaults.
 func (c *Config) Validate() error {
@@ -57,6 +66,12 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.SyncTimeout < 0 {
+		return fmt.Errorf("api: sync timeout %s is negative", c.SyncTimeout)
+	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = DefaultSyncTimeout
+	}
 	return nil
 }
 
@@ -68,7 +83,7 @@ type Server struct {
 	mux       *http.ServeMux
 	routes    []string
 	tokenHash [sha256.Size]byte
-	onChange  func(context.Context)
+	syncer    Syncer
 	images    ImageResolver
 	instances InstanceLister
 	metrics   http.Handler
@@ -92,10 +107,21 @@ type InstanceLister interface {
 // Option configures optional parts of a Server.
 type Option func(*Server)
 
-// OnChange registers fn to be called after every successful change of
-// services, versions or traffic, before the response is sent (the router
-// rebuilds its snapshot on it, so the next request sees the change).
-func OnChange(fn func(context.Context)) Option { return func(s *Server) { s.onChange = fn } }
+// Syncer waits until what the store has committed is live in the router.
+type Syncer interface {
+	// Sync returns once every change committed before the call has been
+	// applied to the router and the activator, or with ctx's error.
+	Sync(ctx context.Context) error
+}
+
+// WithSyncer makes every request that may change something (any method but
+// GET and HEAD) wait, before its success status is written, until what the
+// store has committed is live in the router (bounded by
+// Config.SyncTimeout): a client that sees the answer to its change sees the
+// change in the router too. When Sync fails, the change (committed) still
+// answers its 2xx, with a Warning header that says so. Without a Syncer
+// nothing waits.
+func WithSyncer(sy Syncer) Option { return func(s *Server) { s.syncer = sy } }
 
 // WithImageResolver pins each new version's image to its ID, refusing
 // versions whose image is missing.
@@ -121,7 +147,6 @@ func New(cfg Config, st store.Store, logger *slog.Logger, opts ...Option) (*Serv
 		log:       logger.With("component", "api"),
 		mux:       http.NewServeMux(),
 		tokenHash: sha256.Sum256([]byte(cfg.Token)),
-		onChange:  func(context.Context) {},
 	}
 	for _, o := range opts {
 		o(s)
@@ -222,6 +247,10 @@ func (s *Server) authenticated(h handlerFunc) handlerFunc {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	var out http.ResponseWriter = rec
+	if s.syncer != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		out = &syncWriter{ResponseWriter: rec, barrier: func() { s.barrier(r, rec.Header()) }}
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		// Ask the mux what it would have answered (404, 405 or a redirect),
@@ -230,18 +259,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(probe, r)
 		switch probe.status {
 		case http.StatusMethodNotAllowed:
-			rec.Header().Set("Allow", probe.header.Get("Allow"))
-			s.writeError(rec, r, &requestError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+			out.Header().Set("Allow", probe.header.Get("Allow"))
+			s.writeError(out, r, &requestError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
 				msg: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow"))})
 		case http.StatusNotFound:
-			s.writeError(rec, r, &requestError{status: http.StatusNotFound, code: "not_found",
+			s.writeError(out, r, &requestError{status: http.StatusNotFound, code: "not_found",
 				msg: fmt.Sprintf("no route %s %s; see GET /v1/openapi.json for the API", r.Method, r.URL.Path)})
 		default:
-			h.ServeHTTP(rec, r)
+			h.ServeHTTP(out, r)
 		}
 	} else {
 		// ServeHTTP, not h: only the mux sets the request's path values.
-		s.mux.ServeHTTP(rec, r)
+		s.mux.ServeHTTP(out, r)
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
@@ -261,6 +290,78 @@ func (r *statusRecorder) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach the connection's Flush, which
 // streamed build logs need.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// syncWriter runs barrier once, before the first status below 400 is
+// written: the read-your-writes barrier of WithSyncer, applied to every
+// response alike rather than by each handler.
+type syncWriter struct {
+	http.ResponseWriter
+	barrier func()
+	written bool
+}
+
+func (w *syncWriter) WriteHeader(code int) {
+	if !w.written && code >= 200 { // 1xx are not the answer
+		w.written = true
+		if code < 400 {
+			w.barrier()
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *syncWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends the status first, so a flushed response waits like any.
+func (w *syncWriter) Flush() {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *syncWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// barrier waits until the store's committed changes are live, or adds a
+// Warning (RFC 9111, section 5.5; code 199, "miscellaneous warning") to
+// header when they are not in time.
+func (s *Server) barrier(r *http.Request, header http.Header) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SyncTimeout)
+	defer cancel()
+	err := s.syncer.Sync(ctx)
+	if err == nil {
+		return
+	}
+	header.Add("Warning", `199 wisp "`+quotedText("the change is committed but not live in the router yet: "+err.Error())+`"`)
+	if r.Context().Err() == nil { // a client that left needs no warning
+		s.log.WarnContext(r.Context(), "change not live in the router before the answer", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+}
+
+// quotedText makes s fit in an HTTP quoted-string: no control characters,
+// quotes and backslashes escaped.
+func quotedText(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(c)
+		case c < ' ' || c == 0x7f:
+			b.WriteByte(' ')
+		case c > 0x7e:
+			b.WriteByte('?') // header values are ASCII in practice
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
 
 // headerProbe records what a handler would answer, and discards the body.
 type headerProbe struct {

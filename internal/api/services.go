@@ -28,7 +28,6 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.onChange(r.Context())
 	w.Header().Set("Location", "/v1/services/"+sv.Name)
 	return writeJSON(w, http.StatusCreated, s.decorate(sv))
 }
@@ -64,7 +63,6 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.onChange(r.Context())
 	return writeJSON(w, http.StatusOK, s.decorate(sv))
 }
 
@@ -72,7 +70,6 @@ func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.DeleteService(r.Context(), r.PathValue("name")); err != nil {
 		return err
 	}
-	s.onChange(r.Context())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -48,7 +48,6 @@ func (s *Server) createVersion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.onChange(r.Context())
 	w.Header().Set("Location", "/v1/services/"+v.Service+"/versions/"+strconv.Itoa(v.Number))
 	return writeJSON(w, http.StatusCreated, v)
 }
@@ -81,7 +80,6 @@ func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.DeleteVersion(r.Context(), r.PathValue("name"), n); err != nil {
 		return err
 	}
-	s.onChange(r.Context())
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

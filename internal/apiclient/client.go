@@ -83,12 +83,19 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "unavailable"
 	case core.ErrTooLarge:
 		return e.Code == "too_large"
+	case core.ErrPreconditionFailed:
+		return e.Code == "precondition_failed"
 	}
 	return false
 }
 
 // Raw sends a request and returns the response body of a 2xx answer as is.
 func (c *Client) Raw(ctx context.Context, method, path string, body any) ([]byte, error) {
+	return c.raw(ctx, method, path, body, nil)
+}
+
+// raw is Raw with extra request headers.
+func (c *Client) raw(ctx context.Context, method, path string, body any, header http.Header) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -101,7 +108,7 @@ func (c *Client) Raw(ctx context.Context, method, path string, body any) ([]byte
 	if body != nil {
 		ctype = "application/json"
 	}
-	resp, err := c.send(ctx, c.http, method, path, ctype, rd)
+	resp, err := c.sendHeader(ctx, c.http, method, path, ctype, rd, header)
 	if err != nil {
 		return nil, err
 	}
@@ -116,9 +123,17 @@ func (c *Client) Raw(ctx context.Context, method, path string, body any) ([]byte
 // send sends a request with the token and returns a 2xx response; any other
 // answer becomes an *Error with the server's message.
 func (c *Client) send(ctx context.Context, hc *http.Client, method, path, ctype string, body io.Reader) (*http.Response, error) {
+	return c.sendHeader(ctx, hc, method, path, ctype, body, nil)
+}
+
+// sendHeader is send with extra request headers.
+func (c *Client) sendHeader(ctx context.Context, hc *http.Client, method, path, ctype string, body io.Reader, header http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -169,7 +184,11 @@ func unwrapURLError(err error) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	b, err := c.Raw(ctx, method, path, body)
+	return c.doHeader(ctx, method, path, body, out, nil)
+}
+
+func (c *Client) doHeader(ctx context.Context, method, path string, body, out any, header http.Header) error {
+	b, err := c.raw(ctx, method, path, body, header)
 	if err != nil {
 		return err
 	}
@@ -254,14 +273,38 @@ func (c *Client) DeleteVersion(ctx context.Context, service string, number int) 
 	return c.do(ctx, "DELETE", svcPath(service)+"/versions/"+strconv.Itoa(number), nil, nil)
 }
 
-// SetTraffic sets a new split.
+// SetTraffic sets a new split, whatever the current one is.
 func (c *Client) SetTraffic(ctx context.Context, service string, t core.Traffic) (core.TrafficEntry, error) {
+	return c.SetTrafficIf(ctx, service, t, 0)
+}
+
+// SetTrafficIf sets a new split only while entry ifEntry is the current one
+// (If-Match): a client that read the split with GetTraffic, changed it and
+// writes it back passes the ID it read, so that it never overwrites a change
+// it has not seen. core.AnyEntry only requires a current entry; 0 sends no
+// condition. When the split has changed, the error is an *Error for which
+// errors.Is(err, core.ErrPreconditionFailed) holds, and nothing changed.
+func (c *Client) SetTrafficIf(ctx context.Context, service string, t core.Traffic, ifEntry int64) (core.TrafficEntry, error) {
 	var out core.TrafficEntry
-	err := c.do(ctx, "PUT", svcPath(service)+"/traffic", t, &out)
+	err := c.doHeader(ctx, "PUT", svcPath(service)+"/traffic", t, &out, ifMatch(ifEntry))
 	return out, err
 }
 
-// GetTraffic returns the current split.
+// ifMatch is the If-Match header for a condition on the current traffic
+// entry: its ETag is its ID, quoted.
+func ifMatch(ifEntry int64) http.Header {
+	switch {
+	case ifEntry == core.AnyEntry:
+		return http.Header{"If-Match": {"*"}}
+	case ifEntry > 0:
+		return http.Header{"If-Match": {`"` + strconv.FormatInt(ifEntry, 10) + `"`}}
+	}
+	return nil
+}
+
+// GetTraffic returns the current split. Its ID is the entry's ETag: pass
+// it to SetTrafficIf or RollbackTrafficIf to write only while it is still
+// the current entry.
 func (c *Client) GetTraffic(ctx context.Context, service string) (core.TrafficEntry, error) {
 	var out core.TrafficEntry
 	err := c.do(ctx, "GET", svcPath(service)+"/traffic", nil, &out)
@@ -280,12 +323,18 @@ func (c *Client) TrafficHistory(ctx context.Context, service string) ([]core.Tra
 // RollbackTraffic re-applies entry toEntry, or with 0 the one before the
 // current one, as a new entry.
 func (c *Client) RollbackTraffic(ctx context.Context, service string, toEntry int64) (core.TrafficEntry, error) {
+	return c.RollbackTrafficIf(ctx, service, toEntry, 0)
+}
+
+// RollbackTrafficIf is RollbackTraffic only while entry ifEntry is the
+// current one, as for SetTrafficIf.
+func (c *Client) RollbackTrafficIf(ctx context.Context, service string, toEntry, ifEntry int64) (core.TrafficEntry, error) {
 	var out core.TrafficEntry
 	var body any
 	if toEntry != 0 {
 		body = map[string]int64{"to_entry": toEntry}
 	}
-	err := c.do(ctx, "POST", svcPath(service)+"/traffic/rollback", body, &out)
+	err := c.doHeader(ctx, "POST", svcPath(service)+"/traffic/rollback", body, &out, ifMatch(ifEntry))
 	return out, err
 }
 

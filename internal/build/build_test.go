@@ -188,6 +188,17 @@ func names(t *testing.T, c *build.Context) []string {
 	return out
 }
 
+// mustPack packs dir, failing the test when that fails: two failed packs
+// must not pass a comparison of their digests.
+func mustPack(t *testing.T, dir string, opts build.ContextOptions) *build.Context {
+	t.Helper()
+	c, err := build.Pack(dir, opts)
+	if err != nil {
+		t.Fatalf("Pack(%s): %v", dir, err)
+	}
+	return c
+}
+
 func TestPack(t *testing.T) {
 	dir := tree(t, map[string]string{
 		"main.go":              "package main",
@@ -212,21 +223,23 @@ func TestPack(t *testing.T) {
 		t.Fatalf("context files (-want +got):\n%s", diff)
 	}
 	// The digest is a function of the source alone.
-	again, _ := build.Pack(dir, build.ContextOptions{Extra: map[string][]byte{"Dockerfile": []byte("FROM other")}})
+	again := mustPack(t, dir, build.ContextOptions{Extra: map[string][]byte{"Dockerfile": []byte("FROM other")}})
 	if again.Digest != c.Digest {
 		t.Fatalf("digest changed with the generated Dockerfile: %s vs %s", c.Digest, again.Digest)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main // changed"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	changed, _ := build.Pack(dir, build.ContextOptions{})
+	changed := mustPack(t, dir, build.ContextOptions{})
 	if changed.Digest == c.Digest {
 		t.Fatal("digest did not change with the source")
 	}
 	// An ignored file changing does not change the digest.
-	before, _ := build.Pack(dir, build.ContextOptions{})
-	_ = os.WriteFile(filepath.Join(dir, "logs/today.log"), []byte("more"), 0o644)
-	after, _ := build.Pack(dir, build.ContextOptions{})
+	before := mustPack(t, dir, build.ContextOptions{})
+	if err := os.WriteFile(filepath.Join(dir, "logs/today.log"), []byte("more"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := mustPack(t, dir, build.ContextOptions{})
 	if before.Digest != after.Digest {
 		t.Fatal("an ignored file changed the digest")
 	}

@@ -42,9 +42,13 @@ type RunnerConfig struct {
 	Parallel int
 	// TempDir holds uploaded contexts while they build ("" = the system's).
 	TempDir string
-	// OnChange is called after a build deploys a version, so the router
-	// sees it.
-	OnChange func(context.Context)
+	// Sync, when set, is called after a build deploys its version and
+	// before the build is marked succeeded: it returns once what the store
+	// committed is live in the router (or with an error, which the build's
+	// output reports; the version exists all the same).
+	Sync func(ctx context.Context) error
+	// SyncTimeout bounds Sync (default 5s).
+	SyncTimeout time.Duration
 }
 
 // maxLogBytes bounds the output a build keeps (the tail).
@@ -79,8 +83,8 @@ func NewRunner(ctx context.Context, cfg RunnerConfig) (*Runner, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 1
 	}
-	if cfg.OnChange == nil {
-		cfg.OnChange = func(context.Context) {}
+	if cfg.SyncTimeout <= 0 {
+		cfg.SyncTimeout = 5 * time.Second
 	}
 	n, err := cfg.Store.FailUnfinishedBuilds(ctx, "the daemon stopped during the build; deploy again")
 	if err != nil {
@@ -280,8 +284,16 @@ func (r *Runner) deploy(ctx context.Context, b *core.Build, req core.BuildReques
 		return err
 	}
 	b.Version = v.Number
-	r.cfg.OnChange(ctx)
 	log.printf("wisp: created version v%d of %s", v.Number, req.Service)
+	if r.cfg.Sync != nil {
+		sctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
+		err := r.cfg.Sync(sctx)
+		cancel()
+		if err != nil {
+			log.printf("wisp: v%d is not live in the router yet: %v", v.Number, err)
+			r.log.Warn("a built version is not live in the router yet", "build", b.ID, "service", req.Service, "version", v.Number, "err", err)
+		}
+	}
 	switch {
 	case v.Number == 1 || percent == 100:
 		log.printf("wisp: v%d gets all traffic", v.Number)

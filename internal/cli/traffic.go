@@ -65,6 +65,10 @@ func parseTags(flags []string) (map[string]int, error) {
 	return tags, nil
 }
 
+// trafficAttempts bounds how often a command that reads the split, changes
+// it and writes it back starts over when the split changed in between.
+const trafficAttempts = 5
+
 func (a *app) trafficSet() *cobra.Command {
 	var (
 		tags           []string
@@ -76,7 +80,11 @@ func (a *app) trafficSet() *cobra.Command {
 		Short: "Set a new traffic split (percents sum to 100)",
 		Long: `Set a new traffic split. Percents are whole numbers that sum to 100; a lone
 VERSION gives it 100%. Tags and stickiness are kept from the current split
-unless you give --tag, --no-tags or --sticky.`,
+unless you give --tag, --no-tags or --sticky.
+
+The new split is written only if the current one is still the one this
+command read (If-Match), so a change someone else made meanwhile is never
+lost: the command reads the split again and retries, a few times.`,
 		Example: `  wisp traffic set hello 1=90 2=10 --tag canary=2
   wisp traffic set hello 2
   wisp traffic set hello 1=50 2=50 --sticky -m "A/B test"`,
@@ -86,32 +94,49 @@ unless you give --tag, --no-tags or --sticky.`,
 			if err != nil {
 				return err
 			}
-			t := core.Traffic{Weights: weights, Message: message, Sticky: sticky}
-			c := a.client()
-			cur, err := c.GetTraffic(cmd.Context(), args[0])
-			if err != nil && !errors.Is(err, core.ErrNotFound) {
-				return err
-			}
+			var given map[string]int
 			switch {
 			case noTags && len(tags) > 0:
 				return usagef("give --tag or --no-tags, not both")
 			case noTags:
-				t.Tags = map[string]int{}
+				given = map[string]int{}
 			case len(tags) > 0:
-				if t.Tags, err = parseTags(tags); err != nil {
+				if given, err = parseTags(tags); err != nil {
 					return err
 				}
-			default:
-				t.Tags = cur.Tags
 			}
-			if !cmd.Flags().Changed("sticky") {
-				t.Sticky = cur.Sticky
+			service, c := args[0], a.client()
+			for attempt := 1; ; attempt++ {
+				cur, err := c.GetTraffic(cmd.Context(), service)
+				var cond int64
+				switch {
+				case err == nil:
+					cond = cur.ID
+				case errors.Is(err, core.ErrNotFound):
+					// No split yet (or no service: the write says which).
+				default:
+					return err
+				}
+				t := core.Traffic{Weights: weights, Message: message, Sticky: sticky, Tags: given}
+				if given == nil {
+					t.Tags = cur.Tags
+				}
+				if !cmd.Flags().Changed("sticky") {
+					t.Sticky = cur.Sticky
+				}
+				e, err := c.SetTrafficIf(cmd.Context(), service, t, cond)
+				if errors.Is(err, core.ErrPreconditionFailed) {
+					if attempt < trafficAttempts {
+						continue
+					}
+					return fmt.Errorf("the traffic of %s kept changing while this command ran (%d attempts), so nothing was set; "+
+						"see wisp traffic history %s, then run the command again", service, trafficAttempts, service)
+				}
+				if err != nil {
+					return err
+				}
+				return a.printEntry(e)
 			}
-			e, err := c.SetTraffic(cmd.Context(), args[0], t)
-			if err != nil {
-				return err
-			}
-			return a.printEntry(e)
 		},
 	}
 	f := cmd.Flags()

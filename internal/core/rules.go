@@ -31,8 +31,8 @@ func NoTraffic(service string) error {
 	return NotFoundf("service %q has no traffic yet; create a version and it gets 100%%", service)
 }
 
-// AnyEntry, given as the ifEntry of a conditional traffic write, only
-// requires that the service has a current traffic entry (If-Match: *).
+// AnyEntry is the ifEntry of a conditional traffic write that only requires
+// that the service has a current traffic entry (If-Match: *).
 const AnyEntry int64 = -1
 
 // CheckNewService checks a service about to be created: its name and its

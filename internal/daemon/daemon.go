@@ -169,7 +169,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		}
 		if d.builds, err = build.NewRunner(ctx, build.RunnerConfig{
 			Builder: b, Store: d.store, Logger: logger, Watchdog: watchdog,
-			MaxContext: cfg.MaxBuildContext, OnChange: d.reload,
+			MaxContext: cfg.MaxBuildContext, Sync: d.feed.Sync,
 		}); err != nil {
 			return nil, err
 		}
@@ -180,7 +180,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		hint = "; the token is in " + config.TokenPath(cfg.DataDir)
 	}
 	apiOpts := []api.Option{
-		api.OnChange(d.reload),
+		api.WithSyncer(d.feed),
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
@@ -223,14 +223,6 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.Scali
 		return router.Lease{}, err
 	}
 	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, QueueWait: l.QueueWait, Handle: l}, nil
-}
-
-// reload waits until the store's changes are live in the router (the feed
-// applies them); the API and the build runner call it before they answer.
-func (d *Daemon) reload(ctx context.Context) {
-	if err := d.feed.Sync(ctx); err != nil {
-		d.log.Warn("a change is not live in the router yet", "err", err)
-	}
 }
 
 // activatorFeed and routerFeed adapt the activator and the router to the

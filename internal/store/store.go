@@ -20,8 +20,8 @@ type Change struct {
 	Service  string // the service that changed (it may no longer exist)
 }
 
-// ErrCompacted: the changes after the given revision were pruned; the caller
-// must resync with ServiceStates.
+// ErrCompacted means the changes after the given revision were pruned; the
+// caller must resync with ServiceStates.
 var ErrCompacted = errors.New("store: changes compacted; resync")
 
 // Store keeps services, versions and traffic history durably.

@@ -145,10 +145,10 @@ func (s *Store) ServiceState(ctx context.Context, name string) (core.ServiceStat
 
 // ServiceStates implements store.Store: four queries in one read
 // transaction, whatever the number of services — the revision, every
-// service, every version, and the newest traffic entry of each service
-// (the traffic_by_service index finds each service's MAX(id)). Rows are
-// matched to services by ID rather than joined: at 10,000 services the
-// joins cost more than the maps.
+// service, every version, and the current traffic entry of each service
+// (services.traffic_id, so the history's length does not matter). Versions
+// and entries are matched to services by ID rather than joined: at 10,000
+// services the joins cost more than the maps.
 func (s *Store) ServiceStates(ctx context.Context) ([]core.ServiceState, int64, error) {
 	var (
 		out []core.ServiceState
@@ -218,8 +218,7 @@ func byNumber(a, b core.Version) int { return a.Number - b.Number }
 // entry.
 func currentTrafficOfAll(ctx context.Context, tx *sql.Tx, states []core.ServiceState, index map[int64]int) error {
 	rows, err := tx.QueryContext(ctx, `SELECT t.service_id, t.id, t.weights, t.tags, t.sticky, t.message, t.created_at
-		FROM (SELECT service_id, max(id) AS id FROM traffic GROUP BY service_id) cur
-		JOIN traffic t ON t.id = cur.id`)
+		FROM services s JOIN traffic t ON t.id = s.traffic_id`)
 	if err != nil {
 		return fmt.Errorf("read current traffic: %w", err)
 	}

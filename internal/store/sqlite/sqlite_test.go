@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -51,5 +52,63 @@ func TestReopen(t *testing.T) {
 	}
 	if _, err := s.GetTraffic(t.Context(), "hello"); err != nil {
 		t.Fatalf("traffic after reopen: %v", err)
+	}
+}
+
+// TestMigrationFillsCurrentTraffic: a database from before migration 0005
+// (services without traffic_id) gets each service's newest entry as its
+// current one.
+func TestMigrationFillsCurrentTraffic(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"hello", "empty"} {
+		if _, err := s.CreateService(ctx, core.Service{Name: name, Policy: core.DefaultPolicy()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, img := range []string{"hello:1", "hello:2"} {
+		if _, err := s.CreateVersion(ctx, core.Version{Service: "hello", VersionSpec: core.VersionSpec{Image: img}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := s.SetTraffic(ctx, "hello", core.Traffic{Weights: []core.Weight{{Version: 2, Percent: 100}}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before 0005.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`ALTER TABLE services DROP COLUMN traffic_id`, `DELETE FROM schema_migrations WHERE version = 5`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	cur, err := s.GetTraffic(ctx, "hello")
+	if err != nil || cur.ID != want.ID {
+		t.Fatalf("current entry after the migration: %+v, %v; want entry %d", cur, err, want.ID)
+	}
+	states, _, err := s.ServiceStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != 2 || states[0].Traffic != nil || states[1].Traffic == nil || states[1].Traffic.ID != want.ID {
+		t.Fatalf("states after the migration: %+v", states)
 	}
 }

@@ -13,6 +13,9 @@ import (
 
 const trafficCols = `id, weights, tags, sticky, message, created_at`
 
+// The newest entry of a service is its current split; services.traffic_id
+// names it (migration 0005), set by appendTraffic in the same transaction.
+
 func scanTraffic(r scanner, service string) (core.TrafficEntry, error) {
 	return newTrafficRow(nil).scan(r, service)
 }
@@ -68,9 +71,10 @@ func trafficEntry(ctx context.Context, q queryer, service, query string, args ..
 	return &e, nil
 }
 
-// currentTraffic returns the service's newest entry, nil when it has none.
+// currentTraffic returns the service's current (newest) entry, nil when it
+// has none.
 func currentTraffic(ctx context.Context, q queryer, serviceID int64, service string) (*core.TrafficEntry, error) {
-	return trafficEntry(ctx, q, service, `SELECT `+trafficCols+` FROM traffic WHERE service_id = ? ORDER BY id DESC LIMIT 1`, serviceID)
+	return trafficEntry(ctx, q, service, `SELECT `+trafficCols+` FROM traffic WHERE id = (SELECT traffic_id FROM services WHERE id = ?)`, serviceID)
 }
 
 // appendTraffic stores t, which a core rule has checked, as the service's
@@ -92,6 +96,9 @@ func appendTraffic(ctx context.Context, tx *sql.Tx, serviceID int64, service str
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
+		return core.TrafficEntry{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE services SET traffic_id = ? WHERE id = ?`, id, serviceID); err != nil {
 		return core.TrafficEntry{}, err
 	}
 	return core.TrafficEntry{ID: id, Service: service, Traffic: t, CreatedAt: now}, nil
