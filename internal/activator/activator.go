@@ -240,6 +240,9 @@ type instance struct {
 	cancel   context.CancelFunc
 	onDemand bool
 	adopted  bool // found running at a re-list: it was started by an earlier run
+	// ahead: a spare, created ahead of need and never started; it is not
+	// listed as an instance, even while it is removed.
+	ahead bool
 	// unhealthy: suspect, and a health probe has failed since.
 	unhealthy bool
 	// wakeAfterPause: a request wants it while it is being paused.
@@ -326,7 +329,7 @@ func (a *Activator) add(vs *versionState, id string, s State, why string) *insta
 	if !entryStates[s] {
 		panic(fmt.Sprintf("activator: instance %s cannot enter in state %s", id, s)) // a bug in this package
 	}
-	in := &instance{id: id, vs: vs, state: s, why: why}
+	in := &instance{id: id, vs: vs, state: s, why: why, ahead: s == Creating || s == Spare}
 	in.lastRequest.Store(a.now().UnixNano())
 	if s == Paused || s == Spare {
 		in.settled = a.now()

@@ -79,7 +79,7 @@ func (c loadCollector) Collect(ch chan<- prometheus.Metric) {
 		states := map[State]int{}
 		for _, in := range vs.instances {
 			inflight += in.inflight.Load()
-			if in.state.visible() {
+			if in.state.visible() && !in.ahead {
 				states[in.state]++
 			}
 		}

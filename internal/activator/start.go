@@ -46,6 +46,7 @@ func (a *Activator) startNow(vs *versionState) {
 	fromSpare := in != nil
 	if fromSpare {
 		a.move(in, Starting, "")
+		in.ahead = false
 	} else {
 		in = a.add(vs, newInstanceID(vs.ver.Service, vs.ver.Number), Starting, "")
 	}

@@ -16,7 +16,7 @@ func (a *Activator) Instances(service string) []core.InstanceInfo {
 		vs.mu.Lock()
 		v := vs.ver
 		for _, in := range vs.instances {
-			if !in.state.visible() {
+			if !in.state.visible() || in.ahead {
 				continue
 			}
 			info := core.InstanceInfo{ID: in.id, Service: v.Service, Version: v.Number, VersionID: v.ID,
