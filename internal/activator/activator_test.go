@@ -1006,3 +1006,33 @@ func TestFrozenWithRequestsInFlightIsThawed(t *testing.T) {
 		t.Fatalf("a request to the frozen instance: %q, %v; want it answered once Wisp thaws it", body, err)
 	}
 }
+
+// TestLivenessReplaces: a version's liveness probe replaces a ready
+// instance that fails it failure_threshold times in a row, and leaves a
+// healthy one alone.
+func TestLivenessReplaces(t *testing.T) {
+	e := newEnv(t, activator.Config{}, nil)
+	sick := version(1, "svc")
+	// The greeter answers /sleep after the delay: far longer than the
+	// probe's timeout, so every check fails.
+	sick.Liveness = &core.Probe{Path: "/sleep?ms=5000", Period: core.Duration(time.Second), Timeout: core.Duration(100 * time.Millisecond), FailureThreshold: 2}
+	healthy := version(2, "svc")
+	healthy.Liveness = &core.Probe{Path: "/", Period: core.Duration(time.Second), Timeout: core.Duration(time.Second), FailureThreshold: 2}
+	e.act.Apply(state("svc", policy(), sick, healthy))
+	get(t, e, sick)
+	get(t, e, healthy)
+	ids := map[int]string{}
+	for _, in := range live(e) {
+		ids[in.Version] = in.ID
+	}
+	waitFor(t, "the instance failing its liveness probe to be replaced", func() bool {
+		_, err := e.rt.Inspect(t.Context(), ids[1])
+		return errors.Is(err, core.ErrNotFound)
+	})
+	if _, err := e.rt.Inspect(t.Context(), ids[2]); err != nil {
+		t.Fatalf("the healthy instance was touched: %v", err)
+	}
+	if body := get(t, e, sick); body != "Hello, World!\n" {
+		t.Fatalf("after the replacement: %q", body)
+	}
+}

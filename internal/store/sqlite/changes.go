@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/store"
@@ -44,6 +45,40 @@ func (s *Store) notify() {
 		case ch <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// poll wakes the watchers when the revision moved, whoever moved it: this
+// process's commits wake them at once (notify), another process's only
+// here. One query per interval, and none while nobody watches.
+func (s *Store) poll(every time.Duration) {
+	defer close(s.pollDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	seen := int64(-1) // the revision at the last look; -1: not looked yet
+	for {
+		select {
+		case <-s.life.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		watched := len(s.watchers) > 0
+		s.mu.Unlock()
+		if !watched {
+			seen = -1
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.life, every)
+		rev, err := revision(ctx, s.db)
+		cancel()
+		if err != nil {
+			continue // the next look tries again; readers see their own errors
+		}
+		if seen >= 0 && rev != seen {
+			s.notify()
+		}
+		seen = rev
 	}
 }
 

@@ -43,10 +43,18 @@ type Config struct {
 	// (default DefaultKeepChanges); a reader further behind gets
 	// store.ErrCompacted. The log holds at most a tenth more between prunes.
 	KeepChanges int
+	// PollInterval is how often, while anyone watches, the store reads
+	// the revision to notice changes committed by another process on the
+	// same file (a second wisp, a script, a restore); its own commits wake
+	// watchers at once. Default DefaultPollInterval; negative turns it off.
+	PollInterval time.Duration
 }
 
-// DefaultKeepChanges is the default length of the change log.
-const DefaultKeepChanges = 10000
+// Defaults of Config.
+const (
+	DefaultKeepChanges  = 10000
+	DefaultPollInterval = time.Second
+)
 
 // Validate checks the configuration and fills defaults.
 func (c *Config) Validate() error {
@@ -58,6 +66,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeepChanges == 0 {
 		c.KeepChanges = DefaultKeepChanges
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
 	}
 	return nil
 }
@@ -72,6 +83,11 @@ type Store struct {
 	mu       sync.Mutex
 	watchers map[chan struct{}]func() bool // the value stops the context's AfterFunc
 	closed   bool
+
+	// The poller of other processes' commits, which Close stops.
+	life     context.Context
+	endLife  context.CancelFunc
+	pollDone chan struct{}
 }
 
 // Open opens (creating if needed) the database at path with the default
@@ -109,11 +125,20 @@ func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", cfg.Path, err)
 	}
+	s.life, s.endLife = context.WithCancel(context.WithoutCancel(ctx))
+	s.pollDone = make(chan struct{})
+	if cfg.PollInterval > 0 {
+		go s.poll(cfg.PollInterval)
+	} else {
+		close(s.pollDone)
+	}
 	return s, nil
 }
 
 // Close closes the watchers' channels and the database.
 func (s *Store) Close() error {
+	s.endLife()
+	<-s.pollDone
 	s.mu.Lock()
 	s.closed = true
 	for ch, stop := range s.watchers {

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/store"
@@ -110,5 +111,46 @@ func TestMigrationFillsCurrentTraffic(t *testing.T) {
 	}
 	if len(states) != 2 || states[0].Traffic != nil || states[1].Traffic == nil || states[1].Traffic.ID != want.ID {
 		t.Fatalf("states after the migration: %+v", states)
+	}
+}
+
+// TestWatchSeesOtherProcesses: a commit made through another connection to
+// the same file (another process, a script) wakes this store's watchers
+// within a poll interval or two; with no commit there is no wake-up.
+func TestWatchSeesOtherProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	a, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	w := a.Watch(t.Context())
+	select {
+	case <-w:
+		t.Fatal("a wake-up without any commit")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := b.CreateService(t.Context(), core.Service{Name: "elsewhere", Policy: core.DefaultPolicy()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a commit through another connection did not wake the watcher within 2s")
+	}
+	changes, err := a.ChangesSince(t.Context(), 0, 10)
+	if err != nil || len(changes) != 1 || changes[0].Service != "elsewhere" {
+		t.Fatalf("ChangesSince after the wake-up: %+v, %v", changes, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-w; ok {
+		t.Fatal("the watch channel is not closed after Close")
 	}
 }

@@ -13,7 +13,7 @@ import (
 // versionFields are a version's columns but the one that names its service.
 const versionFields = `v.id, v.number, v.image, v.image_id, v.port, v.env, v.command, v.args, v.memory_limit,
 	v.cpu_limit, v.max_concurrency, v.timeout_ns, v.readiness_path, v.description, v.created_at,
-	v.build_id, v.source_digest, v.git_commit, v.git_describe`
+	v.build_id, v.source_digest, v.git_commit, v.git_describe, v.liveness`
 
 const versionCols = `s.name, ` + versionFields
 
@@ -32,11 +32,11 @@ func scanVersion(r scanner) (core.Version, error) {
 // for all its rows: scanning into fresh locals costs an allocation per
 // column.
 type versionRow struct {
-	v                           core.Version
-	env, command, args, created string
-	memory, timeout             int64
-	src                         core.Source
-	dest                        []any
+	v                                     core.Version
+	env, command, args, created, liveness string
+	memory, timeout                       int64
+	src                                   core.Source
+	dest                                  []any
 }
 
 func newVersionRow(first any) *versionRow {
@@ -44,7 +44,7 @@ func newVersionRow(first any) *versionRow {
 	v, src := &r.v, &r.src
 	r.dest = []any{first, int64Col{&v.ID}, intCol{&v.Number}, &v.Image, &v.ImageID, intCol{&v.Port}, &r.env, &r.command, &r.args,
 		int64Col{&r.memory}, floatCol{&v.CPULimit}, intCol{&v.MaxConcurrency}, int64Col{&r.timeout}, &v.ReadinessPath,
-		&v.Description, &r.created, int64Col{&src.BuildID}, &src.Digest, &src.GitCommit, &src.GitDescribe}
+		&v.Description, &r.created, int64Col{&src.BuildID}, &src.Digest, &src.GitCommit, &src.GitDescribe, &r.liveness}
 	return r
 }
 
@@ -69,8 +69,24 @@ func (r *versionRow) scan(sc scanner) (core.Version, error) {
 	if v.Args, err = decodeList(r.args, nil); err != nil {
 		return v, fmt.Errorf("decode version %d: %w", v.ID, err)
 	}
+	if r.liveness != "" {
+		var p core.Probe
+		if err := json.Unmarshal([]byte(r.liveness), &p); err != nil {
+			return v, fmt.Errorf("decode the liveness probe of version %d: %w", v.ID, err)
+		}
+		v.Liveness = &p
+	}
 	v.CreatedAt, err = parseTime(r.created)
 	return v, err
+}
+
+// probeJSON is how a liveness probe is stored: JSON, or ” for none.
+func probeJSON(p *core.Probe) string {
+	if p == nil {
+		return ""
+	}
+	b, _ := json.Marshal(p) // a Probe always marshals
+	return string(b)
 }
 
 func jsonList(l []string) string {
@@ -110,11 +126,11 @@ func (s *Store) DeployVersion(ctx context.Context, v core.Version, percent int, 
 		now := s.now().UTC()
 		res, err := tx.ExecContext(ctx, `INSERT INTO versions (service_id, number, image, image_id, port, env, command, args,
 			memory_limit, cpu_limit, max_concurrency, timeout_ns, readiness_path, description, created_at,
-			build_id, source_digest, git_commit, git_describe)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			build_id, source_digest, git_commit, git_describe, liveness)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			serviceID, number, spec.Image, v.ImageID, spec.Port, jsonList(spec.Env), jsonList(spec.Command), jsonList(spec.Args),
 			int64(spec.MemoryLimit), spec.CPULimit, spec.MaxConcurrency, int64(spec.Timeout), spec.ReadinessPath, spec.Description,
-			formatTime(now), src.BuildID, src.Digest, src.GitCommit, src.GitDescribe)
+			formatTime(now), src.BuildID, src.Digest, src.GitCommit, src.GitDescribe, probeJSON(spec.Liveness))
 		if err != nil {
 			return err
 		}

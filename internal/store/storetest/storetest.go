@@ -229,6 +229,7 @@ func testVersions(t *testing.T, s store.Store) {
 		Image: "hello:1", Port: 9000, Env: []string{"Z=1", "A=2", "M=three=3"},
 		Command: []string{"/server"}, Args: []string{"-v"}, MemoryLimit: 256 << 20, CPULimit: 0.5,
 		MaxConcurrency: 10, Timeout: core.Duration(30 * time.Second), ReadinessPath: "/healthz", Description: "first",
+		Liveness: &core.Probe{Path: "/live", Period: core.Duration(5 * time.Second), Timeout: core.Duration(500 * time.Millisecond), FailureThreshold: 2},
 	}
 	v1, err := s.CreateVersion(ctx, core.Version{Service: "hello", ImageID: "sha256:abc", VersionSpec: spec})
 	if err != nil {
@@ -267,8 +268,17 @@ func testVersions(t *testing.T, s store.Store) {
 	// Defaults apply; later versions never change traffic.
 	o1 := mustVersion(t, s, "other", "other:1")
 	v2 := mustVersion(t, s, "hello", "hello:2")
-	if v2.Number != 2 || v2.Port != core.DefaultPort || v2.Timeout != core.DefaultTimeout {
-		t.Fatalf("second version: number %d port %d timeout %s", v2.Number, v2.Port, v2.Timeout)
+	if v2.Number != 2 || v2.Port != core.DefaultPort || v2.Timeout != core.DefaultTimeout || v2.Liveness != nil {
+		t.Fatalf("second version: number %d port %d timeout %s liveness %+v", v2.Number, v2.Port, v2.Timeout, v2.Liveness)
+	}
+	// A liveness probe given in part gets its defaults, stored as given.
+	tcp, err := s.CreateVersion(ctx, core.Version{Service: "other", VersionSpec: core.VersionSpec{Image: "other:2", Liveness: &core.Probe{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProbe := core.Probe{Period: core.DefaultProbePeriod, Timeout: core.DefaultProbeTimeout, FailureThreshold: core.DefaultProbeThreshold}
+	if got, err := s.GetVersion(ctx, "other", tcp.Number); err != nil || got.Liveness == nil || *got.Liveness != wantProbe {
+		t.Fatalf("a TCP liveness probe with defaults came back as %+v, %v; want %+v", got.Liveness, err, wantProbe)
 	}
 	if o1.Number != 1 || o1.ID <= v1.ID || v2.ID <= o1.ID {
 		t.Fatalf("global IDs must increase across services: v1 %d, other v1 %d, v2 %d", v1.ID, o1.ID, v2.ID)
