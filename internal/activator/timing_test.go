@@ -1,13 +1,16 @@
 package activator
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
 )
 
 // These tests run in a testing/synctest bubble over the in-memory stub
@@ -369,6 +372,62 @@ func TestStartsBeforeRunEndWithShutdown(t *testing.T) {
 		}
 		if len(st.instances) != 0 {
 			t.Fatalf("left behind: %v", st.instances)
+		}
+	})
+}
+
+// readyStub is a stub runtime that knows when instances are ready
+// (runtime.ReadinessWaiter), as a pod's readiness probe does.
+type readyStub struct {
+	*stub
+	waits chan string
+	ready chan error
+}
+
+func (r *readyStub) WaitReady(ctx context.Context, id string) (runtime.Instance, error) {
+	r.waits <- id
+	select {
+	case err := <-r.ready:
+		if err != nil {
+			return runtime.Instance{}, err
+		}
+		return runtime.Instance{ID: id, Addr: "ready-" + id, State: runtime.StateRunning}, nil
+	case <-ctx.Done():
+		return runtime.Instance{}, ctx.Err()
+	}
+}
+
+// TestRuntimeReadiness: a runtime that reports readiness is asked instead
+// of Wisp probing the instance, its address is the one it reports, and a
+// failure it reports is the start's failure.
+func TestRuntimeReadiness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStub()
+		st.ready = errors.New("the stub prober must not be asked")
+		rs := &readyStub{stub: st, waits: make(chan string, 1), ready: make(chan error, 1)}
+		a, err := New(t.Context(), Config{}, rs, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.prober = st
+		t.Cleanup(func() { _ = a.Shutdown(context.WithoutCancel(t.Context())) })
+		v := &core.Version{ID: 1, Service: "svc", Number: 1, VersionSpec: core.VersionSpec{Image: "stub:1", Port: 8080}}
+		a.Apply(core.ServiceState{Service: core.Service{Name: "svc", Policy: core.DefaultPolicy()}, Versions: []core.Version{*v}})
+
+		rs.ready <- errors.New("image pull failed: registry.example/app:1 not found")
+		if _, err := a.Acquire(t.Context(), v); err == nil || !strings.Contains(err.Error(), "image pull failed") {
+			t.Fatalf("got %v, want the runtime's readiness failure", err)
+		}
+		<-rs.waits
+		time.Sleep(time.Second) // the backoff
+		rs.ready <- nil
+		l, err := a.Acquire(t.Context(), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release()
+		if id := <-rs.waits; l.Addr != "ready-"+id {
+			t.Fatalf("lease address %q, want the one the runtime reported (ready-%s)", l.Addr, id)
 		}
 	})
 }

@@ -8,7 +8,9 @@
 // Paths: / greets; /sleep?ms=N greets after N ms; /healthz; /headers echoes
 // the request headers; /stream writes ten lines, one every ?ms=N (default 10);
 // /max reports the most requests it has served at once;
-// /log?stream=stdout|stderr&text=T prints T on that stream.
+// /log?stream=stdout|stderr&text=T prints T on that stream; /freeze makes
+// every later request hang (until its client gives up), as a deadlocked
+// server does while it still accepts connections.
 package main
 
 import (
@@ -92,8 +94,17 @@ func main() {
 		}
 	})
 	var inflight, peak atomic.Int64
+	var frozen atomic.Bool
+	mux.HandleFunc("/freeze", func(w http.ResponseWriter, r *http.Request) {
+		frozen.Store(true)
+		fmt.Fprintln(w, "frozen")
+	})
 	mux.HandleFunc("/max", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, peak.Load()) })
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if frozen.Load() {
+			<-r.Context().Done()
+			return
+		}
 		if r.URL.Path != "/max" {
 			n := inflight.Add(1)
 			defer inflight.Add(-1)

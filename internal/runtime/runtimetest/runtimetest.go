@@ -323,8 +323,8 @@ func testLifecycle(t *testing.T, rt runtime.Runtime, img Image) {
 		if err := p.Pause(ctx, s.ID); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := rt.Inspect(ctx, s.ID); got.State != runtime.StatePaused {
-			t.Fatalf("after Pause: state %s", got.State)
+		if got, err := rt.Inspect(ctx, s.ID); err != nil || got.State != runtime.StatePaused {
+			t.Fatalf("after Pause: state %s, %v", got.State, err)
 		}
 		if _, err := Get(ctx, "http://"+in.Addr+"/", 300*time.Millisecond); err == nil {
 			t.Fatal("a paused instance answered")
@@ -340,7 +340,9 @@ func testLifecycle(t *testing.T, rt runtime.Runtime, img Image) {
 	if _, err := rt.Inspect(ctx, s.ID); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("Inspect after Stop: got %v, want not found", err)
 	}
-	list, _ = rt.List(ctx)
+	if list, err = rt.List(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range list {
 		if l.ID == s.ID {
 			t.Fatalf("List still has %s after Stop", s.ID)
