@@ -37,12 +37,12 @@ func TestSnapshotCopyOnWrite(t *testing.T) {
 	}
 	for i := range 2000 {
 		name := fmt.Sprintf("s%d", i)
-		switch {
-		case name == "s9":
+		switch name {
+		case "s9":
 			if next.lookup(name) != nil {
 				t.Error("s9 was dropped but is still routed")
 			}
-		case name == "s7":
+		case "s7":
 			if sr := next.lookup(name); sr == nil || len(sr.versions) != 2 || old.lookup(name) == sr {
 				t.Errorf("s7 = %+v, want its new route with 2 versions", sr)
 			}

@@ -187,7 +187,10 @@ func testLogs(t *testing.T, rt runtime.Runtime, img Image) {
 		t.Fatal(err)
 	}
 	select {
-	case <-ended:
+	case err := <-ended:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("Next after Close: %v, want io.EOF", err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Next did not return within 5s of Close")
 	}
