@@ -4,9 +4,12 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wisp-run/wisp/internal/core"
 )
 
 // metrics are the router's Prometheus series. The children for each
@@ -17,6 +20,24 @@ type metrics struct {
 
 	mu       sync.Mutex
 	versions map[int64]*versionMetrics
+}
+
+// metricsSlot holds a version's children once its first request has
+// looked them up; a request after that pays one atomic load.
+type metricsSlot struct{ p atomic.Pointer[versionMetrics] }
+
+// get returns the children of v, looking them up the first time. A nil slot
+// (no such version in the route) has none.
+func (s *metricsSlot) get(m *metrics, v *core.Version, service string) *versionMetrics {
+	if s == nil {
+		return nil
+	}
+	if vm := s.p.Load(); vm != nil {
+		return vm
+	}
+	vm := m.forVersion(v.ID, service, v.Number)
+	s.p.Store(vm)
+	return vm
 }
 
 type versionMetrics struct {

@@ -165,13 +165,11 @@ func (bufferPool) Put(b []byte) {
 }
 
 // Swap installs a whole new snapshot (at start-up, and for a full
-// resync); requests in flight keep the one they read. The metric children
-// of its versions are resolved here, once, and the series of versions it no
-// longer has are deleted.
+// resync); requests in flight keep the one they read. The series of
+// versions it no longer has are deleted.
 func (r *Router) Swap(s *Snapshot) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	s.each(r.resolveMetrics)
 	old := r.snap.Load()
 	old.each(func(sr *serviceRoute) { r.forgetMetrics(sr, s.lookup(sr.name)) })
 	r.snap.Store(s)
@@ -187,7 +185,6 @@ func (r *Router) Apply(states ...core.ServiceState) {
 	routes := make([]*serviceRoute, len(states))
 	for i, st := range states {
 		routes[i] = newRoute(st)
-		r.resolveMetrics(routes[i])
 		if prev := old.lookup(routes[i].name); prev != nil {
 			r.forgetMetrics(prev, routes[i])
 		}
@@ -206,12 +203,6 @@ func (r *Router) Remove(names ...string) {
 		}
 	}
 	r.snap.Store(old.with(nil, names))
-}
-
-func (r *Router) resolveMetrics(sr *serviceRoute) {
-	for _, v := range sr.versions {
-		sr.metrics[v] = r.metrics.forVersion(v.ID, sr.name, v.Number)
-	}
 }
 
 // forgetMetrics deletes the series of the versions of prev that next (nil:
@@ -294,7 +285,7 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		r.fail(w, req, err)
 		return
 	}
-	if m := sr.metrics[v]; m != nil {
+	if m := sr.metrics[v].get(r.metrics, v, sr.name); m != nil {
 		vm = m
 	}
 	// Before Acquire: a 503 from the activator names the version too.

@@ -96,8 +96,10 @@ type serviceRoute struct {
 	sticky bool
 	// cookie is the name of the sticky cookie of this service.
 	cookie string
-	// metrics holds each version's metric children (filled by the Router).
-	metrics map[*core.Version]*versionMetrics
+	// metrics holds each version's metric children, looked up on the
+	// version's first request (most of 10,000 services are idle, and their
+	// children were most of the daemon's memory).
+	metrics map[*core.Version]*metricsSlot
 }
 
 type share struct {
@@ -121,11 +123,12 @@ func newRoute(st core.ServiceState) *serviceRoute {
 		versions: make(map[int]*core.Version, len(st.Versions)),
 		tags:     map[string]*core.Version{},
 		cookie:   "wisp-version-" + st.Service.Name,
-		metrics:  make(map[*core.Version]*versionMetrics, len(st.Versions)),
+		metrics:  make(map[*core.Version]*metricsSlot, len(st.Versions)),
 	}
 	for i := range st.Versions {
 		v := st.Versions[i]
 		sr.versions[v.Number] = &v
+		sr.metrics[&v] = &metricsSlot{}
 	}
 	if t := st.Traffic; t != nil {
 		sr.sticky = t.Sticky

@@ -67,6 +67,15 @@ func TestApplyForgetsDeletedVersions(t *testing.T) {
 	}
 	r.snap.Store(NewSnapshot(nil))
 	r.Apply(svcState("a", 1, 2), svcState("b", 3))
+	if len(r.metrics.versions) != 0 {
+		t.Fatalf("%d versions have metric children before any request; want them made on a version's first request", len(r.metrics.versions))
+	}
+	for _, name := range []string{"a", "b"} { // as requests do
+		sr := r.snap.Load().lookup(name)
+		for _, v := range sr.versions {
+			sr.metrics[v].get(r.metrics, v, name)
+		}
+	}
 	for _, id := range []int64{1, 2, 3} {
 		if r.metrics.versions[id] == nil {
 			t.Fatalf("version %d has no metrics", id)
