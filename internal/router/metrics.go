@@ -24,7 +24,9 @@ type metrics struct {
 
 // metricsSlot holds a version's children once its first request has
 // looked them up; a request after that pays one atomic load.
-type metricsSlot struct{ p atomic.Pointer[versionMetrics] }
+type metricsSlot struct {
+	p atomic.Pointer[versionMetrics]
+}
 
 // get returns the children of v, looking them up the first time. A nil slot
 // (no such version in the route) has none.
