@@ -15,6 +15,7 @@ import (
 	"github.com/wisp-run/wisp/internal/cli"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/daemon"
+	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/runtime/fake"
 )
 
@@ -254,5 +255,54 @@ func TestServerAndTokenFromEnv(t *testing.T) {
 	env["WISP_TOKEN"] = "wrong-token"
 	if code, out := run("service", "list"); code != 1 || !strings.Contains(out, "the admin token is wrong") {
 		t.Fatalf("a wrong WISP_TOKEN: %d %s", code, out)
+	}
+}
+
+// TestInstancesShowBackoffAndLiveness: a version whose starts fail shows a
+// backoff row with the failure and when the next start is; a liveness probe
+// given on the command line is kept with the version.
+func TestInstancesShowBackoffAndLiveness(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	rt := fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1"},
+		Behave: func(s runtime.InstanceSpec) fake.Behavior {
+			for _, kv := range s.Env {
+				if kv == "CRASH=1" {
+					return fake.Behavior{ExitAtOnce: true, ExitCode: 3, Logs: "panic: no config\n"}
+				}
+			}
+			return fake.Behavior{}
+		}})
+	e := startEnv(t, cfg, daemon.Options{Out: io.Discard, Runtime: rt})
+	e.ok("service", "create", "crashy")
+	e.ok("version", "create", "crashy", "hello:1", "--env", "CRASH=1", "--liveness-path", "/healthz", "--liveness-period", "5s")
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+e.router+"/", nil)
+	req.Host = "crashy.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("a crashing version answered %d, want 503", resp.StatusCode)
+	}
+	out := e.ok("instances", "crashy")
+	for _, want := range []string{"backoff", "NOTE", "next start in", "exited with code 3", "panic: no config"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("wisp instances:\n%s\nwant %q in it", out, want)
+		}
+	}
+	v := e.ok("version", "get", "crashy", "1", "-o", "json")
+	if !strings.Contains(v, `"liveness"`) || !strings.Contains(v, `"path": "/healthz"`) || !strings.Contains(v, `"period": "5s"`) {
+		t.Fatalf("version get: %s, want its liveness probe", v)
+	}
+	code, _, errOut := e.run("version", "create", "crashy", "hello:1", "--liveness-path", "/a", "--liveness-tcp")
+	if code != 2 || !strings.Contains(errOut, "not both") {
+		t.Fatalf("--liveness-path with --liveness-tcp: exit %d %q, want a usage error", code, errOut)
+	}
+	code, _, errOut = e.run("version", "create", "crashy", "hello:1", "--liveness-period", "5s")
+	if code != 2 || !strings.Contains(errOut, "needs --liveness-path PATH or --liveness-tcp") {
+		t.Fatalf("--liveness-period alone: exit %d %q, want a usage error", code, errOut)
 	}
 }
