@@ -21,7 +21,7 @@ failed a request and gets none until a health probe passes), draining (scaled
 down, finishing its requests), pausing, paused, waking, stopping. A version
 whose starts keep failing shows a "backoff" row with the last failure and
 when the next start is. The NOTE column says why, where it is not plain.`,
-		Args:    cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			service := ""
 			if len(args) == 1 {
