@@ -217,7 +217,7 @@ func serverInfo(runtime, store string) core.ServerInfo {
 }
 
 // acquire adapts the activator to the router.
-func (d *Daemon) acquire(ctx context.Context, v *core.Version, policy core.ScalingPolicy) (router.Lease, error) {
+func (d *Daemon) acquire(ctx context.Context, v *core.Version) (router.Lease, error) {
 	l, err := d.act.Acquire(ctx, v)
 	if err != nil {
 		return router.Lease{}, err

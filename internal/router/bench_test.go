@@ -37,7 +37,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	}))
 	defer backend.Close()
 	addr := strings.TrimPrefix(backend.URL, "http://")
-	acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+	acquire := func(ctx context.Context, v *core.Version) (router.Lease, error) {
 		return router.Lease{Addr: addr, Handle: nopHandle{}}, nil
 	}
 	r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire}, slog.New(slog.DiscardHandler))

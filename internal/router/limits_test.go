@@ -318,7 +318,7 @@ func BenchmarkPOST(b *testing.B) {
 				_, _ = io.Copy(io.Discard, r.Body)
 			}))
 			defer backend.Close()
-			acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+			acquire := func(ctx context.Context, v *core.Version) (router.Lease, error) {
 				return router.Lease{Addr: strings.TrimPrefix(backend.URL, "http://"), Handle: failCounter{fail: func() {}}}, nil
 			}
 			r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire, Limits: tc.limits}, slog.New(slog.DiscardHandler))

@@ -61,7 +61,7 @@ func (noHandle) Suspect(string) {}
 
 // AcquireFunc returns an instance of v that can take one more request.
 // Errors wrapping core.ErrUnavailable become 503 with Retry-After.
-type AcquireFunc func(ctx context.Context, v *core.Version, policy core.ScalingPolicy) (Lease, error)
+type AcquireFunc func(ctx context.Context, v *core.Version) (Lease, error)
 
 // Config configures the router.
 type Config struct {
@@ -224,7 +224,6 @@ type target struct {
 	// For one retry on a new instance when the connection is refused.
 	lease   Lease
 	version *core.Version
-	policy  core.ScalingPolicy
 	retried bool
 	// handshake, for an upgrade, ends the wait for the instance's 101 at
 	// the version's timeout; the upgraded connection is not bound by it.
@@ -290,14 +289,14 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	}
 	// Before Acquire: a 503 from the activator names the version too.
 	w.Header().Set(HeaderVersion, strconv.Itoa(v.Number))
-	lease, err := r.cfg.Acquire(req.Context(), v, sr.policy)
+	lease, err := r.cfg.Acquire(req.Context(), v)
 	if err != nil {
 		r.fail(w, req, err)
 		return
 	}
 	setWaitHeaders(w.Header(), lease)
 	t := &st.t
-	*t = target{addr: lease.Addr, path: path, timeout: v.Timeout.Std(), lease: lease, version: v, policy: sr.policy}
+	*t = target{addr: lease.Addr, path: path, timeout: v.Timeout.Std(), lease: lease, version: v}
 	defer func() { t.lease.Handle.Release() }()
 	var ctx context.Context
 	if isUpgrade(req.Header) {
@@ -327,7 +326,7 @@ func (r *Router) retry(w http.ResponseWriter, req *http.Request, t *target) bool
 	t.retried = true
 	t.lease.Handle.Fail()
 	t.lease.Handle.Release()
-	lease, err := r.cfg.Acquire(req.Context(), t.version, t.policy)
+	lease, err := r.cfg.Acquire(req.Context(), t.version)
 	if err != nil {
 		t.lease = Lease{Handle: noHandle{}}
 		r.fail(w, req, err)

@@ -39,7 +39,7 @@ func newBackends(t *testing.T, handler func(n int) http.Handler, versions ...int
 	return b
 }
 
-func (b *backends) acquire(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+func (b *backends) acquire(ctx context.Context, v *core.Version) (router.Lease, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
@@ -235,7 +235,7 @@ func TestWaitHeaders(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+			acquire := func(ctx context.Context, v *core.Version) (router.Lease, error) {
 				l := tc.lease
 				l.Addr, l.Handle = strings.TrimPrefix(srv.URL, "http://"), failCounter{fail: func() {}}
 				return l, nil
@@ -292,7 +292,7 @@ func TestRefusedConnectionRetriesOnce(t *testing.T) {
 	dead.Close()
 	var mu sync.Mutex
 	failed, acquired := 0, 0
-	acquire := func(ctx context.Context, v *core.Version, _ core.ScalingPolicy) (router.Lease, error) {
+	acquire := func(ctx context.Context, v *core.Version) (router.Lease, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		acquired++

@@ -87,7 +87,6 @@ func (s *Snapshot) with(routes []*serviceRoute, drop []string) *Snapshot {
 
 type serviceRoute struct {
 	name     string
-	policy   core.ScalingPolicy
 	versions map[int]*core.Version
 	tags     map[string]*core.Version
 	// split lists the versions with a share above 0% with cumulative
@@ -119,7 +118,6 @@ func NewSnapshot(states []core.ServiceState) *Snapshot {
 func newRoute(st core.ServiceState) *serviceRoute {
 	sr := &serviceRoute{
 		name:     st.Service.Name,
-		policy:   st.Service.Policy,
 		versions: make(map[int]*core.Version, len(st.Versions)),
 		tags:     map[string]*core.Version{},
 		cookie:   "wisp-version-" + st.Service.Name,

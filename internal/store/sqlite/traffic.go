@@ -104,15 +104,22 @@ func appendTraffic(ctx context.Context, tx *sql.Tx, serviceID int64, service str
 	return core.TrafficEntry{ID: id, Service: service, Traffic: t, CreatedAt: now}, nil
 }
 
+// serviceAndTraffic reads a service and its current traffic entry (nil
+// when it has none) in tx: what every conditional write starts from.
+func serviceAndTraffic(ctx context.Context, tx *sql.Tx, service string) (core.Service, *core.TrafficEntry, error) {
+	sv, err := getService(ctx, tx, service)
+	if err != nil {
+		return sv, nil, err
+	}
+	cur, err := currentTraffic(ctx, tx, sv.ID, service)
+	return sv, cur, err
+}
+
 // SetTraffic implements store.Store.
 func (s *Store) SetTraffic(ctx context.Context, service string, t core.Traffic, ifEntry int64) (core.TrafficEntry, error) {
 	var out core.TrafficEntry
 	err := s.change(ctx, service, func(tx *sql.Tx) error {
-		sv, err := getService(ctx, tx, service)
-		if err != nil {
-			return err
-		}
-		cur, err := currentTraffic(ctx, tx, sv.ID, service)
+		sv, cur, err := serviceAndTraffic(ctx, tx, service)
 		if err != nil {
 			return err
 		}
@@ -188,11 +195,7 @@ func (s *Store) TrafficHistory(ctx context.Context, service string) ([]core.Traf
 func (s *Store) RollbackTraffic(ctx context.Context, service string, toID, ifEntry int64) (core.TrafficEntry, error) {
 	var out core.TrafficEntry
 	err := s.change(ctx, service, func(tx *sql.Tx) error {
-		sv, err := getService(ctx, tx, service)
-		if err != nil {
-			return err
-		}
-		cur, err := currentTraffic(ctx, tx, sv.ID, service)
+		sv, cur, err := serviceAndTraffic(ctx, tx, service)
 		if err != nil {
 			return err
 		}

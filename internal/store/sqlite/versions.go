@@ -251,11 +251,7 @@ func (s *Store) ListVersions(ctx context.Context, service string) ([]core.Versio
 // DeleteVersion implements store.Store.
 func (s *Store) DeleteVersion(ctx context.Context, service string, number int) error {
 	err := s.change(ctx, service, func(tx *sql.Tx) error {
-		sv, err := getService(ctx, tx, service)
-		if err != nil {
-			return err
-		}
-		cur, err := currentTraffic(ctx, tx, sv.ID, service)
+		sv, cur, err := serviceAndTraffic(ctx, tx, service)
 		if err != nil {
 			return err
 		}
