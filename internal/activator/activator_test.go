@@ -278,9 +278,11 @@ func TestMaxConcurrencyWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan time.Time, 1)
+	var waited, cold time.Duration
 	go func() {
 		l2, err := e.act.Acquire(t.Context(), v)
 		if err == nil {
+			waited, cold = l2.QueueWait, l2.ColdStart
 			got <- time.Now()
 			l2.Release()
 		}
@@ -295,6 +297,10 @@ func TestMaxConcurrencyWaits(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("the waiting request never got the freed instance")
+	}
+	// It queued for a running instance: a queue wait, not a cold start.
+	if waited < 150*time.Millisecond || cold != 0 {
+		t.Fatalf("queue wait %s and cold start %s, want about 200ms of queue wait and no cold start", waited, cold)
 	}
 }
 
