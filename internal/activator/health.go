@@ -92,14 +92,19 @@ func (a *Activator) checkLiveness(now time.Time) {
 				}
 			}
 			in.nextLive = now.Add(p.Period.Std())
-			addr, port := in.addr, vs.ver.Port
+			addr, port, proxied := in.addr, vs.ver.Port, in.proxied
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
 				var err error
-				if p.Path != "" {
+				switch {
+				case p.Path != "":
 					err = probeHTTP(a.life, addr, p.Path, p.Timeout.Std())
-				} else {
+				case proxied:
+					// docker-proxy accepts for a dead process too: any
+					// HTTP answer stands for the connect.
+					err = probeHTTP(a.life, addr, "", p.Timeout.Std())
+				default:
 					err = probeTCP(a.life, addr, p.Timeout.Std())
 				}
 				vs.mu.Lock()
