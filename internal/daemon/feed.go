@@ -57,9 +57,6 @@ type applier interface {
 const (
 	defaultResync = 10 * time.Minute
 	feedBatch     = 1000
-	// syncWait bounds how long an admin request waits for its change to be
-	// live before it answers with a warning instead.
-	syncWait = 5 * time.Second
 )
 
 func newFeed(st feedStore, logger *slog.Logger, apply ...applier) *feed {
@@ -193,14 +190,13 @@ func (f *feed) advance(rev int64, err error) {
 }
 
 // Sync returns once every change committed before the call is applied, or
-// ctx ends (bounded by syncWait), with the reason it is not.
+// when ctx ends, with the reason it is not. Its callers bound it (the API's
+// SyncTimeout, the build runner's).
 func (f *feed) Sync(ctx context.Context) error {
 	rev, err := f.st.Revision(ctx)
 	if err != nil {
 		return fmt.Errorf("read the store's revision: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, syncWait)
-	defer cancel()
 	for {
 		f.mu.Lock()
 		applied, ch, lastErr := f.applied, f.advanced, f.lastErr
