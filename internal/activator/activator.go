@@ -450,6 +450,6 @@ func spec(v *core.Version, id string) runtime.InstanceSpec {
 	return runtime.InstanceSpec{
 		ID: id, Service: v.Service, VersionID: v.ID, VersionNumber: v.Number,
 		Image: image, ImageRef: v.Image, Port: v.Port, Env: v.Env, Command: v.Command, Args: v.Args,
-		MemoryLimit: int64(v.MemoryLimit), CPULimit: v.CPULimit,
+		MemoryLimit: int64(v.MemoryLimit), CPULimit: v.CPULimit, ReadinessPath: v.ReadinessPath,
 	}
 }

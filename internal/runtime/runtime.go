@@ -49,6 +49,10 @@ type InstanceSpec struct {
 	Args        []string // replaces the image's command when set
 	MemoryLimit int64    // bytes; 0 = none
 	CPULimit    float64  // cores; 0 = none
+	// ReadinessPath, when set, is the HTTP path that answers 2xx or 3xx
+	// once the instance is ready; a runtime that checks readiness itself
+	// (ReadinessWaiter) probes it instead of the bare port.
+	ReadinessPath string
 }
 
 // State of an instance as the runtime sees it.
@@ -151,6 +155,20 @@ type ReadinessWaiter interface {
 	// address; an error if it exits or ctx ends first (the message says
 	// why, e.g. the exit code or the image pull failure).
 	WaitReady(ctx context.Context, id string) (Instance, error)
+}
+
+// VersionRemover is a runtime that keeps resources per version besides its
+// instances (on Kubernetes, a Deployment and a Service): they outlive the
+// version's last instance, so that a scale from zero only adds a pod, and
+// are removed when the version is deleted.
+type VersionRemover interface {
+	// Versions lists the IDs of the versions the runtime keeps resources
+	// for, whether or not they have instances.
+	Versions(ctx context.Context) ([]int64, error)
+	// RemoveVersion removes what the runtime keeps for version id, its
+	// instances included. Removing a version it keeps nothing for is not
+	// an error.
+	RemoveVersion(ctx context.Context, id int64) error
 }
 
 // Pauser is a runtime that can freeze and thaw instances (cgroup freezer).

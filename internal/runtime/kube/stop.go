@@ -1,0 +1,227 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/wisp-run/wisp/internal/runtime"
+)
+
+// pickWindow bounds the wait for the ReplicaSet to pick a pod after a
+// scale-down; it takes milliseconds.
+const pickWindow = 3 * time.Second
+
+// Stop implements runtime.Runtime. The pod gets the lowest deletion cost
+// and the Deployment one replica fewer, so its ReplicaSet removes this pod;
+// if it removed another one (it ranks pending and not-ready pods before
+// the deletion cost), this pod is deleted directly and the ReplicaSet
+// replaces the other. Stop returns once the pod is gone: after grace (its
+// SIGTERM to SIGKILL time) and at most 10 s more, after which it is
+// deleted without grace. An instance whose pod went without a Stop (deleted
+// by hand) gives its replica back here, so its replacement goes too.
+func (k *Kube) Stop(ctx context.Context, id string, grace time.Duration) error {
+	k.mu.Lock()
+	k.stopping[id] = true
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		delete(k.stopping, id)
+		k.mu.Unlock()
+	}()
+	p := k.podOfInstance(id)
+	if p == nil {
+		k.mu.Lock()
+		t, ok := k.gone[id]
+		delete(k.gone, id)
+		k.mu.Unlock()
+		if ok {
+			if err := k.scale(ctx, t.deployment, -1); err != nil {
+				return fmt.Errorf("kube: give back the replica of %s to %s: %w", id, t.deployment, err)
+			}
+		}
+		return nil
+	}
+	k.clearTombstone(id)
+	if p.DeletionTimestamp == nil {
+		if err := k.scaleDownPod(ctx, p, grace); err != nil {
+			return err
+		}
+	}
+	return k.deleteAndWait(ctx, p, grace)
+}
+
+// scaleDownPod removes one replica, making sure it is pod p's.
+func (k *Kube) scaleDownPod(ctx context.Context, p *corev1.Pod, grace time.Duration) error {
+	name, vid := podDeployment(p), p.Labels[runtime.LabelVersionID]
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotationDeletionCost: costStopping}}})
+	if _, err := k.cs.CoreV1().Pods(k.ns).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("kube: mark pod %s for removal: %w", p.Name, err)
+	}
+	// Pods whose removal would show that the ReplicaSet picked another:
+	// those not already on their way out or picked by another Stop.
+	others := map[string]bool{}
+	for _, o := range k.podsOfVersion(vid) {
+		if o.Name != p.Name && o.DeletionTimestamp == nil && o.Annotations[annotationDeletionCost] != costStopping {
+			others[o.Name] = true
+		}
+	}
+	if err := k.scale(ctx, name, -1); err != nil {
+		return fmt.Errorf("kube: remove a replica of %s: %w", name, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, pickWindow)
+	defer cancel()
+	picked := false // the ReplicaSet picked this pod
+	_ = k.waitFor(wctx, func() (bool, error) {
+		cur := k.pod(p.Name)
+		if cur == nil || cur.DeletionTimestamp != nil {
+			picked = true
+			return true, nil
+		}
+		if k.deployment(name) == nil {
+			return true, nil
+		}
+		for _, o := range k.podsOfVersion(vid) {
+			if others[o.Name] && o.DeletionTimestamp != nil {
+				return true, nil
+			}
+		}
+		for n := range others {
+			if k.pod(n) == nil {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if !picked {
+		k.log.Debug("the ReplicaSet removed another pod; deleting this one", "pod", p.Name)
+		if err := k.deletePod(ctx, p.Name, grace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteAndWait waits until pod p is gone, shortening its grace to grace
+// first, and deleting it without grace when it outstays grace + 10 s.
+func (k *Kube) deleteAndWait(ctx context.Context, p *corev1.Pod, grace time.Duration) error {
+	if cur := k.pod(p.Name); cur != nil && cur.UID == p.UID &&
+		(cur.DeletionGracePeriodSeconds == nil || time.Duration(*cur.DeletionGracePeriodSeconds)*time.Second > grace) {
+		if err := k.deletePod(ctx, p.Name, grace); err != nil {
+			return err
+		}
+	}
+	gone := func() (bool, error) {
+		cur := k.pod(p.Name)
+		return cur == nil || cur.UID != p.UID, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, grace+10*time.Second)
+	err := k.waitFor(wctx, gone)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("kube: stop %s: %w", p.Name, ctx.Err())
+	}
+	k.log.Warn("pod outstayed its grace; deleting it without", "pod", p.Name)
+	if err := k.deletePod(ctx, p.Name, 0); err != nil {
+		return err
+	}
+	wctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := k.waitFor(wctx, gone); err != nil {
+		return fmt.Errorf("kube: pod %s is still there after a deletion without grace: %w", p.Name, err)
+	}
+	return nil
+}
+
+// deletePod deletes a pod with grace (rounded up to whole seconds).
+func (k *Kube) deletePod(ctx context.Context, name string, grace time.Duration) error {
+	secs := int64((grace + time.Second - 1) / time.Second)
+	err := k.cs.CoreV1().Pods(k.ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &secs})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kube: delete pod %s: %w", name, err)
+	}
+	return nil
+}
+
+// pod returns the cached pod name, or nil.
+func (k *Kube) pod(name string) *corev1.Pod {
+	obj, ok, _ := k.pods.GetIndexer().GetByKey(k.ns + "/" + name)
+	if !ok {
+		return nil
+	}
+	p, _ := obj.(*corev1.Pod)
+	return p
+}
+
+// patchPod applies a JSON patch to a pod.
+func (k *Kube) patchPod(ctx context.Context, name string, patch []byte) (*corev1.Pod, error) {
+	return k.cs.CoreV1().Pods(k.ns).Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+}
+
+// Versions implements runtime.VersionRemover: the versions with a
+// Deployment.
+func (k *Kube) Versions(context.Context) ([]int64, error) {
+	ds, err := k.deployments.Deployments(k.ns).List(everything)
+	if err != nil {
+		return nil, fmt.Errorf("kube: list deployments: %w", err)
+	}
+	out := make([]int64, 0, len(ds))
+	for _, d := range ds {
+		if id, err := strconv.ParseInt(d.Labels[runtime.LabelVersionID], 10, 64); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// RemoveVersion implements runtime.VersionRemover: it deletes the
+// version's Deployment and Service; the garbage collector removes the
+// pods, each after its grace.
+func (k *Kube) RemoveVersion(ctx context.Context, id int64) error {
+	ds, err := k.deployments.Deployments(k.ns).List(everything)
+	if err != nil {
+		return fmt.Errorf("kube: list deployments: %w", err)
+	}
+	vid := strconv.FormatInt(id, 10)
+	for _, d := range ds {
+		if d.Labels[runtime.LabelVersionID] == vid {
+			if err := k.deleteObjects(ctx, d.Name); err != nil {
+				return err
+			}
+			k.log.Info("removed the deployment of a deleted version", "deployment", d.Name, "version_id", id)
+		}
+	}
+	k.mu.Lock()
+	for name, v := range k.ensured {
+		if v == id {
+			delete(k.ensured, name)
+		}
+	}
+	k.mu.Unlock()
+	return nil
+}
+
+// deleteObjects deletes a version's Deployment and Service (name).
+func (k *Kube) deleteObjects(ctx context.Context, name string) error {
+	bg := metav1.DeletePropagationBackground
+	if err := k.cs.AppsV1().Deployments(k.ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kube: delete deployment %s: %w", name, err)
+	}
+	if err := k.cs.CoreV1().Services(k.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kube: delete service %s: %w", name, err)
+	}
+	return nil
+}
