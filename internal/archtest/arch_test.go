@@ -26,13 +26,16 @@ var (
 	testOnly = []string{"internal/store/storetest", "internal/runtime/runtimetest", "internal/runtime/fake"}
 	// SDKs whose types must stay inside one adapter.
 	sdks = map[string]string{
-		"github.com/docker/":         "internal/runtime/docker",
-		"github.com/moby/moby/":      "internal/runtime/docker",
-		"github.com/containerd/":     "internal/runtime/docker",
-		"k8s.io/":                    "internal/runtime/kube",
-		"modernc.org/sqlite":         "internal/store/sqlite",
-		"github.com/jackc/pgx":       "internal/store/postgres",
-		"github.com/mattn/go-sqlite": "(nowhere: no cgo)",
+		"github.com/docker/":     "internal/runtime/docker",
+		"github.com/moby/moby/":  "internal/runtime/docker",
+		"github.com/containerd/": "internal/runtime/docker",
+		"k8s.io/":                "internal/runtime/kube",
+		// The cluster's nodes pull images: the Kubernetes runtime resolves
+		// them against the registry.
+		"github.com/google/go-containerregistry/": "internal/runtime/kube",
+		"modernc.org/sqlite":                      "internal/store/sqlite",
+		"github.com/jackc/pgx":                    "internal/store/postgres",
+		"github.com/mattn/go-sqlite":              "(nowhere: no cgo)",
 	}
 )
 

@@ -121,6 +121,8 @@ type Kube struct {
 	slices      cache.SharedIndexInformer
 
 	changes notifier
+	// probe checks once whether a pod's address answers (probeOnce).
+	probe func(ctx context.Context, addr, path string) error
 
 	mu sync.Mutex
 	// stopping: instances this process is stopping, so their pods'
@@ -190,6 +192,7 @@ func start(ctx context.Context, cfg Config, cs kubernetes.Interface, server stri
 		cfg: cfg, cs: cs, ns: cfg.Namespace, server: server,
 		log:      cfg.Logger.With("component", "kube", "namespace", cfg.Namespace),
 		stopping: map[string]bool{}, gone: map[string]tombstone{}, ensured: map[string]int64{},
+		probe: probeOnce,
 	}
 	if k.ns == "" {
 		k.ns = "default"

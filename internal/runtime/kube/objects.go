@@ -115,8 +115,8 @@ func (k *Kube) deploymentApply(spec runtime.InstanceSpec) *appsv1ac.DeploymentAp
 	podLabels[runtime.LabelInstance] = "" // unclaimed; Start claims it
 	pod := corev1ac.PodSpec().
 		WithContainers(c).
-		WithEnableServiceLinks(false).             // no service environment variables
-		WithAutomountServiceAccountToken(false).   // instances do not talk to the API server
+		WithEnableServiceLinks(false).           // no service environment variables
+		WithAutomountServiceAccountToken(false). // instances do not talk to the API server
 		WithTerminationGracePeriodSeconds(grace)
 	if k.cfg.ImagePullSecret != "" {
 		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(k.cfg.ImagePullSecret))

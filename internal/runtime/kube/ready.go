@@ -42,7 +42,7 @@ func (k *Kube) WaitReady(ctx context.Context, id string) (runtime.Instance, erro
 	}
 	vid, name := p.Labels[runtime.LabelVersionID], podDeployment(p)
 	w := k.newFailureWatch()
-	pr := &prober{interval: k.cfg.ProbeInterval, wake: k.changes.notify}
+	pr := &prober{interval: k.cfg.ProbeInterval, wake: k.changes.notify, probe: k.probe}
 	defer pr.stop()
 	var in runtime.Instance
 	var lost time.Time // when the pod went, for the reclaim
@@ -278,6 +278,7 @@ func contains(l []string, s string) bool {
 type prober struct {
 	interval time.Duration
 	wake     func()
+	probe    func(ctx context.Context, addr, path string) error
 	mu       sync.Mutex
 	addr     string
 	cancel   context.CancelFunc
@@ -311,7 +312,7 @@ func (pr *prober) start(ctx context.Context, addr, path string) {
 		t := time.NewTicker(pr.interval)
 		defer t.Stop()
 		for {
-			if probeOnce(ctx, addr, path) == nil {
+			if pr.probe(ctx, addr, path) == nil {
 				pr.mu.Lock()
 				if pr.addr == addr {
 					pr.ok.Store(true)
