@@ -147,6 +147,13 @@ type LogReader interface {
 	Close() error
 }
 
+// StreamMerger is a runtime whose logs may not tell stdout from stderr
+// (Kubernetes, unless its PodLogsQuerySplitStreams feature gate is on).
+type StreamMerger interface {
+	// MergesStreams reports whether Logs gives every line as Stdout.
+	MergesStreams() bool
+}
+
 // ReadinessWaiter is a runtime that knows when an instance is ready to take
 // requests (on Kubernetes, from the pod's readiness probe). Wisp then waits
 // on it instead of probing the instance's port itself.

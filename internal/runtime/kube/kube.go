@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -31,6 +32,7 @@ var (
 	_ runtime.ReadinessWaiter = (*Kube)(nil)
 	_ runtime.Watcher         = (*Kube)(nil)
 	_ runtime.VersionRemover  = (*Kube)(nil)
+	_ runtime.StreamMerger    = (*Kube)(nil)
 )
 
 // Config configures the Kubernetes runtime.
@@ -137,9 +139,8 @@ type Kube struct {
 	ensured map[string]int64
 	ensure  sync.Map // name → *sync.Mutex: one ensure at a time per name
 
-	// splitLogs: 0 unknown, 1 the API server separates stdout and stderr,
-	// 2 it does not (see logs.go).
-	splitLogs int
+	// splitLogs: the cluster returns stdout and stderr apart (logs.go).
+	splitLogs atomic.Bool
 }
 
 type tombstone struct {
@@ -201,6 +202,7 @@ func start(ctx context.Context, cfg Config, cs kubernetes.Interface, server stri
 	if err := k.checkAccess(ctx); err != nil {
 		return nil, err
 	}
+	k.detectSplit(ctx)
 	sel := labels.Set{runtime.LabelManaged: "true", runtime.LabelOwner: cfg.Owner}.String()
 	k.factory = informers.NewSharedInformerFactoryWithOptions(cs, 0,
 		informers.WithNamespace(k.ns),

@@ -30,6 +30,17 @@ import (
 // before Since within its second are dropped here. The output of a
 // container that is waiting to be restarted is that of its last run.
 func (k *Kube) Logs(ctx context.Context, id string, opts runtime.LogOptions) (runtime.LogReader, error) {
+	split := k.splitLogs.Load()
+	r, err := k.logs(ctx, id, opts, split)
+	if split && apierrors.IsBadRequest(err) && strings.Contains(err.Error(), "stream") {
+		k.log.Info("the kubelet merges stdout and stderr in pod logs (feature gate PodLogsQuerySplitStreams is off there): every line is reported as stdout", "err", err)
+		k.splitLogs.Store(false)
+		return k.logs(ctx, id, opts, false)
+	}
+	return r, err
+}
+
+func (k *Kube) logs(ctx context.Context, id string, opts runtime.LogOptions, split bool) (runtime.LogReader, error) {
 	p := k.podOfInstance(id)
 	if p == nil {
 		return nil, core.NotFoundf("instance %s not found", id)
@@ -41,7 +52,6 @@ func (k *Kube) Logs(ctx context.Context, id string, opts runtime.LogOptions) (ru
 	if cs := containerStatus(p); cs != nil && !opts.Follow && cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil {
 		base.Previous = true
 	}
-	split := k.splitsStreams(ctx, p.Name)
 	lines, err := k.readLines(ctx, p.Name, base, opts, split)
 	if err != nil {
 		return nil, err
@@ -153,35 +163,29 @@ func (k *Kube) logErr(what string, err error) error {
 	return fmt.Errorf("kube: logs of %s: %w", what, err)
 }
 
-// splitsStreams finds out once whether the cluster returns one stream of a
-// container's output: a request for stdout alone is refused (422 from the
-// API server, 400 from the kubelet) when the feature gate is off.
-func (k *Kube) splitsStreams(ctx context.Context, pod string) bool {
-	k.mu.Lock()
-	known := k.splitLogs
-	k.mu.Unlock()
-	if known != 0 {
-		return known == 1
-	}
-	o := corev1.PodLogOptions{Container: containerName, Stream: ptr.To(corev1.LogStreamStdout), LimitBytes: ptr.To(int64(1))}
-	rc, err := k.cs.CoreV1().Pods(k.ns).GetLogs(pod, &o).Stream(ctx)
-	switch {
-	case err == nil:
+// detectSplit finds out whether the API server returns one stream of a
+// container's output: it validates the options before it looks for the
+// pod, so a request for the stdout of a pod that does not exist is refused
+// as invalid (422) when the feature gate is off, and not found otherwise.
+// A kubelet without the gate refuses such requests later (400): Logs then
+// falls back (see logs).
+func (k *Kube) detectSplit(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	o := corev1.PodLogOptions{Container: containerName, Stream: ptr.To(corev1.LogStreamStdout)}
+	rc, err := k.cs.CoreV1().Pods(k.ns).GetLogs("wisp-no-such-pod", &o).Stream(ctx)
+	if err == nil {
 		_ = rc.Close()
-		known = 1
-	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || strings.Contains(err.Error(), "stream"):
-		known = 2
-	default:
-		return false // cannot tell now (the container may not have started)
 	}
-	k.mu.Lock()
-	k.splitLogs = known
-	k.mu.Unlock()
-	if known == 2 {
-		k.log.Info("the cluster merges stdout and stderr in pod logs (feature gate PodLogsQuerySplitStreams is off); every line is reported as stdout")
+	k.splitLogs.Store(err == nil || apierrors.IsNotFound(err))
+	if !k.splitLogs.Load() {
+		k.log.Info("the cluster merges stdout and stderr in pod logs (feature gate PodLogsQuerySplitStreams is off): every line is reported as stdout",
+			"check", err)
 	}
-	return known == 1
 }
+
+// MergesStreams implements runtime.StreamMerger.
+func (k *Kube) MergesStreams() bool { return !k.splitLogs.Load() }
 
 func streamOf(s string) string {
 	if s == corev1.LogStreamStderr {
