@@ -87,3 +87,66 @@ func TestStartFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestColdStart measures scale from zero to ready on the real cluster, and
+// how long after the process began to listen (its first log line) the
+// instance was ready: the adapter's own probe sees it within a few
+// probe intervals, where the kubelet's one-second probe period alone
+// would take up to a second.
+func TestColdStart(t *testing.T) {
+	env := kubetest.Skip(t)
+	ns := kubetest.Namespace(t, env)
+	ref := env.Registry + "/wisp-greeter:test"
+	pinned := kubetest.MustPushGoImage(t, "./testdata/greeter", ref, 8080)
+	rt, err := kube.Open(t.Context(), kube.Config{Kubeconfig: env.Kubeconfig, Namespace: ns, Owner: "coldstart", StopGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	for i, delay := range []string{"0", "0", "0", "300", "300"} {
+		spec := runtime.InstanceSpec{ID: runtimetest.NewID("cold"), Service: "cold", VersionID: 1, VersionNumber: 1,
+			Image: pinned, ImageRef: ref, Port: 8080, Env: []string{"START_DELAY_MS=" + delay}}
+		if delay != "0" {
+			spec.VersionID, spec.VersionNumber = 2, 2
+		}
+		began := time.Now()
+		in, err := rt.Start(t.Context(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := time.Since(began)
+		if _, err := rt.WaitReady(t.Context(), spec.ID); err != nil {
+			t.Fatal(err)
+		}
+		ready := time.Now()
+		body := runtimetest.WaitServing(t, in.Addr, 5*time.Second)
+		served := time.Since(began)
+		lines := func() []runtime.LogLine {
+			r, err := rt.Logs(t.Context(), spec.ID, runtime.LogOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			var out []runtime.LogLine
+			for l, err := r.Next(); err == nil; l, err = r.Next() {
+				out = append(out, l)
+			}
+			return out
+		}()
+		listening := time.Time{}
+		for _, l := range lines {
+			if strings.Contains(l.Text, "listening") {
+				listening = l.Time
+			}
+		}
+		t.Logf("cold start %d (start delay %sms): Start %s, ready %s, first answer %s (%q); ready %s after the process listened",
+			i, delay, started.Round(time.Millisecond), ready.Sub(began).Round(time.Millisecond), served.Round(time.Millisecond),
+			strings.TrimSpace(body), ready.Sub(listening).Round(time.Millisecond))
+		if !listening.IsZero() && ready.Sub(listening) > 500*time.Millisecond {
+			t.Errorf("ready %s after the process listened, want well under the kubelet's probe period", ready.Sub(listening))
+		}
+		if err := rt.Stop(t.Context(), spec.ID, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
