@@ -38,7 +38,7 @@ type Config struct {
 	// (or sqlite:relative/path); "" means SQLite at <DataDir>/wisp.db.
 	// See ParseStore.
 	Store string
-	// Runtime runs instances: "docker" (the default).
+	// Runtime runs instances: "docker" (the default) or "kubernetes".
 	Runtime string
 	// Builder builds images from source: "docker" (the default: the Docker
 	// Engine's build API) or "none" (builds are refused).
@@ -51,6 +51,15 @@ type Config struct {
 	DockerPublish bool
 	// DockerPull pulls images that are not on the machine.
 	DockerPull bool
+	// Kubeconfig is the kubeconfig file of the kubernetes runtime; "" means
+	// $KUBECONFIG, then ~/.kube/config, then the configuration of the pod
+	// Wisp runs in.
+	Kubeconfig string
+	// KubeNamespace holds the kubernetes runtime's Deployments and pods;
+	// "" means the kubeconfig context's (in a pod: its own) namespace.
+	KubeNamespace string
+	// KubePullSecret names the Secret the pods pull their images with.
+	KubePullSecret string
 	// StartTimeout bounds a cold start (runtime start plus readiness).
 	StartTimeout time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL for an instance.
@@ -138,18 +147,22 @@ const (
 	EnvBuilder    = "WISP_BUILDER"
 	EnvAdminCert  = "WISP_ADMIN_TLS_CERT"
 	EnvAdminKey   = "WISP_ADMIN_TLS_KEY"
+	EnvKubeconfig = "WISP_KUBECONFIG"
+	EnvKubeNS     = "WISP_KUBE_NAMESPACE"
+	EnvPullSecret = "WISP_KUBE_PULL_SECRET" //nolint:gosec // G101: the name of a variable, not a credential
 )
 
 // Runtimes and builders.
 const (
-	RuntimeDocker = "docker"
-	BuilderDocker = "docker"
-	BuilderNone   = "none"
+	RuntimeDocker     = "docker"
+	RuntimeKubernetes = "kubernetes"
+	BuilderDocker     = "docker"
+	BuilderNone       = "none"
 )
 
 // Runtimes lists the accepted values of Runtime; Builders of Builder.
 var (
-	Runtimes = []string{RuntimeDocker}
+	Runtimes = []string{RuntimeDocker, RuntimeKubernetes}
 	Builders = []string{BuilderDocker, BuilderNone}
 )
 
@@ -204,6 +217,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvAdminToken, &c.AdminToken}, {EnvLogFormat, &c.LogFormat}, {EnvLogLevel, &c.LogLevel},
 		{EnvNetwork, &c.DockerNetwork}, {EnvStore, &c.Store}, {EnvRuntime, &c.Runtime}, {EnvBuilder, &c.Builder},
 		{EnvAdminCert, &c.AdminTLSCert}, {EnvAdminKey, &c.AdminTLSKey},
+		{EnvKubeconfig, &c.Kubeconfig}, {EnvKubeNS, &c.KubeNamespace}, {EnvPullSecret, &c.KubePullSecret},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -251,6 +265,9 @@ func (c Config) Validate() error {
 	}
 	if c.DockerNetwork == "" || strings.ContainsAny(c.DockerNetwork, " /:") {
 		errs = append(errs, fmt.Errorf("docker network (--docker-network, %s) must be a network name or \"host\", got %q", EnvNetwork, c.DockerNetwork))
+	}
+	if c.KubeNamespace != "" && !dnsLabel(c.KubeNamespace) {
+		errs = append(errs, fmt.Errorf("kubernetes namespace (--kube-namespace, %s) must be a DNS label, got %q", EnvKubeNS, c.KubeNamespace))
 	}
 	if c.StartTimeout < time.Second || c.StartTimeout > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("start timeout (--start-timeout) must be between 1s and 10m, got %s", c.StartTimeout))
@@ -345,3 +362,18 @@ func (c Config) validateEdge() []error {
 
 // AdminTLS reports whether the admin API is served over HTTPS.
 func (c Config) AdminTLS() bool { return c.AdminTLSCert != "" && c.AdminTLSKey != "" }
+
+// dnsLabel reports whether s is a DNS label (RFC 1123): lowercase letters,
+// digits and '-', 1–63 characters, starting and ending with a letter or
+// digit.
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}

@@ -23,6 +23,21 @@ func TestEnv(t *testing.T) {
 	}
 }
 
+// TestKubernetesSettings: the kubernetes runtime is accepted, with its
+// settings from the environment.
+func TestKubernetesSettings(t *testing.T) {
+	c := config.Default()
+	env := map[string]string{config.EnvRuntime: "kubernetes", config.EnvKubeconfig: "/etc/wisp/kubeconfig",
+		config.EnvKubeNS: "wisp", config.EnvPullSecret: "regcred"}
+	c.ApplyEnv(func(k string) string { return env[k] })
+	if c.Runtime != config.RuntimeKubernetes || c.Kubeconfig != "/etc/wisp/kubeconfig" || c.KubeNamespace != "wisp" || c.KubePullSecret != "regcred" {
+		t.Fatalf("after env: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string
@@ -46,7 +61,8 @@ func TestValidate(t *testing.T) {
 		{"scale-down delay", func(c *config.Config) { c.ScaleDownDelay = -time.Second }, "--scale-down-delay"},
 		{"unknown store", func(c *config.Config) { c.Store = "mysql://db" }, "accepted: sqlite:///path/to/wisp.db, postgres://"},
 		{"store without a file", func(c *config.Config) { c.Store = "sqlite://" }, "names no database file"},
-		{"unknown runtime", func(c *config.Config) { c.Runtime = "podman" }, "--runtime, WISP_RUNTIME) must be one of docker"},
+		{"unknown runtime", func(c *config.Config) { c.Runtime = "podman" }, "--runtime, WISP_RUNTIME) must be one of docker, kubernetes"},
+		{"kube namespace", func(c *config.Config) { c.Runtime = "kubernetes"; c.KubeNamespace = "Wisp_NS" }, "--kube-namespace, WISP_KUBE_NAMESPACE) must be a DNS label"},
 		{"unknown builder", func(c *config.Config) { c.Builder = "kaniko" }, "must be one of docker, none"},
 		{"header timeout", func(c *config.Config) { c.ReadHeaderTimeout = 0 }, "--read-header-timeout"},
 		{"body timeout", func(c *config.Config) { c.BodyTimeout = 2 * time.Hour }, "--body-timeout"},

@@ -11,6 +11,7 @@ import (
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/runtime/docker"
+	"github.com/wisp-run/wisp/internal/runtime/kube"
 	"github.com/wisp-run/wisp/internal/store"
 	"github.com/wisp-run/wisp/internal/store/sqlite"
 )
@@ -90,11 +91,30 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 			return p, err
 		}
 		p = runtimeParts{rt: dk, close: dk.Close, name: config.RuntimeDocker}
+	case config.RuntimeKubernetes:
+		owner, err := loadOrCreateID(cfg.DataDir)
+		if err != nil {
+			return p, err
+		}
+		k, err := kube.Open(ctx, kube.Config{
+			Kubeconfig: cfg.Kubeconfig, Namespace: cfg.KubeNamespace, Owner: owner,
+			ImagePullSecret: cfg.KubePullSecret, StopGrace: cfg.StopGrace, Logger: logger,
+		})
+		if err != nil {
+			return p, err
+		}
+		p = runtimeParts{rt: k, close: k.Close, name: config.RuntimeKubernetes}
 	default:
 		return p, fmt.Errorf("runtime %q: accepted: %s", cfg.Runtime, strings.Join(config.Runtimes, ", "))
 	}
 	switch cfg.Builder {
 	case config.BuilderDocker:
+		if dk == nil {
+			// Builds for a cluster (pushed to a registry its nodes pull
+			// from) are not there yet: deploys of images work.
+			logger.Info("builds are off: the docker builder needs the docker runtime", "runtime", cfg.Runtime)
+			break
+		}
 		p.builder = dk.Builder()
 	case config.BuilderNone:
 	default:
