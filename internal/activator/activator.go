@@ -129,6 +129,7 @@ type Activator struct {
 	pauser runtime.Pauser          // nil when the runtime cannot pause
 	pc     runtime.Precreator      // nil when it cannot create ahead
 	rw     runtime.ReadinessWaiter // nil when Wisp probes readiness itself
+	vr     runtime.VersionRemover  // nil when the runtime keeps nothing per version
 	log    *slog.Logger
 	prober prober
 	// health probes a suspect instance: an HTTP request, see health.go.
@@ -275,6 +276,7 @@ func New(ctx context.Context, cfg Config, rt runtime.Runtime, logger *slog.Logge
 	a.pauser, _ = rt.(runtime.Pauser)
 	a.pc, _ = rt.(runtime.Precreator)
 	a.rw, _ = rt.(runtime.ReadinessWaiter)
+	a.vr, _ = rt.(runtime.VersionRemover)
 	reg := cfg.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()

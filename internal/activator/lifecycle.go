@@ -251,7 +251,9 @@ func (a *Activator) drain(in *instance) {
 
 // Reconcile makes the activator's view match the runtime: instances of known
 // versions are adopted (running ones are probed before they take requests),
-// others removed, and instances that vanished dropped.
+// others removed, and instances that vanished dropped. What the runtime
+// keeps for versions that are not known (runtime.VersionRemover) is
+// removed.
 func (a *Activator) Reconcile(ctx context.Context) error {
 	began := a.now()
 	list, err := a.rt.List(ctx)
@@ -285,8 +287,21 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 		}
 		vs.mu.Unlock()
 	}
-	if adopted+removed+lost > 0 {
-		a.log.Info("reconciled with the runtime", "adopted", adopted, "removed", removed, "lost", lost)
+	versions := 0
+	if a.vr != nil {
+		ids, err := a.vr.Versions(ctx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if a.lookup(id) == nil {
+				a.removeVersion(id)
+				versions++
+			}
+		}
+	}
+	if adopted+removed+lost+versions > 0 {
+		a.log.Info("reconciled with the runtime", "adopted", adopted, "removed", removed, "lost", lost, "versions_removed", versions)
 	}
 	return nil
 }

@@ -206,3 +206,29 @@ func (a *Activator) states() []State {
 	}
 	return out
 }
+
+// remover is a stub that keeps something per version, as Kubernetes keeps
+// a Deployment.
+type remover struct {
+	*stub
+	kept    map[int64]bool
+	removed chan int64
+}
+
+func (r *remover) Versions(context.Context) ([]int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []int64
+	for id := range r.kept {
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+func (r *remover) RemoveVersion(_ context.Context, id int64) error {
+	r.mu.Lock()
+	delete(r.kept, id)
+	r.mu.Unlock()
+	r.removed <- id
+	return nil
+}

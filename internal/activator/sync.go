@@ -1,6 +1,9 @@
 package activator
 
 import (
+	"context"
+	"time"
+
 	"github.com/wisp-run/wisp/internal/core"
 )
 
@@ -97,6 +100,26 @@ func (a *Activator) forget(vs *versionState) {
 	}
 	a.metrics.forget(&vs.ver)
 	vs.broadcast()
+	a.removeVersion(vs.id)
+}
+
+// removeVersion removes, in the background, what the runtime keeps for a
+// deleted version besides its instances (a Deployment and a Service on
+// Kubernetes).
+func (a *Activator) removeVersion(id int64) {
+	if a.vr == nil {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		// Past shutdown: what a deleted version leaves would stay.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.life), 30*time.Second)
+		defer cancel()
+		if err := a.vr.RemoveVersion(ctx, id); err != nil {
+			a.log.Warn("could not remove what the runtime keeps for a deleted version; the next re-list tries again", "version_id", id, "err", err)
+		}
+	}()
 }
 
 // routableVersions returns the numbers of the versions that get a share of

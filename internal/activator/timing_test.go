@@ -431,3 +431,37 @@ func TestRuntimeReadiness(t *testing.T) {
 		}
 	})
 }
+
+// TestVersionRemover: a deleted version's runtime resources are removed,
+// and a re-list removes those of versions the activator does not know.
+func TestVersionRemover(t *testing.T) {
+	r := &remover{stub: newStub(), kept: map[int64]bool{1: true, 7: true}, removed: make(chan int64, 4)}
+	a, err := New(t.Context(), Config{}, r, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.prober, a.health = r.stub, r.stub.health
+	defer func() { _ = a.Shutdown(context.WithoutCancel(t.Context())) }()
+	v := core.Version{ID: 1, Service: "svc", Number: 1, ImageID: "sha256:stub", VersionSpec: core.VersionSpec{Image: "stub:1", Port: 8080}}
+	a.Apply(core.ServiceState{Service: core.Service{Name: "svc", Policy: core.DefaultPolicy()}, Versions: []core.Version{v}})
+	if err := a.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-r.removed:
+		if id != 7 {
+			t.Fatalf("re-list removed version %d, want the unknown 7", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the re-list removed nothing")
+	}
+	a.Remove("svc")
+	select {
+	case id := <-r.removed:
+		if id != 1 {
+			t.Fatalf("deleting the service removed version %d, want 1", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("deleting the service removed nothing")
+	}
+}
