@@ -320,7 +320,7 @@ func (k *Kube) waitAddr(ctx context.Context, id string) (runtime.Instance, error
 			return false, 0, fmt.Errorf("instance %s: its pod was deleted while starting", id)
 		}
 		if err := w.check(p); err != nil {
-			return false, 0, err
+			return false, 0, fmt.Errorf("instance %s (pod %s): %w", id, p.Name, err)
 		}
 		if p.Status.PodIP != "" {
 			in = k.instanceOf(p)
