@@ -134,6 +134,8 @@ type Kube struct {
 	// eviction, or by the ReplicaSet picking it for another scale-down): a
 	// Stop of the instance still owes the Deployment a replica.
 	gone map[string]tombstone
+	// marked: pods Stops of this process marked for removal (stop.go).
+	marked map[string]time.Time
 	// ensured: Deployments this process created or found for a version,
 	// by name, with that version's ID.
 	ensured map[string]int64
@@ -193,7 +195,7 @@ func start(ctx context.Context, cfg Config, cs kubernetes.Interface, server stri
 		cfg: cfg, cs: cs, ns: cfg.Namespace, server: server,
 		log:      cfg.Logger.With("component", "kube", "namespace", cfg.Namespace),
 		stopping: map[string]bool{}, gone: map[string]tombstone{}, ensured: map[string]int64{},
-		probe: probeOnce,
+		marked: map[string]time.Time{}, probe: probeOnce,
 	}
 	if k.ns == "" {
 		k.ns = "default"

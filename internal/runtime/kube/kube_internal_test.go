@@ -633,3 +633,40 @@ func TestParseLine(t *testing.T) {
 		t.Errorf("since = %+v", got)
 	}
 }
+
+// TestConcurrentStops: stops at once each see the ReplicaSet remove their
+// own pods, not another's (so none deletes its pod behind the ReplicaSet's
+// back, which would make it create a replacement), and the instance that
+// is not stopped keeps its pod.
+func TestConcurrentStops(t *testing.T) {
+	k, cs, _ := newFake(t)
+	var ins []runtime.Instance
+	for i := range 5 {
+		in, err := k.Start(t.Context(), testSpec("hello-"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	cs.ClearActions()
+	var wg sync.WaitGroup
+	for _, in := range ins[1:] {
+		wg.Go(func() {
+			if err := k.Stop(t.Context(), in.ID, time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, a := range cs.Actions() {
+		if d, ok := a.(ktesting.DeleteAction); ok && a.GetResource().Resource == "pods" && d.GetDeleteOptions().GracePeriodSeconds != nil {
+			t.Errorf("a stop deleted pod %s itself: it saw another pod go as if the ReplicaSet had picked it", d.GetName())
+		}
+	}
+	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), ins[0].ContainerID, metav1.GetOptions{}); err != nil {
+		t.Errorf("the instance that was not stopped lost its pod: %v", err)
+	}
+	if r := replicas(t, cs, "hello-v3"); r != 1 {
+		t.Errorf("replicas %d, want 1", r)
+	}
+}

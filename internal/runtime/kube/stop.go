@@ -68,8 +68,10 @@ func (k *Kube) scaleDownPod(ctx context.Context, p *corev1.Pod, grace time.Durat
 		}
 		return fmt.Errorf("kube: mark pod %s for removal: %w", p.Name, err)
 	}
+	k.mark(p.Name)
 	// Pods whose removal would show that the ReplicaSet picked another:
-	// those not already on their way out or picked by another Stop.
+	// those not on their way out, nor picked by another Stop (here or in
+	// another Wisp: its deletion cost says so), by name with their instance.
 	others := map[string]bool{}
 	for _, o := range k.podsOfVersion(vid) {
 		if o.Name != p.Name && o.DeletionTimestamp == nil && o.Annotations[annotationDeletionCost] != costStopping {
@@ -78,6 +80,11 @@ func (k *Kube) scaleDownPod(ctx context.Context, p *corev1.Pod, grace time.Durat
 	}
 	if err := k.scale(ctx, name, -1); err != nil {
 		return fmt.Errorf("kube: remove a replica of %s: %w", name, err)
+	}
+	// Another Stop may have marked its pod after the look above: its pod
+	// going is that Stop's, not a wrong pick.
+	stoppedByUs := func(o *corev1.Pod, name string) bool {
+		return (o != nil && o.Annotations[annotationDeletionCost] == costStopping) || k.wasMarked(name)
 	}
 	wctx, cancel := context.WithTimeout(ctx, pickWindow)
 	defer cancel()
@@ -91,13 +98,9 @@ func (k *Kube) scaleDownPod(ctx context.Context, p *corev1.Pod, grace time.Durat
 		if k.deployment(name) == nil {
 			return true, nil
 		}
-		for _, o := range k.podsOfVersion(vid) {
-			if others[o.Name] && o.DeletionTimestamp != nil {
-				return true, nil
-			}
-		}
 		for n := range others {
-			if k.pod(n) == nil {
+			o := k.pod(n)
+			if (o == nil || o.DeletionTimestamp != nil) && !stoppedByUs(o, n) {
 				return true, nil
 			}
 		}
@@ -224,4 +227,26 @@ func (k *Kube) deleteObjects(ctx context.Context, name string) error {
 		return fmt.Errorf("kube: delete service %s: %w", name, err)
 	}
 	return nil
+}
+
+// mark records that a Stop of this process set pod name's deletion cost to
+// the minimum, so other Stops know its going is not a wrong pick even after
+// the pod and the Stop are gone. Marks are kept for a minute.
+func (k *Kube) mark(name string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := time.Now()
+	for n, at := range k.marked {
+		if now.Sub(at) > time.Minute {
+			delete(k.marked, n)
+		}
+	}
+	k.marked[name] = now
+}
+
+func (k *Kube) wasMarked(name string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.marked[name]
+	return ok
 }
