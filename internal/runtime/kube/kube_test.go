@@ -3,8 +3,11 @@ package kube_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/runtime/kube"
@@ -148,5 +151,84 @@ func TestColdStart(t *testing.T) {
 		if err := rt.Stop(t.Context(), spec.ID, time.Second); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestScaleUpAndDown on the real ReplicaSet controller: starts at once
+// claim different pods; stops at once remove exactly their pods (the
+// deletion cost steers the ReplicaSet), leaving the busy one alone; no pod
+// is left unclaimed.
+func TestScaleUpAndDown(t *testing.T) {
+	env := kubetest.Skip(t)
+	ns := kubetest.Namespace(t, env)
+	ref := env.Registry + "/wisp-greeter:test"
+	pinned := kubetest.MustPushGoImage(t, "./testdata/greeter", ref, 8080)
+	rt, err := kube.Open(t.Context(), kube.Config{Kubeconfig: env.Kubeconfig, Namespace: ns, Owner: "scale", StopGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	const n = 6
+	ins := make([]runtime.Instance, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	began := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			spec := runtime.InstanceSpec{ID: runtimetest.NewID("scale"), Service: "scale", VersionID: 1, VersionNumber: 1,
+				Image: pinned, ImageRef: ref, Port: 8080}
+			if ins[i], errs[i] = rt.Start(t.Context(), spec); errs[i] == nil {
+				ins[i], errs[i] = rt.WaitReady(t.Context(), spec.ID)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d instances ready in %s", n, time.Since(began).Round(time.Millisecond))
+	pods := map[string]bool{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if pods[ins[i].ContainerID] {
+			t.Fatalf("two instances share pod %s", ins[i].ContainerID)
+		}
+		pods[ins[i].ContainerID] = true
+	}
+	began = time.Now()
+	for _, in := range ins[1:] {
+		wg.Go(func() {
+			if err := rt.Stop(t.Context(), in.ID, time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d instances stopped in %s", n-1, time.Since(began).Round(time.Millisecond))
+	list, err := rt.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != ins[0].ID || list[0].ContainerID != ins[0].ContainerID {
+		t.Fatalf("after the stops: %+v, want only %s on its own pod %s", list, ins[0].ID, ins[0].ContainerID)
+	}
+	cs, err := env.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pl.Items {
+		if p.DeletionTimestamp == nil && p.Name != ins[0].ContainerID {
+			t.Errorf("pod %s (instance %q) is left", p.Name, p.Labels[runtime.LabelInstance])
+		}
+	}
+	if err := rt.Stop(t.Context(), ins[0].ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "scale-v1", metav1.GetOptions{})
+	if err != nil || *d.Spec.Replicas != 0 {
+		t.Fatalf("the Deployment after the last stop: %v replicas, %v; want kept at 0", d.Spec.Replicas, err)
 	}
 }
