@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -128,14 +129,18 @@ func (a *app) serviceList() *cobra.Command {
 	}
 }
 
-func (a *app) printService(s core.Service) error {
+func (a *app) printService(ctx context.Context, s core.Service) error {
 	return a.emit(s, func() error {
 		p := s.Policy
+		pause := pauseString(p.PauseAfter)
+		if info, err := a.client().Info(ctx); err == nil && info.NoPause && p.PauseAfter != 0 {
+			pause += " (no effect: the " + info.Runtime + " runtime cannot pause instances)"
+		}
 		return a.fields([][2]string{
 			{"Name", s.Name}, {"URL", s.URL}, {"Host", s.Host},
 			{"Min instances", strconv.Itoa(p.MinInstances)}, {"Max instances", strconv.Itoa(p.MaxInstances)},
 			{"Target concurrency", strconv.Itoa(p.TargetConcurrency)}, {"Target RPS", rpsString(p.TargetRPS)},
-			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pauseString(p.PauseAfter)},
+			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pause},
 			{"Created", s.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 		})
 	})
@@ -165,7 +170,7 @@ func (a *app) serviceGet() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printService(s)
+			return a.printService(cmd.Context(), s)
 		},
 	}
 }
@@ -191,7 +196,7 @@ func (a *app) serviceSet() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return a.printService(s)
+		return a.printService(cmd.Context(), s)
 	}
 	return cmd
 }

@@ -11,4 +11,7 @@ type ServerInfo struct {
 	// Runtime and Store name the adapters in use ("docker", "sqlite").
 	Runtime string `json:"runtime"`
 	Store   string `json:"store"`
+	// NoPause is true when the runtime cannot pause instances (Kubernetes):
+	// a service's pause_after then has no effect.
+	NoPause bool `json:"no_pause,omitempty"`
 }

@@ -184,7 +184,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
-		api.WithInfo(serverInfo(parts.name, storeKind(storeName))),
+		api.WithInfo(serverInfo(parts.name, storeKind(storeName), parts.rt)),
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
@@ -211,9 +211,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 }
 
 // serverInfo is what GET /v1/info reports.
-func serverInfo(runtime, store string) core.ServerInfo {
+func serverInfo(name, store string, rt runtime.Runtime) core.ServerInfo {
 	bi := buildinfo.Read()
-	return core.ServerInfo{Version: bi.Version, Commit: bi.Commit, Go: bi.Go, Runtime: runtime, Store: store}
+	_, pauses := rt.(runtime.Pauser)
+	return core.ServerInfo{Version: bi.Version, Commit: bi.Commit, Go: bi.Go, Runtime: name, Store: store, NoPause: !pauses}
 }
 
 // acquire adapts the activator to the router.
