@@ -8,7 +8,8 @@
 // container events implements Watcher; one that creates instances ahead of
 // need implements Precreator; one that knows when an instance is ready (a
 // pod's readiness, say) implements ReadinessWaiter; one that builds images
-// implements Builder.
+// implements Builder; a builder that can push what it built to a registry
+// implements Pusher.
 package runtime
 
 import (
@@ -198,6 +199,22 @@ type Builder interface {
 	InspectImage(ctx context.Context, ref string) (ImageInfo, error)
 	// TagImage gives image id the reference ref (moving ref if it exists).
 	TagImage(ctx context.Context, id, ref string) error
+}
+
+// RegistryAuth is how to log in to a registry; empty means anonymous.
+type RegistryAuth struct {
+	Server   string
+	Username string
+	Password string
+}
+
+// Pusher is a builder that can push the images it built to a registry, so
+// the nodes of a cluster can pull them.
+type Pusher interface {
+	// Push pushes ref (registry/repository:tag) and returns the pinned
+	// reference registry/repository@sha256:… of what it pushed. A refused
+	// login or an unreachable registry is an error wrapping core.ErrInvalid.
+	Push(ctx context.Context, ref string, auth RegistryAuth, progress func(line string)) (string, error)
 }
 
 // ImageInfo describes an image.
