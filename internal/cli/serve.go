@@ -64,6 +64,8 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin API listen address; keep it private, or serve it over TLS (env "+config.EnvAdminAddr+")")
 	f.StringVar(&cfg.AdminTLSCert, "admin-tls-cert", cfg.AdminTLSCert, "serve the admin API over HTTPS with this PEM certificate (with --admin-tls-key; env "+config.EnvAdminCert+")")
 	f.StringVar(&cfg.AdminTLSKey, "admin-tls-key", cfg.AdminTLSKey, "the PEM private key of --admin-tls-cert (env "+config.EnvAdminKey+")")
+	f.StringVar(&cfg.Registry, "registry", cfg.Registry, "push every built image to this registry (host[:port][/path]) and pin the pushed digest, so a cluster's nodes can pull it (env "+config.EnvRegistry+")")
+	f.StringVar(&cfg.RegistryUsername, "registry-username", cfg.RegistryUsername, "log in to --registry as this user (env "+config.EnvRegUser+"; the password only from env "+config.EnvRegPass+")")
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "router listen address (env "+config.EnvAddr+")")
 	f.StringVar(&cfg.Domain, "domain", cfg.Domain, "domain of service hosts: <service>.<domain> (env "+config.EnvDomain+")")
 	f.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin API bearer token, at least 16 characters (env "+config.EnvAdminToken+"; default: generated and saved in the data dir)")

@@ -86,6 +86,13 @@ type Config struct {
 	// HTTPS with that certificate and key (PEM files).
 	AdminTLSCert string
 	AdminTLSKey  string
+
+	// Registry, when set (host[:port][/path]), is where builds push their
+	// images, so a cluster's nodes can pull them; the version then pins the
+	// pushed digest. RegistryUsername and RegistryPassword log in to it.
+	Registry         string
+	RegistryUsername string
+	RegistryPassword string
 }
 
 // Default returns the embedded defaults.
@@ -138,6 +145,9 @@ const (
 	EnvBuilder    = "WISP_BUILDER"
 	EnvAdminCert  = "WISP_ADMIN_TLS_CERT"
 	EnvAdminKey   = "WISP_ADMIN_TLS_KEY"
+	EnvRegistry   = "WISP_REGISTRY"
+	EnvRegUser    = "WISP_REGISTRY_USERNAME"
+	EnvRegPass    = "WISP_REGISTRY_PASSWORD" //nolint:gosec // G101: the name of a variable, not a credential
 )
 
 // Runtimes and builders.
@@ -204,6 +214,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvAdminToken, &c.AdminToken}, {EnvLogFormat, &c.LogFormat}, {EnvLogLevel, &c.LogLevel},
 		{EnvNetwork, &c.DockerNetwork}, {EnvStore, &c.Store}, {EnvRuntime, &c.Runtime}, {EnvBuilder, &c.Builder},
 		{EnvAdminCert, &c.AdminTLSCert}, {EnvAdminKey, &c.AdminTLSKey},
+		{EnvRegistry, &c.Registry}, {EnvRegUser, &c.RegistryUsername}, {EnvRegPass, &c.RegistryPassword},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -242,6 +253,9 @@ func (c Config) Validate() error {
 	}
 	if !slices.Contains(Runtimes, c.Runtime) {
 		errs = append(errs, fmt.Errorf("runtime (--runtime, %s) must be one of %s, got %q", EnvRuntime, strings.Join(Runtimes, ", "), c.Runtime))
+	}
+	if c.Registry != "" && (strings.Contains(c.Registry, "://") || strings.ContainsAny(c.Registry, " @")) {
+		errs = append(errs, fmt.Errorf("registry (--registry, %s) is host[:port][/path] without a scheme or tag, e.g. registry.example.com:5000/wisp; got %q", EnvRegistry, c.Registry))
 	}
 	if !slices.Contains(Builders, c.Builder) {
 		errs = append(errs, fmt.Errorf("builder (--builder, %s) must be one of %s, got %q", EnvBuilder, strings.Join(Builders, ", "), c.Builder))

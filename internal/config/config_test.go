@@ -54,6 +54,7 @@ func TestValidate(t *testing.T) {
 		{"upgrade idle timeout", func(c *config.Config) { c.UpgradeIdleTimeout = 0 }, "--upgrade-idle-timeout"},
 		{"TLS cert without key", func(c *config.Config) { c.AdminTLSCert = "cert.pem" }, "--admin-tls-key"},
 		{"TLS key without cert", func(c *config.Config) { c.AdminTLSKey = "key.pem" }, "--admin-tls-cert"},
+		{"registry with a scheme", func(c *config.Config) { c.Registry = "http://127.0.0.1:5000" }, "--registry, WISP_REGISTRY) is host[:port][/path]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -103,3 +103,9 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 	}
 	return p, nil
 }
+
+// registryAuth is how builds log in to cfg.Registry.
+func registryAuth(cfg config.Config) runtime.RegistryAuth {
+	server, _, _ := strings.Cut(cfg.Registry, "/")
+	return runtime.RegistryAuth{Server: server, Username: cfg.RegistryUsername, Password: cfg.RegistryPassword}
+}

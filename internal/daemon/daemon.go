@@ -170,6 +170,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		if d.builds, err = build.NewRunner(ctx, build.RunnerConfig{
 			Builder: b, Store: d.store, Logger: logger, Watchdog: watchdog,
 			MaxContext: cfg.MaxBuildContext, Sync: d.feed.Sync,
+			Registry: cfg.Registry, RegistryAuth: registryAuth(cfg),
 		}); err != nil {
 			return nil, err
 		}
