@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
 )
@@ -151,4 +152,13 @@ type Store interface {
 
 	// Close releases the store. Calls after Close fail.
 	Close() error
+
+	// AcquireLease takes the lease name for holder, or renews it when
+	// holder has it, for ttl on the store's clock, and reports whether
+	// holder holds it after the call (false: another holder's lease has not
+	// expired). Leases elect one leader among the processes sharing the
+	// store (package leader); they are not changes.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder has it.
+	ReleaseLease(ctx context.Context, name, holder string) error
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"Watch", testWatch},
 		{"WatchClose", testWatchClose},
 		{"ServiceStates", testServiceStates},
+		{"Leases", testLeases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,82 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/store"
+)
+
+// testLeases: one holder at a time; the holder renews; another takes the
+// lease once it expired or was released; of many at once exactly one wins.
+func testLeases(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	acquire := func(holder string, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := s.AcquireLease(ctx, "leader", holder, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !acquire("a", time.Minute) {
+		t.Fatal("a free lease was refused")
+	}
+	if acquire("b", time.Minute) {
+		t.Fatal("b took a lease a holds")
+	}
+	if !acquire("a", time.Minute) {
+		t.Fatal("the holder could not renew")
+	}
+	if ok, err := s.AcquireLease(ctx, "other", "b", time.Minute); err != nil || !ok {
+		t.Fatalf("a lease of another name: %v, %v", ok, err)
+	}
+	if err := s.ReleaseLease(ctx, "leader", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if acquire("b", time.Minute) {
+		t.Fatal("a release by a non-holder freed the lease")
+	}
+	if err := s.ReleaseLease(ctx, "leader", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if !acquire("b", 300*time.Millisecond) {
+		t.Fatal("a released lease was refused")
+	}
+	if acquire("a", time.Minute) {
+		t.Fatal("a took b's lease before it expired")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if !acquire("a", time.Minute) {
+		t.Fatal("an expired lease was refused")
+	}
+
+	// Of many replicas asking at once for a free lease, exactly one wins.
+	const n = 8
+	var wg sync.WaitGroup
+	wins := make(chan string, n)
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			holder := string(rune('a' + i))
+			ok, err := s.AcquireLease(ctx, "race", holder, time.Minute)
+			if err != nil {
+				errs <- err
+			} else if ok {
+				wins <- holder
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent acquire: %v", err)
+	}
+	if len(wins) != 1 {
+		t.Fatalf("%d replicas won the lease at once, want 1", len(wins))
+	}
+}
