@@ -49,6 +49,9 @@ awk -v d="$DIR" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m;
   umount -l "$m" 2>/dev/null
 done
 ip link del "$BRIDGE" 2>/dev/null
+while iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do
+  iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+done
 # Leftover veths whose peer was in a pod.
 for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
   [[ "$(cat /sys/class/net/"$v"/master/uevent 2>/dev/null)" == *"$BRIDGE"* ]] && ip link del "$v" 2>/dev/null

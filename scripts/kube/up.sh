@@ -10,6 +10,9 @@
 #   WISP_KUBE_REGISTRY=...    host:port of the loopback registry
 #   WISP_KUBE_NODE_IP=...     the node's address
 #   WISP_KUBE_BIN=...         where kubectl and the other binaries are
+#   WISP_KUBE_API_PORT=...    the apiserver's port: it listens on every
+#                             address, so pods reach it at the bridge's
+#                             gateway, 10.244.0.1 (there is no kube-proxy)
 #
 # Needs root (the kubelet), Debian's etcd-server, containerd, runc and
 # containernetworking-plugins, and the binaries scripts/kube/build.sh builds
@@ -143,7 +146,7 @@ wait_for etcd 20 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 # --- kube-apiserver ---
 bg apiserver "$KBIN/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --secure-port="$API_PORT" --advertise-address="$NODE_IP" \
+  --bind-address=0.0.0.0 --secure-port="$API_PORT" --advertise-address="$NODE_IP" --anonymous-auth=false \
   --endpoint-reconciler-type=none --authorization-mode=Node,RBAC \
   --client-ca-file="$PKI/ca.crt" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
   --kubelet-client-certificate="$PKI/apiserver-kubelet.crt" --kubelet-client-key="$PKI/apiserver-kubelet.key" \
@@ -210,6 +213,12 @@ cat >"$DIR/cni/conf/10-wisp-test.conflist" <<JSON
 }
 JSON
 bg containerd containerd --config "$CD/config.toml"
+# Pods on the bridge reach each other (Wisp's own pods dial the pods of the
+# versions it runs): with br_netfilter, bridged traffic crosses the host's
+# FORWARD chain, whose policy Docker sets to DROP. down.sh removes the rule.
+if command -v iptables >/dev/null && ! iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; then
+  iptables -I FORWARD 1 -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+fi
 wait_for containerd 20 ctr --address "$CD/containerd.sock" version
 "$DIR/bin/harness" image "$DIR/bin/pause" wisp.test/pause:1 "$DIR/pause.tar"
 ctr --address "$CD/containerd.sock" -n k8s.io images import "$DIR/pause.tar" >/dev/null
@@ -262,6 +271,8 @@ WISP_KUBE_NODE_IP=$NODE_IP
 WISP_KUBE_NODE=$NODE
 WISP_KUBE_BIN=$KBIN
 WISP_KUBE_DIR=$DIR
+WISP_KUBE_API_PORT=$API_PORT
+WISP_KUBE_POD_GATEWAY=10.244.0.1
 ENV
 say "cluster $KUBE_VERSION up in $(awk "BEGIN {printf \"%.1f\", $(date +%s.%N) - $start}") s; env in $DIR/env"
 say "  export KUBECONFIG=$PKI/admin.kubeconfig; registry at $REGISTRY; scripts/kube/down.sh stops it"
