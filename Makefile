@@ -69,6 +69,12 @@ chaos: ## 60 s of load on the real engine while containers are frozen and killed
 bench-scale: build ## Admin changes and creates at 100, 1,000 and 10,000 services, and the daemon's RSS (needs Docker; about 2 min)
 	$(GO) run ./bench/scale -wisp $(BIN)
 
+.PHONY: image
+image: ## Build Wisp's own image, wisp:latest (FROM scratch, a static binary; deploy/Dockerfile)
+	mkdir -p bin/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/image/wisp ./cmd/wisp
+	docker build -q -t wisp:latest -f deploy/Dockerfile bin/image
+
 .PHONY: kube-build
 kube-build: ## Build and cache the test cluster's Kubernetes binaries (cold: about 15 min once)
 	./scripts/kube/build.sh
