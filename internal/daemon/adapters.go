@@ -56,13 +56,24 @@ func storeKind(name string) string {
 	return kind
 }
 
-// redactURL hides the user and password of a connection URL.
+// redactURL hides the user and password of a connection URL, in its user
+// part and in its query (libpq also takes ?user=…&password=…).
 func redactURL(s string) string {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if i := strings.LastIndex(rest, "@"); ok && i >= 0 {
-		return scheme + "://…@" + rest[i+1:]
+		s = scheme + "://…@" + rest[i+1:]
 	}
-	return s
+	base, query, ok := strings.Cut(s, "?")
+	if !ok {
+		return s
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if k, _, _ := strings.Cut(p, "="); k == "password" || k == "user" {
+			params[i] = k + "=…"
+		}
+	}
+	return base + "?" + strings.Join(params, "&")
 }
 
 // runtimeParts are what a runtime adapter provides.

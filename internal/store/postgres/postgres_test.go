@@ -267,7 +267,10 @@ func TestOpenErrors(t *testing.T) {
 // asks for the service row.
 func TestDeadlockIsRetried(t *testing.T) {
 	url := pg.Database(t)
-	s := open(t, Config{URL: url})
+	// Postgres looks for a deadlock once, deadlock_timeout after a wait
+	// begins; the other transaction must be waiting by then, however
+	// loaded the machine is.
+	s := open(t, Config{URL: withParam(t, url, "deadlock_timeout", "1s")})
 	ctx := t.Context()
 	if _, err := s.CreateService(ctx, core.Service{Name: "hello", Policy: core.DefaultPolicy()}); err != nil {
 		t.Fatal(err)
@@ -278,9 +281,9 @@ func TestDeadlockIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close(ctx)
-	// The other transaction must not be the one chosen as the victim:
-	// its deadlock check runs much later than the store's.
-	if _, err := other.Exec(ctx, `SET deadlock_timeout = '10s'`); err != nil {
+	// The other transaction must not be the one chosen as the victim: its
+	// deadlock check runs much later than the store's.
+	if _, err := other.Exec(ctx, `SET deadlock_timeout = '20s'`); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := other.Begin(ctx)
