@@ -99,7 +99,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}()
 
 	var storeName string
-	if d.store, storeName, err = openStore(ctx, cfg, opts); err != nil {
+	if d.store, storeName, err = openStore(ctx, cfg, logger, opts); err != nil {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { _ = d.store.Close() })

@@ -116,8 +116,9 @@ type Store interface {
 	// Watch returns a channel that receives a value after commits of changes
 	// (coalesced: one value may stand for many commits; it has a buffer of 1
 	// and never blocks a writer). It is closed when ctx is done or the store
-	// closes. Readers then call ChangesSince. (Postgres will implement it
-	// with LISTEN/NOTIFY.)
+	// closes. Readers then call ChangesSince. Commits made by other
+	// processes on the same database wake it too (SQLite polls the
+	// revision; Postgres uses LISTEN/NOTIFY).
 	Watch(ctx context.Context) <-chan struct{}
 	// ServiceState returns one service with its versions and current
 	// traffic, read in one read transaction. ErrNotFound if the service does
