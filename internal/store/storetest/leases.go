@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func testLeases(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			holder := string(rune('a' + i))
+			holder := "replica-" + strconv.Itoa(i)
 			ok, err := s.AcquireLease(ctx, "race", holder, time.Minute)
 			if err != nil {
 				errs <- err
