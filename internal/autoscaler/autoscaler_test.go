@@ -27,9 +27,11 @@ func (s *source) Scale(_ int64, n int) core.ScaleResult {
 
 type observer struct{ decisions, counts, forgets atomic.Int32 }
 
-func (o *observer) Decided(core.VersionLoad, autoscaler.Decision, core.ScaleResult) { o.decisions.Add(1) }
-func (o *observer) Counts(core.VersionLoad, autoscaler.Decision)                    { o.counts.Add(1) }
-func (o *observer) Forget(core.VersionLoad)                                         { o.forgets.Add(1) }
+func (o *observer) Decided(core.VersionLoad, autoscaler.Decision, core.ScaleResult) {
+	o.decisions.Add(1)
+}
+func (o *observer) Counts(core.VersionLoad, autoscaler.Decision) { o.counts.Add(1) }
+func (o *observer) Forget(core.VersionLoad)                      { o.forgets.Add(1) }
 
 func TestTickScalesAndCountsDecisions(t *testing.T) {
 	p := core.DefaultPolicy()
