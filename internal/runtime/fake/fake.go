@@ -65,6 +65,7 @@ type Runtime struct {
 	attempts    atomic.Int64
 	creates     atomic.Int64
 	fromCreated atomic.Int64
+	stops       atomic.Int64
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -289,8 +290,13 @@ func (r *Runtime) StartCreated(ctx context.Context, id string) (runtime.Instance
 func (r *Runtime) Creates() int     { return int(r.creates.Load()) }
 func (r *Runtime) FromCreated() int { return int(r.fromCreated.Load()) }
 
+// Stops returns how many times Stop was called, of instances that existed
+// or not.
+func (r *Runtime) Stops() int { return int(r.stops.Load()) }
+
 // Stop implements runtime.Runtime.
 func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	r.stops.Add(1)
 	r.mu.Lock()
 	in, ok := r.instances[id]
 	if ok {
