@@ -191,7 +191,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
 		api.WithInfo(serverInfo(parts.name, storeKind(storeName), d.reps.id)),
-		api.WithReplicas(d.act),
+		api.WithReplicas(leaderSide{d.act, d.reps.id}),
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))

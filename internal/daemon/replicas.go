@@ -125,6 +125,23 @@ func reportClient(cfg config.Config) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: 3 * time.Second}, nil
 }
 
+// leaderSide is the leader's side of the reports, for the admin API.
+type leaderSide struct {
+	*activator.Activator
+	id string
+}
+
+// ReceiveLoad refuses a report under this replica's own ID: two replicas
+// with one ID would count as one, and the load of one would be lost.
+func (l leaderSide) ReceiveLoad(r core.LoadReport) (core.LoadReply, error) {
+	if r.Replica == l.id {
+		return core.LoadReply{}, core.Conflictf("replica ID %q is this replica's own: every replica needs its own --replica-id", r.Replica)
+	}
+	reply, err := l.Activator.ReceiveLoad(r)
+	reply.Leader = l.id
+	return reply, err
+}
+
 // lead is one term as leader: the activator adopts what the runtime runs
 // and manages it, and the autoscaler decides, until the term ends.
 func (d *Daemon) lead(ctx context.Context) {

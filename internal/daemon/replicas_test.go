@@ -457,6 +457,12 @@ func TestReplicasLoadRouteBadInput(t *testing.T) {
 	if status != 200 || json.Unmarshal([]byte(body), &reply) != nil || len(reply.IgnoredVersions) != 1 || reply.IgnoredVersions[0] != 424242 {
 		t.Fatalf("a report naming an unknown version: %d %s, want 200 listing it as ignored", status, body)
 	}
+	if reply.Leader != lead.name {
+		t.Fatalf("the reply names leader %q, want %s", reply.Leader, lead.name)
+	}
+	if status, body := post(lead, clusterToken, `{"replica":"`+lead.name+`"}`); status != 409 || !strings.Contains(body, "--replica-id") {
+		t.Fatalf("a report under the leader's own replica ID: %d %s, want 409", status, body)
+	}
 	if status, body := post(followers[0], clusterToken, `{"replica":"x"}`); status != 409 || !strings.Contains(body, "does not lead") {
 		t.Fatalf("a report to a follower: %d %s, want 409", status, body)
 	}
