@@ -398,6 +398,41 @@ func TestReplicasLeaderCrash(t *testing.T) {
 	}
 }
 
+// TestReplicasBackoffReachesFollowers: a version whose starts fail,
+// reached through a follower, answers 503 with the leader's reason and
+// Retry-After within a report or two, not after the wait timeout; and the
+// leader's backoff holds for both replicas (one start per backoff period).
+func TestReplicasBackoffReachesFollowers(t *testing.T) {
+	rt := sharedFake(func(runtime.InstanceSpec) fake.Behavior { return fake.Behavior{StartErr: fake.ErrStart} })
+	rs := newCluster(t, 2, rt, nil)
+	_, followers := leaderOf(t, rs, 5*time.Second)
+	deploy(t, rs, core.VersionSpec{}, core.PolicyPatch{})
+	began := time.Now()
+	code, body, err := hit(t.Context(), followers[0], "/")
+	if err != nil || code != 503 || !strings.Contains(body, fake.ErrStart.Error()) {
+		t.Fatalf("through the follower: %d %q %v, want 503 naming the start failure", code, body, err)
+	}
+	if d := time.Since(began); d > 3*time.Second {
+		t.Fatalf("the follower answered after %s, want within a report or two", d)
+	}
+	// For 3 s, requests through both replicas: every one a 503 naming the
+	// failure, and starts only as the backoff allows (1 s, 2 s, …): no
+	// retry storm from the follower's requests.
+	n := 0
+	for time.Since(began) < 3*time.Second {
+		r := rs[n%2]
+		n++
+		code, body, _ := hit(t.Context(), r, "/")
+		if code != 503 || !strings.Contains(body, fake.ErrStart.Error()) {
+			t.Fatalf("via %s: %d %q, want 503 naming the start failure", r.name, code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := rt.Attempts(); a > 3 {
+		t.Fatalf("%d start attempts in 3 s for %d requests, want at most 3 (backoff 1 s, then 2 s)", a, n)
+	}
+}
+
 func contains(l []string, s string) bool {
 	for _, x := range l {
 		if x == s {
