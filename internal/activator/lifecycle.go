@@ -164,6 +164,11 @@ func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 	pol := vs.policy
 	live := vs.count(State.counts)
 	for _, in := range append([]*instance(nil), vs.instances...) {
+		if in.state == Draining && in.inflight.Load() == 0 && a.drainedOut(in) {
+			// The replicas that used it went quiet, or away.
+			a.retire(in, in.why)
+			continue
+		}
 		if a.busy(in, now) || in.state != Ready && in.state != Paused {
 			continue
 		}

@@ -325,7 +325,7 @@ func (a *Activator) readyElsewhere(e runtime.Event) {
 			ctx, cancel := context.WithTimeout(a.life, 5*time.Second)
 			got, err := a.rt.Inspect(ctx, e.InstanceID)
 			cancel()
-			if err == nil {
+			if err == nil && got.Addr != "" && got.VersionID != 0 {
 				a.readyElsewhere(runtime.Event{Kind: e.Kind, InstanceID: e.InstanceID, Instance: got})
 			}
 		}()

@@ -351,3 +351,44 @@ func TestLeadAdoptsAndFollowKeeps(t *testing.T) {
 		}
 	})
 }
+
+// TestDrainEndsWhenReplicasGoAway: a drain that waits for another replica
+// ends at the next reap once that replica's reports stop counting (it went
+// away), not only at the stop grace.
+func TestDrainEndsWhenReplicasGoAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := sharedStub()
+		a, v := newStubActivator(t, Config{ReportTTL: 3 * time.Second, StopGrace: time.Hour}, st)
+		if err := a.Lead(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		l, err := a.Acquire(t.Context(), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := l.InstanceID
+		l.Release()
+		if _, err := a.ReceiveLoad(core.LoadReport{Replica: "b", Instances: []core.ReportedInstance{{ID: id, InFlight: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		vs := a.lookup(1)
+		vs.mu.Lock()
+		if !a.busy(vs.instances[0], time.Now()) {
+			t.Error("an instance with a request in flight on another replica is not busy")
+		}
+		a.drain(vs.instances[0], "scaled down")
+		vs.mu.Unlock()
+		time.Sleep(2 * time.Second)
+		a.Reap(time.Now())
+		synctest.Wait()
+		if st.count("stop "+id) != 0 {
+			t.Fatal("stopped while b's report (a request in flight on it) still counts")
+		}
+		time.Sleep(2 * time.Second) // b's report is 4 s old: b is gone
+		a.Reap(time.Now())
+		synctest.Wait()
+		if st.count("stop "+id) != 1 {
+			t.Fatalf("calls %v: want the drained instance stopped once b went away", st.calls)
+		}
+	})
+}
