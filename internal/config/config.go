@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
 )
 
 // Config configures `wisp serve`.
@@ -93,6 +96,17 @@ type Config struct {
 	Registry         string
 	RegistryUsername string
 	RegistryPassword string
+
+	// Several replicas (on a runtime whose instances they share):
+	// ReplicaID names this process among them ("" means $POD_NAME, else
+	// <hostname>-<pid>-<random>); AdvertiseAdminURL is where the others
+	// reach its admin API to report their load while it leads ("" means
+	// derived from the admin listener, or $POD_IP inside a pod);
+	// LeaderLease is how long the leader's lease lasts unrenewed, so a
+	// killed leader is replaced within it and a fifth of it.
+	ReplicaID         string
+	AdvertiseAdminURL string
+	LeaderLease       time.Duration
 }
 
 // Default returns the embedded defaults.
@@ -121,6 +135,8 @@ func Default() Config {
 		BodyTimeout:        30 * time.Second,
 		MinBodyRate:        DefaultMinBodyRate,
 		UpgradeIdleTimeout: 5 * time.Minute,
+
+		LeaderLease: 10 * time.Second,
 	}
 }
 
@@ -148,6 +164,8 @@ const (
 	EnvRegistry   = "WISP_REGISTRY"
 	EnvRegUser    = "WISP_REGISTRY_USERNAME"
 	EnvRegPass    = "WISP_REGISTRY_PASSWORD" //nolint:gosec // G101: the name of a variable, not a credential
+	EnvReplicaID  = "WISP_REPLICA_ID"
+	EnvAdvertise  = "WISP_ADVERTISE_ADMIN_URL"
 )
 
 // Runtimes and builders.
@@ -215,6 +233,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvNetwork, &c.DockerNetwork}, {EnvStore, &c.Store}, {EnvRuntime, &c.Runtime}, {EnvBuilder, &c.Builder},
 		{EnvAdminCert, &c.AdminTLSCert}, {EnvAdminKey, &c.AdminTLSKey},
 		{EnvRegistry, &c.Registry}, {EnvRegUser, &c.RegistryUsername}, {EnvRegPass, &c.RegistryPassword},
+		{EnvReplicaID, &c.ReplicaID}, {EnvAdvertise, &c.AdvertiseAdminURL},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -351,10 +370,37 @@ func (c Config) validateEdge() []error {
 	if c.UpgradeIdleTimeout < time.Second || c.UpgradeIdleTimeout > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("upgrade idle timeout (--upgrade-idle-timeout) must be between 1s and 24h, got %s", c.UpgradeIdleTimeout))
 	}
+	if c.ReplicaID != "" {
+		if err := core.CheckReplicaID(c.ReplicaID); err != nil {
+			errs = append(errs, fmt.Errorf("replica ID (--replica-id, %s): %w", EnvReplicaID, err))
+		}
+	}
+	if c.AdvertiseAdminURL != "" {
+		if err := checkAdminURL(c.AdvertiseAdminURL); err != nil {
+			errs = append(errs, fmt.Errorf("advertised admin URL (--advertise-admin-url, %s): %w", EnvAdvertise, err))
+		}
+	}
+	if c.LeaderLease < time.Second || c.LeaderLease > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("leader lease (--leader-lease) must be between 1s and 5m, got %s", c.LeaderLease))
+	}
 	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
 		errs = append(errs, fmt.Errorf("admin TLS needs both a certificate and a key (--admin-tls-cert, --admin-tls-key; %s, %s)", EnvAdminCert, EnvAdminKey))
 	}
 	return errs
+}
+
+// checkAdminURL checks an advertised admin URL: http(s)://host:port with
+// no path, query or spaces.
+func checkAdminURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || strings.ContainsAny(s, " \t\r\n") {
+		return fmt.Errorf("%q is not a URL", s)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must be http(s)://host:port, e.g. http://10.0.0.5:8081", s)
+	}
+	return nil
 }
 
 // AdminTLS reports whether the admin API is served over HTTPS.

@@ -11,4 +11,9 @@ type ServerInfo struct {
 	// Runtime and Store name the adapters in use ("docker", "sqlite").
 	Runtime string `json:"runtime"`
 	Store   string `json:"store"`
+	// Replica is this process's replica ID; Leader is true while it leads
+	// the replicas that share its store and runtime (always, for a runtime
+	// that is not shared).
+	Replica string `json:"replica"`
+	Leader  bool   `json:"leader"`
 }

@@ -162,4 +162,9 @@ type Store interface {
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	// ReleaseLease gives the lease up if holder has it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolder returns the holder of lease name, or "" when nobody
+	// holds it (never taken, released, or expired on the store's clock).
+	// Replicas find their leader with it: the holder identity carries the
+	// leader's admin URL.
+	LeaseHolder(ctx context.Context, name string) (string, error)
 }

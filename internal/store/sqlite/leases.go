@@ -35,3 +35,17 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 		return err
 	})
 }
+
+// LeaseHolder implements store.Store.
+func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
+	var holder string
+	err := s.db.QueryRowContext(ctx, `SELECT holder FROM leases WHERE name = ? AND expires_ms > ?`,
+		name, time.Now().UnixMilli()).Scan(&holder)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read lease %s: %w", name, err)
+	}
+	return holder, nil
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -9,9 +10,21 @@ import (
 )
 
 // testLeases: one holder at a time; the holder renews; another takes the
-// lease once it expired or was released; of many at once exactly one wins.
+// lease once it expired or was released; of many at once exactly one wins;
+// LeaseHolder names the holder of an unexpired lease only.
 func testLeases(t *testing.T, s store.Store) {
 	ctx := t.Context()
+	holder := func(name, want string) {
+		t.Helper()
+		got, err := s.LeaseHolder(ctx, name)
+		if err != nil {
+			t.Fatalf("LeaseHolder(%s): %v", name, err)
+		}
+		if got != want {
+			t.Fatalf("LeaseHolder(%s) = %q, want %q", name, got, want)
+		}
+	}
+	holder("leader", "")
 	acquire := func(holder string, ttl time.Duration) bool {
 		t.Helper()
 		ok, err := s.AcquireLease(ctx, "leader", holder, ttl)
@@ -20,14 +33,25 @@ func testLeases(t *testing.T, s store.Store) {
 		}
 		return ok
 	}
-	if !acquire("a", time.Minute) {
+	// A holder identity may carry an address (package leader's replicas do).
+	const a = "a http://10.0.0.1:8081"
+	if !acquire(a, time.Minute) {
 		t.Fatal("a free lease was refused")
 	}
+	holder("leader", a)
 	if acquire("b", time.Minute) {
 		t.Fatal("b took a lease a holds")
 	}
-	if !acquire("a", time.Minute) {
+	holder("leader", a)
+	if !acquire(a, time.Minute) {
 		t.Fatal("the holder could not renew")
+	}
+	if err := s.ReleaseLease(ctx, "leader", a); err != nil {
+		t.Fatal(err)
+	}
+	holder("leader", "")
+	if !acquire("a", time.Minute) {
+		t.Fatal("a released lease was refused")
 	}
 	if ok, err := s.AcquireLease(ctx, "other", "b", time.Minute); err != nil || !ok {
 		t.Fatalf("a lease of another name: %v, %v", ok, err)
@@ -44,13 +68,16 @@ func testLeases(t *testing.T, s store.Store) {
 	if !acquire("b", 300*time.Millisecond) {
 		t.Fatal("a released lease was refused")
 	}
+	holder("leader", "b")
 	if acquire("a", time.Minute) {
 		t.Fatal("a took b's lease before it expired")
 	}
 	time.Sleep(400 * time.Millisecond)
+	holder("leader", "") // expired, though nobody took it yet
 	if !acquire("a", time.Minute) {
 		t.Fatal("an expired lease was refused")
 	}
+	holder("leader", "a")
 
 	// Of many replicas asking at once for a free lease, exactly one wins.
 	const n = 8
@@ -61,7 +88,7 @@ func testLeases(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			holder := string(rune('a' + i))
+			holder := "replica-" + strconv.Itoa(i)
 			ok, err := s.AcquireLease(ctx, "race", holder, time.Minute)
 			if err != nil {
 				errs <- err
