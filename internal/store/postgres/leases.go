@@ -35,3 +35,17 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	}
 	return nil
 }
+
+// LeaseHolder implements store.Store: the holder of the unexpired lease
+// name, or "" when it is free.
+func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
+	var holder string
+	err := s.pool.QueryRow(ctx, `SELECT holder FROM leases WHERE name = $1 AND expires_at > clock_timestamp()`, name).Scan(&holder)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read lease %s: %w", name, mapError(err))
+	}
+	return holder, nil
+}
