@@ -69,6 +69,28 @@ chaos: ## 60 s of load on the real engine while containers are frozen and killed
 bench-scale: build ## Admin changes and creates at 100, 1,000 and 10,000 services, and the daemon's RSS (needs Docker; about 2 min)
 	$(GO) run ./bench/scale -wisp $(BIN)
 
+.PHONY: image
+image: ## Build Wisp's own image, wisp:latest (FROM scratch, a static binary; deploy/Dockerfile)
+	mkdir -p bin/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/image/wisp ./cmd/wisp
+	docker build -q -t wisp:latest -f deploy/Dockerfile bin/image
+
+.PHONY: kube-build
+kube-build: ## Build and cache the test cluster's Kubernetes binaries (cold: about 15 min once)
+	./scripts/kube/build.sh
+
+.PHONY: kube-up
+kube-up: ## Start the single-node test cluster and its loopback registry (needs root; warm: about 10 s)
+	./scripts/kube/up.sh
+
+.PHONY: kube-down
+kube-down: ## Stop the test cluster and undo its changes to the host
+	./scripts/kube/down.sh
+
+.PHONY: test-kube
+test-kube: kube-up ## The Kubernetes tier: the runtime conformance and end-to-end tests on the test cluster
+	WISP_KUBE_REQUIRED=1 $(GO) test -race -count=1 -timeout 20m -run 'Kube' -v ./internal/runtime/kube/... ./test/kube/...
+
 .PHONY: clean
 clean: ## Remove build output (keeps ./wisp-data)
 	rm -rf bin

@@ -40,7 +40,7 @@ func (l *Lease) Release() {
 		if vs.waiters > 0 {
 			vs.broadcast()
 		}
-		if in.state == Draining && left == 0 {
+		if in.state == Draining && left == 0 && l.a.drainedOut(in) {
 			l.a.retire(in, in.why)
 		}
 		vs.mu.Unlock()
@@ -118,7 +118,7 @@ func powerOfTwo(all []*instance, eligible func(*instance) bool) *instance {
 // in.vs.mu.
 func (vs *versionState) eligible(in *instance) bool {
 	limit := int64(vs.ver.MaxConcurrency)
-	return in.state.serves() && (limit == 0 || in.inflight.Load() < limit)
+	return in.state.serves() && !in.withheld && (limit == 0 || in.inflight.Load() < limit)
 }
 
 // Acquire returns a lease on a ready instance of v, starting or waking one
@@ -204,8 +204,12 @@ func (a *Activator) Acquire(ctx context.Context, v *core.Version) (*Lease, error
 // rather than for a running one (a busy one to free a slot, or one adopted
 // from an earlier run to pass its probe). A paused instance is thawed; with
 // no instance that runs or will soon, one is started, unless the version's
-// starts are backing off. Caller holds vs.mu.
+// starts are backing off. A follower starts and thaws nothing: it asks
+// the leader (await). Caller holds vs.mu.
 func (a *Activator) provide(vs *versionState) (cold bool, err error) {
+	if !a.leading.Load() {
+		return a.await(vs)
+	}
 	if vs.first(Waking) != nil {
 		return true, nil
 	}
@@ -256,8 +260,12 @@ func (vs *versionState) hasProspect() bool {
 
 // cancelUnwanted cancels the starts made for waiting requests once none
 // waits any more (a cold start's work is shared by its waiters and
-// cancelled only when all have gone). Caller holds vs.mu.
+// cancelled only when all have gone, here and on the replicas that
+// reported waiting). Caller holds vs.mu.
 func (a *Activator) cancelUnwanted(vs *versionState) {
+	if a.remote.waiting(vs.id, a.now()) > 0 {
+		return
+	}
 	for _, in := range vs.instances {
 		if in.state == Starting && in.onDemand && in.cancel != nil {
 			in.abort = "no request waits for it any more"

@@ -45,6 +45,10 @@ type Config struct {
 	// KeepInstances leaves instances running at shutdown, for adoption by the
 	// next start.
 	KeepInstances bool
+	// ReportTTL is how long, on a leader, another replica's load report
+	// counts (replicas report every second); an older one is a replica
+	// gone.
+	ReportTTL time.Duration
 	// ParallelStarts bounds the scale-up starts in flight, across all
 	// versions; the rest wait their turn. An engine starts containers
 	// largely one after another (Docker here: ten at once took 5.8s, ten
@@ -70,6 +74,7 @@ const (
 	DefaultMinBackoff     = time.Second
 	DefaultMaxBackoff     = 30 * time.Second
 	DefaultParallelStarts = 3
+	DefaultReportTTL      = 3 * time.Second
 )
 
 // Validate fills defaults and checks bounds.
@@ -80,7 +85,7 @@ func (c *Config) Validate() error {
 	}{
 		{&c.StartTimeout, DefaultStartTimeout}, {&c.StopGrace, DefaultStopGrace}, {&c.ReapInterval, DefaultReapInterval},
 		{&c.ResyncInterval, DefaultResyncInterval}, {&c.SuspectTimeout, DefaultSuspectTimeout},
-		{&c.MinBackoff, DefaultMinBackoff}, {&c.MaxBackoff, DefaultMaxBackoff},
+		{&c.MinBackoff, DefaultMinBackoff}, {&c.MaxBackoff, DefaultMaxBackoff}, {&c.ReportTTL, DefaultReportTTL},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -99,7 +104,7 @@ func (c *Config) Validate() error {
 		c.Now = time.Now
 	}
 	switch {
-	case c.StartTimeout < 0 || c.WaitTimeout < 0 || c.StopGrace < 0 || c.SuspectTimeout < 0:
+	case c.StartTimeout < 0 || c.WaitTimeout < 0 || c.StopGrace < 0 || c.SuspectTimeout < 0 || c.ReportTTL < 0:
 		return errors.New("activator: timeouts must not be negative")
 	case c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff:
 		return errors.New("activator: backoff needs 0 ≤ min ≤ max")
@@ -139,6 +144,16 @@ type Activator struct {
 	slots   chan struct{}
 	metrics *metrics
 
+	// Several replicas (replicas.go). shared: the runtime's instances are
+	// every replica's; leading: this activator manages them (always, when
+	// they are not shared); remote: on a leader, the other replicas' load;
+	// demand: on a follower, a request waits for a version with nothing
+	// ready, and the leader must hear of it at once.
+	shared  bool
+	leading atomic.Bool
+	remote  *remotes
+	demand  chan struct{}
+
 	// life is the context of background work (starts, probes, pauses);
 	// Shutdown ends it. Stops run past it, bounded by their own timeout.
 	life    context.Context
@@ -175,6 +190,9 @@ type versionState struct {
 	noSpare   bool // the runtime refused to create one ahead
 
 	requests atomic.Uint64 // requests handed an instance
+	// remoteRequests counts, on a leader, the requests other replicas
+	// handed the version's instances, from their reports.
+	remoteRequests atomic.Uint64
 }
 
 // broadcast wakes every request waiting on vs. Caller holds vs.mu.
@@ -252,6 +270,12 @@ type instance struct {
 	dropped        chan struct{} // queued: closed when the start is dropped
 	liveFailures   int           // consecutive liveness probe failures
 	nextLive       time.Time     // when the next liveness probe is due
+	// withheld: on a follower, the leader said it is draining, stopping
+	// or failing there, so it gets no new request here either.
+	withheld bool
+	// drainedAt is when it began to drain, for the replicas' part of the
+	// drain (see drainedOut).
+	drainedAt time.Time
 }
 
 // New returns an activator over rt. Background work (starts, probes) runs
@@ -271,7 +295,12 @@ func New(ctx context.Context, cfg Config, rt runtime.Runtime, logger *slog.Logge
 		byService: map[string]map[int64]*versionState{},
 		ids:       map[string]*instance{},
 		orphans:   &versionState{gone: true},
+		shared:    runtime.IsShared(rt),
+		remote:    newRemotes(cfg.ReportTTL),
+		demand:    make(chan struct{}, 1),
 	}
+	// Over a shared runtime, an activator follows until it is told to lead.
+	a.leading.Store(!a.shared)
 	a.life, a.endLife = context.WithCancel(ctx)
 	a.pauser, _ = rt.(runtime.Pauser)
 	a.pc, _ = rt.(runtime.Precreator)
@@ -412,9 +441,15 @@ func (a *Activator) retire(in *instance, why string) {
 // stop stops and removes in through the runtime, then moves it to gone. A
 // failed stop is tried again a few times: the instance stays in the
 // registry (stopping) meanwhile, so a re-list never stops it a second time
-// or adopts it. Caller holds in.vs.mu.
+// or adopts it. A follower never stops an instance: the leader manages
+// them, so a follower only forgets it. Caller holds in.vs.mu.
 func (a *Activator) stop(in *instance) {
 	why := in.why
+	if !a.leading.Load() {
+		a.move(in, Gone, "")
+		a.log.Debug("instance no longer used by this replica", "instance", in.id, "why", why)
+		return
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -17,7 +17,11 @@
 //     and wake;
 //   - health.go: suspect instances and liveness probes;
 //   - lifecycle.go: Run (reaper, events, re-list), Scale with draining,
-//     Reconcile (adoption) and Shutdown; sync.go: what the store says exists.
+//     Reconcile (adoption) and Shutdown; sync.go: what the store says exists;
+//   - replicas.go: the roles over a runtime several replicas share: the
+//     leader manages the instances and takes the others' load reports; a
+//     follower mirrors the instances and never calls the runtime to change
+//     one.
 //
 // "Never stop an instance with a request in flight" holds because the
 // in-flight check and the state change happen under the version's lock that

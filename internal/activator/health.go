@@ -73,7 +73,11 @@ func (a *Activator) recover(in *instance, addr, path string) {
 }
 
 // checkLiveness probes the ready instances whose liveness check is due.
+// Only a leader does: it replaces the failing ones for every replica.
 func (a *Activator) checkLiveness(now time.Time) {
+	if !a.leading.Load() {
+		return
+	}
 	for _, vs := range a.allVersions() {
 		vs.mu.Lock()
 		p := vs.ver.Liveness

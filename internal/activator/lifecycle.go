@@ -13,7 +13,9 @@ import (
 // Run reaps idle instances, follows runtime events, probes liveness and
 // re-lists the runtime periodically, until ctx is done. Call Reconcile once
 // before serving, to adopt the instances of an earlier run, and Shutdown
-// after Run returns.
+// after Run returns. On a follower (replicas.go) it only mirrors: events
+// and re-lists bring the instances the leader manages; it reaps and probes
+// nothing.
 func (a *Activator) Run(ctx context.Context) error {
 	var events <-chan runtime.Event
 	var watchErr <-chan error
@@ -68,16 +70,24 @@ func (a *Activator) Run(ctx context.Context) error {
 // behind Wisp's back is dropped (the next request or the autoscaler starts
 // another), and one frozen or thawed by hand is marked so (a request thaws
 // a frozen one). Events of what Wisp itself did find the instance in the
-// state of that operation and change nothing.
+// state of that operation and change nothing. On a shared runtime, an
+// instance another replica started becomes known by its ready event.
 func (a *Activator) handleEvent(e runtime.Event) {
 	in := a.known(e.InstanceID)
 	if in == nil {
+		if e.Kind == runtime.EventReady && a.shared {
+			a.readyElsewhere(e)
+		}
 		return
 	}
 	vs := in.vs
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	switch e.Kind {
+	case runtime.EventReady:
+		if !a.leading.Load() {
+			a.promote(in, e.Instance)
+		}
 	case runtime.EventOOM:
 		in.oom = true
 	case runtime.EventDied, runtime.EventRemoved:
@@ -90,8 +100,10 @@ func (a *Activator) handleEvent(e runtime.Event) {
 		}
 		switch in.state {
 		case Ready, Suspect, Draining, Paused, Spare:
-			a.log.Warn("instance gone", "instance", in.id, "service", vs.ver.Service, "version", vs.ver.Number, "why", why)
-			a.metrics.lost(&vs.ver, in.oom)
+			if a.leading.Load() { // the leader counts it, not every replica
+				a.log.Warn("instance gone", "instance", in.id, "service", vs.ver.Service, "version", vs.ver.Number, "why", why)
+				a.metrics.lost(&vs.ver, in.oom)
+			}
 			a.retire(in, why)
 		case Creating, Pausing, Waking:
 			a.retire(in, why) // its operation removes it when it ends
@@ -100,6 +112,9 @@ func (a *Activator) handleEvent(e runtime.Event) {
 	case runtime.EventPaused:
 		if in.state == Ready || in.state == Suspect {
 			a.move(in, Paused, "frozen outside Wisp")
+			if !a.leading.Load() {
+				break // the leader thaws it when requests want it
+			}
 			if in.inflight.Load() > 0 {
 				// Requests are stuck in it: thaw it now, not when the next
 				// one finds nothing else ready.
@@ -132,7 +147,11 @@ func (a *Activator) handleEvent(e runtime.Event) {
 }
 
 // Reap pauses and removes idle instances as of now (see the package doc).
+// Only a leader reaps.
 func (a *Activator) Reap(now time.Time) {
+	if !a.leading.Load() {
+		return
+	}
 	for _, vs := range a.allVersions() {
 		vs.mu.Lock()
 		a.reapVersion(vs, now)
@@ -145,18 +164,28 @@ func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 	pol := vs.policy
 	live := vs.count(State.counts)
 	for _, in := range append([]*instance(nil), vs.instances...) {
-		if in.inflight.Load() > 0 || in.state != Ready && in.state != Paused {
+		if in.state == Draining && in.inflight.Load() == 0 && a.drainedOut(in) {
+			// The replicas that used it went quiet, or away.
+			a.retire(in, in.why)
 			continue
 		}
+		if a.busy(in, now) || in.state != Ready && in.state != Paused {
+			continue
+		}
+		// lastRequest includes the requests other replicas reported.
 		idle := now.Sub(time.Unix(0, in.lastRequest.Load()))
 		switch {
 		case idle >= pol.IdleTimeout.Std() && live > pol.MinInstances:
 			// With nothing in flight and under the lock Acquire takes, no
-			// request can be handed it from here on.
+			// request can be handed it from here on; other replicas drain
+			// it first (remove).
 			live--
-			a.retire(in, "idle for "+idle.Round(time.Millisecond).String())
-		case in.state == Ready && a.pauser != nil && pol.PauseAfter > 0 && pol.PauseAfter < pol.IdleTimeout &&
+			a.remove(in, "idle for "+idle.Round(time.Millisecond).String())
+		case in.state == Ready && a.pauser != nil && !a.shared && pol.PauseAfter > 0 && pol.PauseAfter < pol.IdleTimeout &&
 			idle >= pol.PauseAfter.Std():
+			// Not on a shared runtime: other replicas would keep sending
+			// requests to a frozen instance until its event reached them
+			// (and Kubernetes cannot pause anyway).
 			a.beginPause(in)
 		}
 	}
@@ -166,11 +195,12 @@ func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 // instance takes requests as soon as it is ready), or removes the excess:
 // queued starts first, then idle instances, least recently used first, and
 // then busy ones, which drain: they get no new request and stop when their
-// last one ends, or after StopGrace. It returns what it did.
+// last one ends, or after StopGrace. It returns what it did; a follower
+// does nothing.
 func (a *Activator) Scale(versionID int64, n int) core.ScaleResult {
 	var res core.ScaleResult
 	vs := a.lookup(versionID)
-	if vs == nil || a.closing.Load() {
+	if vs == nil || a.closing.Load() || !a.leading.Load() {
 		return res
 	}
 	vs.mu.Lock()
@@ -199,10 +229,11 @@ func (a *Activator) Scale(versionID int64, n int) core.ScaleResult {
 		}
 	}
 	var idle, busy []*instance
+	now := a.now()
 	for _, in := range vs.instances {
 		switch {
 		case in.state != Ready && in.state != Suspect && in.state != Paused:
-		case in.inflight.Load() == 0:
+		case !a.busy(in, now):
 			idle = append(idle, in)
 		default:
 			busy = append(busy, in)
@@ -214,15 +245,18 @@ func (a *Activator) Scale(versionID int64, n int) core.ScaleResult {
 		if excess == 0 {
 			break
 		}
-		a.retire(in, "scaled down")
-		res.Stopped++
+		if a.remove(in, "scaled down") {
+			res.Draining++
+		} else {
+			res.Stopped++
+		}
 		excess--
 	}
 	for _, in := range busy {
 		if excess == 0 {
 			break
 		}
-		a.drain(in)
+		a.drain(in, "scaled down")
 		res.Draining++
 		excess--
 	}
@@ -230,9 +264,11 @@ func (a *Activator) Scale(versionID int64, n int) core.ScaleResult {
 }
 
 // drain moves a busy instance to draining: it is stopped when its last
-// request ends (Release), or after StopGrace. Caller holds in.vs.mu.
-func (a *Activator) drain(in *instance) {
-	a.move(in, Draining, "scaled down")
+// request ends (Release) and the other replicas are done with it
+// (drainedOut), or after StopGrace. Caller holds in.vs.mu.
+func (a *Activator) drain(in *instance, why string) {
+	a.move(in, Draining, why)
+	in.drainedAt = a.now()
 	vs := in.vs
 	a.wg.Add(1)
 	go func() {
@@ -267,9 +303,14 @@ func (a *Activator) Reconcile(ctx context.Context) error {
 		if a.known(ri.ID) != nil {
 			continue
 		}
-		if a.adopt(ri) {
+		switch {
+		case !a.leading.Load(): // a follower only mirrors what it may use
+			if a.mirror(ri, false) {
+				adopted++
+			}
+		case a.adopt(ri):
 			adopted++
-		} else {
+		default:
 			removed++
 		}
 	}
@@ -352,10 +393,15 @@ func (a *Activator) adopt(ri runtime.Instance) bool {
 
 // Shutdown stops every instance (or, with KeepInstances, leaves them for the
 // next start to adopt), cancels starts in progress, and waits for the
-// background work to end. Call it after the router has drained.
+// background work to end. Call it after the router has drained. On a
+// shared runtime it stops nothing: the other replicas keep using the
+// instances, and the next leader adopts them.
 func (a *Activator) Shutdown(ctx context.Context) error {
 	a.closing.Store(true) // no new starts or spares
-	keep := a.cfg.KeepInstances
+	if a.shared {
+		a.leading.Store(false) // every removal below only forgets
+	}
+	keep := a.cfg.KeepInstances && !a.shared
 	n := 0
 	for _, vs := range append(a.allVersions(), a.orphans) {
 		vs.mu.Lock()

@@ -244,6 +244,8 @@ func (a *Activator) adoptRunning(in *instance, ri runtime.Instance) {
 		defer vs.mu.Unlock()
 		in.cancel = nil
 		switch {
+		case in.state != Starting:
+			// A ready event (promote) settled it first.
 		case err == nil && in.abort == "" && !vs.gone:
 			in.addr, in.proxied = ri.Addr, ri.Proxied
 			a.move(in, Ready, "")
@@ -260,7 +262,7 @@ func (a *Activator) adoptRunning(in *instance, ri runtime.Instance) {
 // cold start will only need to start, unless it has one, the runtime cannot
 // or the version is not routed to. Caller holds vs.mu.
 func (a *Activator) ensureSpare(vs *versionState) {
-	if a.pc == nil || vs.noSpare || vs.gone || !vs.routable || a.closing.Load() ||
+	if a.pc == nil || vs.noSpare || vs.gone || !vs.routable || a.closing.Load() || !a.leading.Load() ||
 		vs.first(Spare) != nil || vs.first(Creating) != nil {
 		return
 	}

@@ -32,6 +32,26 @@ type stub struct {
 	instances map[string]runtime.State
 	versionOf map[string]int64
 	calls     []string // "start id", "stop id", "pause id", "unpause id"
+	// shared makes it a runtime.Shared (set before the activator is made).
+	shared bool
+}
+
+func (s *stub) SharedAcrossReplicas() bool { return s.shared }
+
+// run adds a running instance of version vid, as if another replica (or an
+// earlier leader) had started it.
+func (s *stub) run(id string, vid int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.instances[id] = runtime.StateRunning
+	s.versionOf[id] = vid
+}
+
+// callCount returns how many runtime calls were made.
+func (s *stub) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
 }
 
 func newStub() *stub {

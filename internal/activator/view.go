@@ -24,9 +24,11 @@ func (a *Activator) Instances(service string) []core.InstanceInfo {
 			if ns := in.lastRequest.Load(); ns != 0 && !in.startedAt.IsZero() {
 				info.LastRequestAt = time.Unix(0, ns)
 			}
-			switch in.state {
-			case Suspect, Draining, Stopping:
+			switch {
+			case in.state == Suspect || in.state == Draining || in.state == Stopping:
 				info.Message = in.why
+			case in.withheld:
+				info.Message = "the leader is removing it or found it failing: it gets no new request"
 			}
 			out = append(out, info)
 		}
@@ -68,13 +70,17 @@ func (a *Activator) versionsOf(service string) []*versionState {
 
 // Load reports the live load of every version that has instances or
 // requests waiting, or keeps min_instances: the others have nothing for the
-// autoscaler to decide (it never scales from zero).
+// autoscaler to decide (it never scales from zero). On a leader it is the
+// load of every replica: its own plus what the others reported.
 func (a *Activator) Load() []core.VersionLoad {
 	var out []core.VersionLoad
+	now := a.now()
 	for _, vs := range a.allVersions() {
+		inflight, waiting := a.remote.load(vs.id, now)
 		vs.mu.Lock()
 		l := core.VersionLoad{VersionID: vs.id, Service: vs.ver.Service, Version: vs.ver.Number, Policy: vs.policy,
-			Concurrency: int64(vs.waiters), Requests: vs.requests.Load(), Instances: vs.count(State.counts)}
+			Concurrency: int64(vs.waiters) + inflight + waiting, Requests: vs.requests.Load() + vs.remoteRequests.Load(),
+			Instances: vs.count(State.counts)}
 		for _, in := range vs.instances {
 			l.Concurrency += in.inflight.Load()
 		}

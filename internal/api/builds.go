@@ -56,7 +56,7 @@ func (s *Server) createBuild(w http.ResponseWriter, r *http.Request) error {
 		core.BuildRequest
 		Version versionRequest `json:"version"`
 	}
-	if err := s.decodeFrom(w, part, &in, false); err != nil {
+	if err := s.decodeFrom(w, part, &in, false, s.cfg.MaxBodyBytes); err != nil {
 		return err
 	}
 	req := in.BuildRequest

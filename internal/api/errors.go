@@ -95,13 +95,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // unknown fields, wrong types and trailing data, each with a 4xx that names
 // the problem. With allowEmpty, an empty body leaves v as it is.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
-	return s.decodeFrom(w, r.Body, v, allowEmpty)
+	return s.decodeFrom(w, r.Body, v, allowEmpty, s.cfg.MaxBodyBytes)
 }
 
 // decodeFrom is decode for a body other than the request's own (a part of
-// a multipart request).
-func (s *Server) decodeFrom(w http.ResponseWriter, r io.ReadCloser, v any, allowEmpty bool) error {
-	body := http.MaxBytesReader(w, r, s.cfg.MaxBodyBytes)
+// a multipart request), or with another limit than MaxBodyBytes.
+func (s *Server) decodeFrom(w http.ResponseWriter, r io.ReadCloser, v any, allowEmpty bool, limit int64) error {
+	body := http.MaxBytesReader(w, r, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -89,6 +89,7 @@ type Server struct {
 	metrics   http.Handler
 	builds    Builds
 	info      core.ServerInfo
+	replicas  Replicas
 }
 
 // ImageResolver pins an image reference to an image ID (the runtime).
@@ -133,6 +134,21 @@ func WithMetrics(handler http.Handler) Option { return func(s *Server) { s.metri
 // WithInfo serves info at GET /v1/info: the daemon's build and adapters.
 func WithInfo(info core.ServerInfo) Option { return func(s *Server) { s.info = info } }
 
+// Replicas is the leader's side of several replicas (the activator).
+type Replicas interface {
+	// Leading reports whether this replica leads.
+	Leading() bool
+	// ReceiveLoad records another replica's load report and returns the
+	// answer; an error wrapping core.ErrConflict when this replica does
+	// not lead.
+	ReceiveLoad(r core.LoadReport) (core.LoadReply, error)
+}
+
+// WithReplicas serves POST /v1/internal/load, where the replicas that do
+// not lead report their load, and makes GET /v1/info say whether this
+// replica leads.
+func WithReplicas(r Replicas) Option { return func(s *Server) { s.replicas = r } }
+
 // WithInstances serves the instances view.
 func WithInstances(l InstanceLister) Option { return func(s *Server) { s.instances = l } }
 
@@ -160,6 +176,7 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /v1/openapi.json", s.openAPI)
 	s.handle("GET /v1/info", s.serverInfo)
 	s.handle("GET /metrics", s.serveMetrics)
+	s.handle("POST "+loadPath, s.receiveLoad)
 
 	s.handle("POST /v1/services", s.createService)
 	s.handle("GET /v1/services", s.listServices)
@@ -248,7 +265,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	var out http.ResponseWriter = rec
-	if s.syncer != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+	// A load report changes nothing in the store: it must not wait for the
+	// change feed (and it comes every second).
+	if s.syncer != nil && r.Method != http.MethodGet && r.Method != http.MethodHead && r.URL.Path != loadPath {
 		out = &syncWriter{ResponseWriter: rec, barrier: func() { s.barrier(r, rec.Header()) }}
 	}
 	h, pattern := s.mux.Handler(r)
@@ -391,7 +410,35 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) serverInfo(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.info)
+	info := s.info
+	if s.replicas != nil {
+		info.Leader = s.replicas.Leading()
+	}
+	return writeJSON(w, http.StatusOK, info)
+}
+
+// loadPath is where replicas report their load to the leader.
+const loadPath = "/v1/internal/load"
+
+// maxLoadReport bounds a load report: about 100,000 active instances.
+const maxLoadReport = 8 << 20
+
+func (s *Server) receiveLoad(w http.ResponseWriter, r *http.Request) error {
+	if s.replicas == nil {
+		return core.Unavailablef("this server takes no load reports")
+	}
+	var rep core.LoadReport
+	if err := s.decodeFrom(w, r.Body, &rep, false, maxLoadReport); err != nil {
+		return err
+	}
+	if err := rep.Validate(); err != nil {
+		return err
+	}
+	reply, err := s.replicas.ReceiveLoad(rep)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, reply)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

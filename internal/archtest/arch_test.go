@@ -23,7 +23,7 @@ var (
 	adapters = []string{"internal/store/sqlite", "internal/store/postgres", "internal/runtime/docker",
 		"internal/runtime/kube", "internal/runtime/fake"}
 	// Conformance suites and fakes serve tests only.
-	testOnly = []string{"internal/store/storetest", "internal/runtime/runtimetest", "internal/runtime/fake"}
+	testOnly = []string{"internal/store/storetest", "internal/store/postgres/pgtest", "internal/runtime/runtimetest", "internal/runtime/fake"}
 	// SDKs whose types must stay inside one adapter.
 	sdks = map[string]string{
 		"github.com/docker/":     "internal/runtime/docker",
@@ -250,6 +250,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"internal/daemon", module + "/internal/store/sqlite", false},
 		{"internal/daemon", module + "/internal/runtime/docker", false},
 		{"internal/daemon", module + "/internal/store/storetest", true},
+		{"internal/daemon", module + "/internal/store/postgres", false},
+		{"internal/daemon", module + "/internal/store/postgres/pgtest", true},
 		{"internal/store", module + "/internal/api", true},
 		{"internal/store", module + "/internal/core", false},
 		{"internal/cli", module + "/internal/api", true},

@@ -51,10 +51,13 @@ func New(cfg Config, src Source, obs Observer, logger *slog.Logger) (*Autoscaler
 	return &Autoscaler{cfg: cfg, src: src, obs: obs, log: logger.With("component", "autoscaler"), versions: map[int64]*track{}}, nil
 }
 
-// Run ticks until ctx is done.
+// Run ticks until ctx is done. When it returns it forgets what it sampled:
+// a replica runs it only while it leads, and a later term must start from
+// the load of then, not from samples of an earlier one.
 func (a *Autoscaler) Run(ctx context.Context) error {
 	t := time.NewTicker(a.cfg.Tick)
 	defer t.Stop()
+	defer a.forget()
 	for {
 		select {
 		case <-ctx.Done():
@@ -109,6 +112,18 @@ func (a *Autoscaler) Tick(now time.Time) {
 			if a.obs != nil {
 				a.obs.Forget(tr.load)
 			}
+		}
+	}
+}
+
+// forget drops every version's samples and their series.
+func (a *Autoscaler) forget() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, tr := range a.versions {
+		delete(a.versions, id)
+		if a.obs != nil {
+			a.obs.Forget(tr.load)
 		}
 	}
 }

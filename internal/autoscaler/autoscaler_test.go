@@ -1,8 +1,11 @@
 package autoscaler_test
 
 import (
+	"context"
 	"log/slog"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/wisp-run/wisp/internal/autoscaler"
@@ -22,11 +25,13 @@ func (s *source) Scale(_ int64, n int) core.ScaleResult {
 	return core.ScaleResult{}
 }
 
-type observer struct{ decisions int }
+type observer struct{ decisions, counts, forgets atomic.Int32 }
 
-func (o *observer) Decided(core.VersionLoad, autoscaler.Decision, core.ScaleResult) { o.decisions++ }
-func (o *observer) Counts(core.VersionLoad, autoscaler.Decision)                    {}
-func (o *observer) Forget(core.VersionLoad)                                         {}
+func (o *observer) Decided(core.VersionLoad, autoscaler.Decision, core.ScaleResult) {
+	o.decisions.Add(1)
+}
+func (o *observer) Counts(core.VersionLoad, autoscaler.Decision) { o.counts.Add(1) }
+func (o *observer) Forget(core.VersionLoad)                      { o.forgets.Add(1) }
 
 func TestTickScalesAndCountsDecisions(t *testing.T) {
 	p := core.DefaultPolicy()
@@ -60,7 +65,31 @@ func TestTickScalesAndCountsDecisions(t *testing.T) {
 			t.Fatalf("dropped from %d to %d at once (scaled %v)", prev, n, src.scaled)
 		}
 	}
-	if obs.decisions != len(src.scaled) || obs.decisions < 3 {
-		t.Fatalf("%d decisions observed for %d changes", obs.decisions, len(src.scaled))
+	if int(obs.decisions.Load()) != len(src.scaled) || int(obs.decisions.Load()) < 3 {
+		t.Fatalf("%d decisions observed for %d changes", int(obs.decisions.Load()), len(src.scaled))
 	}
+}
+
+// TestRunForgetsWhenItEnds: a run (a leader's term) ends by forgetting its
+// versions and their series, so the next term starts from fresh samples.
+func TestRunForgetsWhenItEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &source{load: core.VersionLoad{VersionID: 1, Service: "s", Version: 1, Policy: core.DefaultPolicy(), Instances: 1}}
+		obs := &observer{}
+		a, err := autoscaler.New(autoscaler.Config{}, src, obs, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		time.Sleep(3500 * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if obs.counts.Load() != 3 || obs.forgets.Load() != 1 {
+			t.Fatalf("after a run of 3 ticks: %d counts and %d forgets, want 3 and 1", obs.counts.Load(), obs.forgets.Load())
+		}
+	})
 }

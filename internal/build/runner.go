@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,13 @@ type RunnerConfig struct {
 	Sync func(ctx context.Context) error
 	// SyncTimeout bounds Sync (default 5s).
 	SyncTimeout time.Duration
+	// Registry, when set (host[:port][/path]), is where every built image
+	// is pushed, so the nodes of a cluster can pull it: the version then
+	// pins registry/service@sha256:… instead of the builder's local image
+	// ID. The Builder must be a runtime.Pusher.
+	Registry string
+	// RegistryAuth logs in to Registry (empty: anonymous).
+	RegistryAuth runtime.RegistryAuth
 }
 
 // maxLogBytes bounds the output a build keeps (the tail).
@@ -76,6 +84,9 @@ type Runner struct {
 func NewRunner(ctx context.Context, cfg RunnerConfig) (*Runner, error) {
 	if cfg.Builder == nil || cfg.Store == nil || cfg.Logger == nil {
 		return nil, errors.New("build: a runner needs a builder, a store and a logger")
+	}
+	if _, ok := cfg.Builder.(runtime.Pusher); cfg.Registry != "" && !ok {
+		return nil, fmt.Errorf("build: the builder cannot push images to the registry %s", cfg.Registry)
 	}
 	if cfg.MaxContext <= 0 {
 		cfg.MaxContext = DefaultMaxContext
@@ -216,10 +227,32 @@ func (r *Runner) build(ctx context.Context, b *core.Build, req core.BuildRequest
 		return err
 	}
 	b.ImageID, b.Reused = id, reused
+	if r.cfg.Registry != "" {
+		if err := r.push(ctx, b, log); err != nil {
+			return err
+		}
+	}
 	if err := r.cfg.Store.UpdateBuild(ctx, *b); err != nil {
 		return err
 	}
 	return r.deploy(ctx, b, req, log)
+}
+
+// push tags the build's image in the registry and pushes it; the build then
+// names the pushed tag and pins the pushed digest.
+func (r *Runner) push(ctx context.Context, b *core.Build, log *buildLog) error {
+	remote := strings.TrimSuffix(r.cfg.Registry, "/") + "/" + b.Image
+	if err := r.cfg.Builder.TagImage(ctx, b.ImageID, remote); err != nil {
+		return err
+	}
+	log.printf("wisp: pushing %s", remote)
+	pinned, err := r.cfg.Builder.(runtime.Pusher).Push(ctx, remote, r.cfg.RegistryAuth, log.line)
+	if err != nil {
+		return err
+	}
+	log.printf("wisp: pushed %s", pinned)
+	b.Image, b.ImageID = remote, pinned
+	return nil
 }
 
 // image returns the image of the build: the one already tagged b.Image when

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
 )
 
 // Config configures `wisp serve`.
@@ -95,6 +98,24 @@ type Config struct {
 	// HTTPS with that certificate and key (PEM files).
 	AdminTLSCert string
 	AdminTLSKey  string
+
+	// Registry, when set (host[:port][/path]), is where builds push their
+	// images, so a cluster's nodes can pull them; the version then pins the
+	// pushed digest. RegistryUsername and RegistryPassword log in to it.
+	Registry         string
+	RegistryUsername string
+	RegistryPassword string
+
+	// Several replicas (on a runtime whose instances they share):
+	// ReplicaID names this process among them ("" means $POD_NAME, else
+	// <hostname>-<pid>-<random>); AdvertiseAdminURL is where the others
+	// reach its admin API to report their load while it leads ("" means
+	// derived from the admin listener, or $POD_IP inside a pod);
+	// LeaderLease is how long the leader's lease lasts unrenewed, so a
+	// killed leader is replaced within it and a fifth of it.
+	ReplicaID         string
+	AdvertiseAdminURL string
+	LeaderLease       time.Duration
 }
 
 // Default returns the embedded defaults.
@@ -123,6 +144,8 @@ func Default() Config {
 		BodyTimeout:        30 * time.Second,
 		MinBodyRate:        DefaultMinBodyRate,
 		UpgradeIdleTimeout: 5 * time.Minute,
+
+		LeaderLease: 10 * time.Second,
 	}
 }
 
@@ -147,6 +170,11 @@ const (
 	EnvBuilder    = "WISP_BUILDER"
 	EnvAdminCert  = "WISP_ADMIN_TLS_CERT"
 	EnvAdminKey   = "WISP_ADMIN_TLS_KEY"
+	EnvRegistry   = "WISP_REGISTRY"
+	EnvRegUser    = "WISP_REGISTRY_USERNAME"
+	EnvRegPass    = "WISP_REGISTRY_PASSWORD" //nolint:gosec // G101: the name of a variable, not a credential
+	EnvReplicaID  = "WISP_REPLICA_ID"
+	EnvAdvertise  = "WISP_ADVERTISE_ADMIN_URL"
 	EnvKubeconfig = "WISP_KUBECONFIG"
 	EnvKubeNS     = "WISP_KUBE_NAMESPACE"
 	EnvPullSecret = "WISP_KUBE_PULL_SECRET" //nolint:gosec // G101: the name of a variable, not a credential
@@ -217,6 +245,8 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvAdminToken, &c.AdminToken}, {EnvLogFormat, &c.LogFormat}, {EnvLogLevel, &c.LogLevel},
 		{EnvNetwork, &c.DockerNetwork}, {EnvStore, &c.Store}, {EnvRuntime, &c.Runtime}, {EnvBuilder, &c.Builder},
 		{EnvAdminCert, &c.AdminTLSCert}, {EnvAdminKey, &c.AdminTLSKey},
+		{EnvRegistry, &c.Registry}, {EnvRegUser, &c.RegistryUsername}, {EnvRegPass, &c.RegistryPassword},
+		{EnvReplicaID, &c.ReplicaID}, {EnvAdvertise, &c.AdvertiseAdminURL},
 		{EnvKubeconfig, &c.Kubeconfig}, {EnvKubeNS, &c.KubeNamespace}, {EnvPullSecret, &c.KubePullSecret},
 	} {
 		if v := getenv(e.name); v != "" {
@@ -256,6 +286,9 @@ func (c Config) Validate() error {
 	}
 	if !slices.Contains(Runtimes, c.Runtime) {
 		errs = append(errs, fmt.Errorf("runtime (--runtime, %s) must be one of %s, got %q", EnvRuntime, strings.Join(Runtimes, ", "), c.Runtime))
+	}
+	if c.Registry != "" && (strings.Contains(c.Registry, "://") || strings.ContainsAny(c.Registry, " @")) {
+		errs = append(errs, fmt.Errorf("registry (--registry, %s) is host[:port][/path] without a scheme or tag, e.g. registry.example.com:5000/wisp; got %q", EnvRegistry, c.Registry))
 	}
 	if !slices.Contains(Builders, c.Builder) {
 		errs = append(errs, fmt.Errorf("builder (--builder, %s) must be one of %s, got %q", EnvBuilder, strings.Join(Builders, ", "), c.Builder))
@@ -354,10 +387,37 @@ func (c Config) validateEdge() []error {
 	if c.UpgradeIdleTimeout < time.Second || c.UpgradeIdleTimeout > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("upgrade idle timeout (--upgrade-idle-timeout) must be between 1s and 24h, got %s", c.UpgradeIdleTimeout))
 	}
+	if c.ReplicaID != "" {
+		if err := core.CheckReplicaID(c.ReplicaID); err != nil {
+			errs = append(errs, fmt.Errorf("replica ID (--replica-id, %s): %w", EnvReplicaID, err))
+		}
+	}
+	if c.AdvertiseAdminURL != "" {
+		if err := checkAdminURL(c.AdvertiseAdminURL); err != nil {
+			errs = append(errs, fmt.Errorf("advertised admin URL (--advertise-admin-url, %s): %w", EnvAdvertise, err))
+		}
+	}
+	if c.LeaderLease < time.Second || c.LeaderLease > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("leader lease (--leader-lease) must be between 1s and 5m, got %s", c.LeaderLease))
+	}
 	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
 		errs = append(errs, fmt.Errorf("admin TLS needs both a certificate and a key (--admin-tls-cert, --admin-tls-key; %s, %s)", EnvAdminCert, EnvAdminKey))
 	}
 	return errs
+}
+
+// checkAdminURL checks an advertised admin URL: http(s)://host:port with
+// no path, query or spaces.
+func checkAdminURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || strings.ContainsAny(s, " \t\r\n") {
+		return fmt.Errorf("%q is not a URL", s)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must be http(s)://host:port, e.g. http://10.0.0.5:8081", s)
+	}
+	return nil
 }
 
 // AdminTLS reports whether the admin API is served over HTTPS.

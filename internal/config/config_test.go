@@ -70,6 +70,12 @@ func TestValidate(t *testing.T) {
 		{"upgrade idle timeout", func(c *config.Config) { c.UpgradeIdleTimeout = 0 }, "--upgrade-idle-timeout"},
 		{"TLS cert without key", func(c *config.Config) { c.AdminTLSCert = "cert.pem" }, "--admin-tls-key"},
 		{"TLS key without cert", func(c *config.Config) { c.AdminTLSKey = "key.pem" }, "--admin-tls-cert"},
+		{"registry with a scheme", func(c *config.Config) { c.Registry = "http://127.0.0.1:5000" }, "--registry, WISP_REGISTRY) is host[:port][/path]"},
+		{"replica ID with a space", func(c *config.Config) { c.ReplicaID = "a b" }, "--replica-id"},
+		{"advertised URL without a scheme", func(c *config.Config) { c.AdvertiseAdminURL = "10.0.0.5:8081" }, "--advertise-admin-url"},
+		{"advertised URL with a path", func(c *config.Config) { c.AdvertiseAdminURL = "http://10.0.0.5:8081/v1" }, "--advertise-admin-url"},
+		{"advertised URL of another scheme", func(c *config.Config) { c.AdvertiseAdminURL = "ftp://10.0.0.5" }, "--advertise-admin-url"},
+		{"short leader lease", func(c *config.Config) { c.LeaderLease = 100 * time.Millisecond }, "--leader-lease"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,11 @@ type ServerInfo struct {
 	// Runtime and Store name the adapters in use ("docker", "sqlite").
 	Runtime string `json:"runtime"`
 	Store   string `json:"store"`
+	// Replica is this process's replica ID; Leader is true while it leads
+	// the replicas that share its store and runtime (always, for a runtime
+	// that is not shared).
+	Replica string `json:"replica"`
+	Leader  bool   `json:"leader"`
 	// NoPause is true when the runtime cannot pause instances (Kubernetes):
 	// a service's pause_after then has no effect.
 	NoPause bool `json:"no_pause,omitempty"`

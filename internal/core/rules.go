@@ -9,8 +9,8 @@ import (
 // The functions in this file are the rules of every write to a service's
 // stored state. A store adapter reads the rows a write depends on inside the
 // write's transaction, calls one of these, and writes what it returns. The
-// adapter holds no rule of its own, so every store (SQLite today, Postgres
-// next) decides the same way, and the rules are tested once, here.
+// adapter holds no rule of its own, so every store (SQLite and Postgres)
+// decides the same way, and the rules are tested once, here.
 
 // The errors every store reports the same way, so that a user reads the same
 // message whichever store runs.

@@ -13,6 +13,7 @@ import (
 	"github.com/wisp-run/wisp/internal/runtime/docker"
 	"github.com/wisp-run/wisp/internal/runtime/kube"
 	"github.com/wisp-run/wisp/internal/store"
+	"github.com/wisp-run/wisp/internal/store/postgres"
 	"github.com/wisp-run/wisp/internal/store/sqlite"
 )
 
@@ -22,7 +23,7 @@ import (
 // ones.
 
 // openStore opens the store cfg.Store names (opts.Store replaces it).
-func openStore(ctx context.Context, cfg config.Config, opts Options) (store.Store, string, error) {
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (store.Store, string, error) {
 	if opts.Store != nil {
 		return opts.Store, "custom", nil
 	}
@@ -40,25 +41,40 @@ func openStore(ctx context.Context, cfg config.Config, opts Options) (store.Stor
 		st, err := sqlite.Open(ctx, u.Path)
 		return st, "sqlite " + u.Path, err
 	case config.StorePostgres:
-		return nil, "", fmt.Errorf("store %s: this build of wisp has no Postgres store yet; use sqlite:///path/to/wisp.db (the default)", redactURL(u.DSN))
+		st, err := postgres.Open(ctx, postgres.Config{URL: u.DSN, Logger: logger})
+		if err != nil {
+			return nil, "", fmt.Errorf("store %s: %w", redactURL(u.DSN), err)
+		}
+		return st, "postgres " + redactURL(u.DSN), nil
 	}
 	return nil, "", fmt.Errorf("store: unknown kind %q", u.Kind) // ParseStore returns none other
 }
 
 // storeKind is the kind of store a store name (from openStore) describes:
-// "sqlite /path" → "sqlite".
+// "sqlite /path" → "sqlite", "postgres postgres://…@db/wisp" → "postgres".
 func storeKind(name string) string {
 	kind, _, _ := strings.Cut(name, " ")
 	return kind
 }
 
-// redactURL hides the user and password of a connection URL.
+// redactURL hides the user and password of a connection URL, in its user
+// part and in its query (libpq also takes ?user=…&password=…).
 func redactURL(s string) string {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if i := strings.LastIndex(rest, "@"); ok && i >= 0 {
-		return scheme + "://…@" + rest[i+1:]
+		s = scheme + "://…@" + rest[i+1:]
 	}
-	return s
+	base, query, ok := strings.Cut(s, "?")
+	if !ok {
+		return s
+	}
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if k, _, _ := strings.Cut(p, "="); k == "password" || k == "user" {
+			params[i] = k + "=…"
+		}
+	}
+	return base + "?" + strings.Join(params, "&")
 }
 
 // runtimeParts are what a runtime adapter provides.
@@ -122,4 +138,10 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 		return p, fmt.Errorf("builder %q: accepted: %s", cfg.Builder, strings.Join(config.Builders, ", "))
 	}
 	return p, nil
+}
+
+// registryAuth is how builds log in to cfg.Registry.
+func registryAuth(cfg config.Config) runtime.RegistryAuth {
+	server, _, _ := strings.Cut(cfg.Registry, "/")
+	return runtime.RegistryAuth{Server: server, Username: cfg.RegistryUsername, Password: cfg.RegistryPassword}
 }

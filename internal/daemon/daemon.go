@@ -32,6 +32,7 @@ import (
 	"github.com/wisp-run/wisp/internal/buildinfo"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/leader"
 	"github.com/wisp-run/wisp/internal/router"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/store"
@@ -61,6 +62,7 @@ type Daemon struct {
 	router *router.Router
 	builds *build.Runner // nil when the runtime cannot build
 	token  string
+	reps   *replicas
 
 	admin, public     *http.Server
 	adminLn, publicLn net.Listener
@@ -99,7 +101,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}()
 
 	var storeName string
-	if d.store, storeName, err = openStore(ctx, cfg, opts); err != nil {
+	if d.store, storeName, err = openStore(ctx, cfg, logger, opts); err != nil {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { _ = d.store.Close() })
@@ -150,6 +152,9 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}, d.rt, logger); err != nil {
 		return nil, err
 	}
+	if err := d.openReplicas(cfg, reg); err != nil {
+		return nil, err
+	}
 	if d.scaler, err = autoscaler.New(autoscaler.Config{
 		StableWindow: cfg.StableWindow, PanicWindow: cfg.PanicWindow, ScaleDownDelay: cfg.ScaleDownDelay,
 	}, d.act, scalerMetrics, logger); err != nil {
@@ -170,6 +175,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		if d.builds, err = build.NewRunner(ctx, build.RunnerConfig{
 			Builder: b, Store: d.store, Logger: logger, Watchdog: watchdog,
 			MaxContext: cfg.MaxBuildContext, Sync: d.feed.Sync,
+			Registry: cfg.Registry, RegistryAuth: registryAuth(cfg),
 		}); err != nil {
 			return nil, err
 		}
@@ -184,7 +190,8 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
-		api.WithInfo(serverInfo(parts.name, storeKind(storeName), parts.rt)),
+		api.WithInfo(serverInfo(parts.name, storeKind(storeName), d.reps.id, parts.rt)),
+		api.WithReplicas(leaderSide{d.act, d.reps.id}),
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
@@ -206,15 +213,52 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	// request bodies.
 	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 
-	logger.Info("store opened", "store", storeName, "runtime", parts.name, "builds", parts.builder != nil)
+	logger.Info("store opened", "store", storeName, "runtime", parts.name, "builds", parts.builder != nil,
+		"replica", d.reps.id, "shared_runtime", d.act.Shared())
 	return d, nil
 }
 
+// openReplicas sets up this process's part in the replicas: its identity,
+// and over a shared runtime the election on the store's lease and the load
+// reports. Over a runtime that is not shared this process always leads.
+func (d *Daemon) openReplicas(cfg config.Config, reg prometheus.Registerer) error {
+	id := cfg.ReplicaID
+	if id == "" {
+		id = defaultReplicaID()
+	}
+	d.reps = &replicas{id: id, adminURL: advertisedAdminURL(cfg, d.adminLn.Addr()), act: d.act, lease: d.store,
+		token: d.token, log: d.log.With("component", "replicas")}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wisp_leader",
+		Help: "1 while this replica leads (starts, scales and removes instances), else 0; always 1 on a runtime that is not shared."},
+		func() float64 {
+			if d.act.Leading() {
+				return 1
+			}
+			return 0
+		})); err != nil {
+		return err
+	}
+	if !d.act.Shared() {
+		return nil
+	}
+	if cfg.AdminToken == "" {
+		d.log.Warn("the runtime is shared by replicas, but the admin token is generated per data dir: give every replica the same --admin-token, or they cannot report their load to the leader")
+	}
+	var err error
+	if d.reps.client, err = reportClient(cfg); err != nil {
+		return err
+	}
+	d.reps.elector, err = leader.New(leader.Config{Lease: d.store, Holder: d.reps.holderIdentity(), TTL: cfg.LeaderLease,
+		Logger: d.log.With("component", "leader")})
+	return err
+}
+
 // serverInfo is what GET /v1/info reports.
-func serverInfo(name, store string, rt runtime.Runtime) core.ServerInfo {
+func serverInfo(name, store, replica string, rt runtime.Runtime) core.ServerInfo {
 	bi := buildinfo.Read()
 	_, pauses := rt.(runtime.Pauser)
-	return core.ServerInfo{Version: bi.Version, Commit: bi.Commit, Go: bi.Go, Runtime: name, Store: store, NoPause: !pauses}
+	return core.ServerInfo{Version: bi.Version, Commit: bi.Commit, Go: bi.Go, Runtime: name, Store: store,
+		Replica: replica, Leader: true, NoPause: !pauses}
 }
 
 // acquire adapts the activator to the router.
@@ -267,6 +311,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.feed.Load(ctx); err != nil {
 		return err
 	}
+	// Adopt the instances of an earlier run; on a shared runtime, until
+	// this replica leads, mirror the ready ones, so its router serves them
+	// at once.
 	if err := d.act.Reconcile(ctx); err != nil {
 		d.log.Warn("could not adopt existing instances", "err", err)
 	}
@@ -274,8 +321,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopLoops()
 	var g errgroup.Group
 	g.Go(func() error { return d.act.Run(loopCtx) })
-	g.Go(func() error { return d.scaler.Run(loopCtx) })
 	g.Go(func() error { return d.feed.Run(loopCtx) })
+	if e := d.reps.elector; e != nil {
+		// The autoscaler runs in the leader's terms only.
+		g.Go(func() error { return e.Run(loopCtx, d.lead) })
+		g.Go(func() error { return d.reps.runReports(loopCtx) })
+	} else {
+		g.Go(func() error { return d.scaler.Run(loopCtx) })
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(d.admin, d.adminLn, "admin API") }()

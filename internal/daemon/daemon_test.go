@@ -194,7 +194,10 @@ func TestAdapterChoice(t *testing.T) {
 		want string
 	}{
 		{"unknown store", func(c *config.Config) { c.Store = "etcd://x" }, "accepted: sqlite:///path/to/wisp.db"},
-		{"postgres, not in this build", func(c *config.Config) { c.Store = "postgres://wisp:hunter2@db/wisp" }, "no Postgres store yet"},
+		{"postgres, nothing listens", func(c *config.Config) { c.Store = "postgres://wisp:hunter2@127.0.0.1:1/wisp" }, "cannot connect to 127.0.0.1:1"},
+		{"postgres, password in the query", func(c *config.Config) {
+			c.Store = "postgres://127.0.0.1:1/wisp?user=wisp&password=hunter2&sslmode=disable"
+		}, "cannot connect to 127.0.0.1:1"},
 		{"unknown runtime", func(c *config.Config) { c.Runtime = "firecracker" }, "must be one of docker"},
 		{"unknown builder", func(c *config.Config) { c.Builder = "buildah" }, "must be one of docker, none"},
 	}

@@ -8,7 +8,9 @@
 // container events implements Watcher; one that creates instances ahead of
 // need implements Precreator; one that knows when an instance is ready (a
 // pod's readiness, say) implements ReadinessWaiter; one that builds images
-// implements Builder.
+// implements Builder; a builder that can push what it built to a registry
+// implements Pusher; one whose instances every Wisp replica sees (a cluster)
+// implements Shared.
 package runtime
 
 import (
@@ -225,6 +227,22 @@ type Builder interface {
 	TagImage(ctx context.Context, id, ref string) error
 }
 
+// RegistryAuth is how to log in to a registry; empty means anonymous.
+type RegistryAuth struct {
+	Server   string
+	Username string
+	Password string
+}
+
+// Pusher is a builder that can push the images it built to a registry, so
+// the nodes of a cluster can pull them.
+type Pusher interface {
+	// Push pushes ref (registry/repository:tag) and returns the pinned
+	// reference registry/repository@sha256:… of what it pushed. A refused
+	// login or an unreachable registry is an error wrapping core.ErrInvalid.
+	Push(ctx context.Context, ref string, auth RegistryAuth, progress func(line string)) (string, error)
+}
+
 // ImageInfo describes an image.
 type ImageInfo struct {
 	ID     string
@@ -241,6 +259,10 @@ const (
 	EventPaused   EventKind = "paused"   // the instance was frozen
 	EventUnpaused EventKind = "unpaused" // the instance was thawed
 	EventRemoved  EventKind = "removed"  // the container is gone
+	// EventReady: the instance became ready to take requests, whoever
+	// started it. Only a Shared runtime must report it: the replicas that
+	// did not start an instance learn from it that they may use it.
+	EventReady EventKind = "ready"
 )
 
 // Event reports a change to an instance that Wisp did not ask for, or did.
@@ -248,6 +270,30 @@ type Event struct {
 	Kind       EventKind
 	InstanceID string
 	ExitCode   int // for EventDied
+	// Instance is the instance as the runtime reports it, for EventReady:
+	// its version and the address to reach it at. A runtime that cannot
+	// tell leaves Addr empty, and the receiver asks Inspect.
+	Instance Instance
+}
+
+// Shared is a runtime whose instances every Wisp replica sharing its store
+// sees and may route to: the instances of a cluster, not of one machine's
+// engine. Several replicas on a shared runtime elect a leader, which alone
+// starts, scales and removes instances; the others mirror the instances the
+// runtime reports ready (package activator). A Shared runtime is a Watcher
+// that reports EventReady. A runtime that is not Shared (Docker) belongs to
+// one replica: several replicas on it are independent installations.
+type Shared interface {
+	// SharedAcrossReplicas reports whether the instances are shared; a
+	// runtime may be either, depending on its configuration.
+	SharedAcrossReplicas() bool
+}
+
+// IsShared reports whether rt is a Shared runtime that shares its
+// instances.
+func IsShared(rt Runtime) bool {
+	s, ok := rt.(Shared)
+	return ok && s.SharedAcrossReplicas()
 }
 
 // Watcher is a runtime that reports instance events as they happen.

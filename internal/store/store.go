@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
 )
@@ -115,8 +116,9 @@ type Store interface {
 	// Watch returns a channel that receives a value after commits of changes
 	// (coalesced: one value may stand for many commits; it has a buffer of 1
 	// and never blocks a writer). It is closed when ctx is done or the store
-	// closes. Readers then call ChangesSince. (Postgres will implement it
-	// with LISTEN/NOTIFY.)
+	// closes. Readers then call ChangesSince. Commits made by other
+	// processes on the same database wake it too (SQLite polls the
+	// revision; Postgres uses LISTEN/NOTIFY).
 	Watch(ctx context.Context) <-chan struct{}
 	// ServiceState returns one service with its versions and current
 	// traffic, read in one read transaction. ErrNotFound if the service does
@@ -151,4 +153,18 @@ type Store interface {
 
 	// Close releases the store. Calls after Close fail.
 	Close() error
+
+	// AcquireLease takes the lease name for holder, or renews it when
+	// holder has it, for ttl on the store's clock, and reports whether
+	// holder holds it after the call (false: another holder's lease has not
+	// expired). Leases elect one leader among the processes sharing the
+	// store (package leader); they are not changes.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder has it.
+	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolder returns the holder of lease name, or "" when nobody
+	// holds it (never taken, released, or expired on the store's clock).
+	// Replicas find their leader with it: the holder identity carries the
+	// leader's admin URL.
+	LeaseHolder(ctx context.Context, name string) (string, error)
 }

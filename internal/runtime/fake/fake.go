@@ -2,6 +2,10 @@
 // server on 127.0.0.1, so the router and activator talk to it exactly as they
 // talk to a container; starts can be delayed, made to fail, or made to exit,
 // and instances can be killed or removed "by hand".
+//
+// In shared mode (Config.Shared) it plays a cluster that several Wisp
+// replicas share: it is a runtime.Shared and reports EventReady when an
+// instance starts listening, to every watcher.
 package fake
 
 import (
@@ -26,6 +30,7 @@ var (
 	_ runtime.Precreator = (*Runtime)(nil)
 	_ runtime.Pauser     = (*Runtime)(nil)
 	_ runtime.Watcher    = (*Runtime)(nil)
+	_ runtime.Shared     = (*Runtime)(nil)
 )
 
 // Behavior scripts what an instance does when it starts.
@@ -48,6 +53,9 @@ type Config struct {
 	Behave func(spec runtime.InstanceSpec) Behavior
 	// Handler serves an instance's requests; nil means Greeter.
 	Handler func(spec runtime.InstanceSpec) http.Handler
+	// Shared makes the runtime one that several replicas share, as a
+	// cluster is: SharedAcrossReplicas is true and EventReady is reported.
+	Shared bool
 }
 
 // Runtime is the fake runtime.
@@ -57,6 +65,7 @@ type Runtime struct {
 	attempts    atomic.Int64
 	creates     atomic.Int64
 	fromCreated atomic.Int64
+	stops       atomic.Int64
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -103,6 +112,9 @@ func New(cfg Config) *Runtime {
 	}
 	return r
 }
+
+// SharedAcrossReplicas implements runtime.Shared.
+func (r *Runtime) SharedAcrossReplicas() bool { return r.cfg.Shared }
 
 // Starts returns how many instances were started.
 func (r *Runtime) Starts() int { return int(r.starts.Load()) }
@@ -196,6 +208,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 			if err != nil {
 				return
 			}
+			r.ready(spec.ID)
 			_ = in.srv.Serve(ln2)
 		}()
 	default:
@@ -204,10 +217,30 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	r.mu.Lock()
 	r.instances[spec.ID] = in
 	r.mu.Unlock()
-	if b.ExitAtOnce {
+	switch {
+	case b.ExitAtOnce:
 		r.emit(runtime.Event{Kind: runtime.EventDied, InstanceID: spec.ID, ExitCode: b.ExitCode})
+	case !b.NeverListen && b.ReadyDelay <= 0:
+		r.ready(spec.ID) // it accepts connections from here on
 	}
 	return in.Instance, nil
+}
+
+// ready reports, in shared mode, that instance id listens.
+func (r *Runtime) ready(id string) {
+	if !r.cfg.Shared {
+		return
+	}
+	r.mu.Lock()
+	in, ok := r.instances[id]
+	var snap runtime.Instance
+	if ok {
+		snap = in.Instance
+	}
+	r.mu.Unlock()
+	if ok && snap.State == runtime.StateRunning {
+		r.emit(runtime.Event{Kind: runtime.EventReady, InstanceID: id, Instance: snap})
+	}
 }
 
 // Create implements runtime.Precreator: the instance is listed as created
@@ -257,8 +290,13 @@ func (r *Runtime) StartCreated(ctx context.Context, id string) (runtime.Instance
 func (r *Runtime) Creates() int     { return int(r.creates.Load()) }
 func (r *Runtime) FromCreated() int { return int(r.fromCreated.Load()) }
 
+// Stops returns how many times Stop was called, of instances that existed
+// or not.
+func (r *Runtime) Stops() int { return int(r.stops.Load()) }
+
 // Stop implements runtime.Runtime.
 func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	r.stops.Add(1)
 	r.mu.Lock()
 	in, ok := r.instances[id]
 	if ok {

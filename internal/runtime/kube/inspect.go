@@ -106,7 +106,9 @@ func (k *Kube) instanceOf(p *corev1.Pod) runtime.Instance {
 // Watch implements runtime.Watcher from the pod informer: a container that
 // terminated (or was restarted) is EventDied with its exit code, preceded
 // by EventOOM when the kernel killed it for memory; a claimed pod deleted
-// is EventRemoved.
+// is EventRemoved; a claimed pod that became ready (its Ready condition,
+// or the mark WaitReady sets when its own probe saw it first) is
+// EventReady, so that every replica learns of it.
 func (k *Kube) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error) {
 	out := make(chan runtime.Event, 64)
 	errc := make(chan error, 1)
@@ -120,11 +122,21 @@ func (k *Kube) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error) {
 		}
 	}
 	reg, err := k.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if p, ok := obj.(*corev1.Pod); ok && p.Labels[runtime.LabelInstance] != "" && readyMark(p) && p.DeletionTimestamp == nil {
+				send([]runtime.Event{k.readyEvent(p)})
+			}
+		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, _ := oldObj.(*corev1.Pod)
 			n, _ := newObj.(*corev1.Pod)
 			if o != nil && n != nil {
-				send(podEvents(o, n))
+				evs := podEvents(o, n)
+				if id := n.Labels[runtime.LabelInstance]; id != "" && readyMark(n) && n.DeletionTimestamp == nil &&
+					(!readyMark(o) || o.Labels[runtime.LabelInstance] != id) {
+					evs = append(evs, k.readyEvent(n))
+				}
+				send(evs)
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -179,3 +191,22 @@ func containerStatus(p *corev1.Pod) *corev1.ContainerStatus {
 	}
 	return nil
 }
+
+// annotationReady marks a pod that WaitReady found ready before the
+// kubelet did, so that the other replicas' informers see it ready at once.
+const annotationReady = "wisp.ready"
+
+// readyMark reports whether pod p is ready for the replicas: its Ready
+// condition, or WaitReady's mark.
+func readyMark(p *corev1.Pod) bool {
+	return podReady(p) || p.Annotations[annotationReady] == "true"
+}
+
+func (k *Kube) readyEvent(p *corev1.Pod) runtime.Event {
+	in := k.instanceOf(p)
+	return runtime.Event{Kind: runtime.EventReady, InstanceID: in.ID, Instance: in}
+}
+
+// SharedAcrossReplicas implements runtime.Shared: every replica with the
+// same owner ID sees the pods.
+func (k *Kube) SharedAcrossReplicas() bool { return true }

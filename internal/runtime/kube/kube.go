@@ -33,6 +33,7 @@ var (
 	_ runtime.Watcher         = (*Kube)(nil)
 	_ runtime.VersionRemover  = (*Kube)(nil)
 	_ runtime.StreamMerger    = (*Kube)(nil)
+	_ runtime.Shared          = (*Kube)(nil)
 )
 
 // Config configures the Kubernetes runtime.
@@ -116,6 +117,7 @@ type Kube struct {
 	log    *slog.Logger
 
 	factory     informers.SharedInformerFactory
+	life        context.Context // until Close: the informers and background writes
 	stopInform  context.CancelFunc
 	pods        cache.SharedIndexInformer
 	deployments appslisters.DeploymentLister
@@ -252,7 +254,7 @@ func start(ctx context.Context, cfg Config, cs kubernetes.Interface, server stri
 	}
 	// The informers run until Close, not until the ctx of Open ends.
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k.stopInform = cancel
+	k.life, k.stopInform = ictx, cancel
 	k.factory.Start(ictx.Done())
 	sctx, scancel := context.WithTimeout(ctx, time.Minute)
 	defer scancel()

@@ -670,3 +670,51 @@ func TestConcurrentStops(t *testing.T) {
 		t.Errorf("replicas %d, want 1", r)
 	}
 }
+
+// TestWatchReady: every replica learns that an instance is ready, from the
+// mark WaitReady sets when its own probe saw it first, before the kubelet.
+func TestWatchReady(t *testing.T) {
+	k, cs, rs := newFake(t)
+	rs.mu.Lock()
+	rs.ready = false
+	rs.mu.Unlock()
+	other, err := start(t.Context(), Config{Namespace: testNS, Owner: "owner1"}, cs, "fake") // another replica
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	events, _ := other.Watch(ctx)
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	spec := testSpec("hello-a")
+	spec.Port = l.Addr().(*net.TCPAddr).Port
+	in, err := k.Start(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setStatus(t, cs, in.ContainerID, func(s *corev1.PodStatus) { s.PodIP = "127.0.0.1" })
+	if _, err := k.WaitReady(t.Context(), "hello-a"); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.Kind != runtime.EventReady {
+				continue
+			}
+			if e.InstanceID != "hello-a" || e.Instance.Addr != l.Addr().String() || e.Instance.VersionID != 42 {
+				t.Fatalf("ready event %+v", e)
+			}
+			return
+		case <-timeout:
+			t.Fatal("the other replica got no ready event")
+		}
+	}
+}

@@ -15,9 +15,9 @@ import (
 	"github.com/wisp-run/wisp/internal/runtime/runtimetest"
 )
 
-// TestConformance runs the runtime suite on the real test cluster, with the
+// TestKubeConformance runs the runtime suite on the real test cluster, with the
 // greeter pushed to the cluster's loopback registry.
-func TestConformance(t *testing.T) {
+func TestKubeConformance(t *testing.T) {
 	env := kubetest.Skip(t)
 	ns := kubetest.Namespace(t, env)
 	ref := env.Registry + "/wisp-greeter:test"
@@ -30,10 +30,10 @@ func TestConformance(t *testing.T) {
 	runtimetest.Run(t, rt, runtimetest.Image{Ref: ref, Port: 8080})
 }
 
-// TestStartFailures: an image that is not in the registry, a process that
+// TestKubeStartFailures: an image that is not in the registry, a process that
 // exits, a pod that cannot be scheduled: each fails WaitReady within
 // seconds with the cause, and nothing is left after Stop.
-func TestStartFailures(t *testing.T) {
+func TestKubeStartFailures(t *testing.T) {
 	env := kubetest.Skip(t)
 	ns := kubetest.Namespace(t, env)
 	ref := env.Registry + "/wisp-greeter:test"
@@ -91,12 +91,12 @@ func TestStartFailures(t *testing.T) {
 	}
 }
 
-// TestColdStart measures scale from zero to ready on the real cluster, and
+// TestKubeColdStart measures scale from zero to ready on the real cluster, and
 // how long after the process began to listen (its first log line) the
 // instance was ready: the adapter's own probe sees it within a few
 // probe intervals, where the kubelet's one-second probe period alone
 // would take up to a second.
-func TestColdStart(t *testing.T) {
+func TestKubeColdStart(t *testing.T) {
 	env := kubetest.Skip(t)
 	ns := kubetest.Namespace(t, env)
 	ref := env.Registry + "/wisp-greeter:test"
@@ -154,11 +154,11 @@ func TestColdStart(t *testing.T) {
 	}
 }
 
-// TestScaleUpAndDown on the real ReplicaSet controller: starts at once
+// TestKubeScaleUpAndDown on the real ReplicaSet controller: starts at once
 // claim different pods; stops at once remove exactly their pods (the
 // deletion cost steers the ReplicaSet), leaving the busy one alone; no pod
 // is left unclaimed.
-func TestScaleUpAndDown(t *testing.T) {
+func TestKubeScaleUpAndDown(t *testing.T) {
 	env := kubetest.Skip(t)
 	ns := kubetest.Namespace(t, env)
 	ref := env.Registry + "/wisp-greeter:test"

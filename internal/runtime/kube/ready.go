@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/runtime"
@@ -58,6 +60,9 @@ func (k *Kube) WaitReady(ctx context.Context, id string) (runtime.Instance, erro
 		addr := podAddr(p)
 		if podReady(p) || k.endpointReady(p) || (addr != "" && pr.passed(addr)) {
 			in = k.instanceOf(p)
+			if !readyMark(p) {
+				k.markReady(p.Name)
+			}
 			return true, 0, nil
 		}
 		if addr != "" {
@@ -372,4 +377,19 @@ func probeOnce(ctx context.Context, addr, path string) error {
 		return fmt.Errorf("GET %s answered %d", path, resp.StatusCode)
 	}
 	return nil
+}
+
+// markReady sets the ready mark on pod name in the background: the other
+// replicas learn from it (Watch's EventReady) that the instance takes
+// requests, a second before the kubelet says so. Failing is harmless: the
+// kubelet's Ready condition follows.
+func (k *Kube) markReady(name string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(k.life, 10*time.Second)
+		defer cancel()
+		patch := []byte(`{"metadata":{"annotations":{"` + annotationReady + `":"true"}}}`)
+		if _, err := k.cs.CoreV1().Pods(k.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+			k.log.Debug("could not mark a ready pod", "pod", name, "err", err)
+		}
+	}()
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -37,6 +38,56 @@ func Run(t *testing.T, rt runtime.Runtime, img Image) {
 	}
 	if _, ok := rt.(runtime.Precreator); ok {
 		t.Run("Precreate", func(t *testing.T) { testPrecreate(t, rt, img) })
+	}
+	if runtime.IsShared(rt) {
+		t.Run("SharedReportsReady", func(t *testing.T) { testSharedReady(t, rt, img) })
+	}
+}
+
+// testSharedReady: a shared runtime is a Watcher and reports EventReady for
+// an instance it started, once the instance takes requests, with its
+// version and an address that answers (or an empty one that Inspect fills).
+func testSharedReady(t *testing.T, rt runtime.Runtime, img Image) {
+	w, ok := rt.(runtime.Watcher)
+	if !ok {
+		t.Fatal("a shared runtime must be a runtime.Watcher that reports EventReady")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	events, errc := w.Watch(ctx)
+	s := spec(t, rt, img, "conformance-ready")
+	if _, err := rt.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop(context.WithoutCancel(ctx), s.ID, time.Second) })
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.InstanceID != s.ID || e.Kind != runtime.EventReady {
+				continue
+			}
+			in := e.Instance
+			if in.Addr == "" {
+				var err error
+				if in, err = rt.Inspect(ctx, s.ID); err != nil {
+					t.Fatalf("Inspect after EventReady: %v", err)
+				}
+			}
+			if in.VersionID != s.VersionID || in.Addr == "" {
+				t.Fatalf("EventReady reports version %d at %q, want version %d and an address", in.VersionID, in.Addr, s.VersionID)
+			}
+			c, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", in.Addr)
+			if err != nil {
+				t.Fatalf("the instance reported ready does not accept connections at %s: %v", in.Addr, err)
+			}
+			_ = c.Close()
+			return
+		case err := <-errc:
+			t.Fatalf("watch ended: %v", err)
+		case <-timeout:
+			t.Fatal("no ready event within 60s")
+		}
 	}
 }
 

@@ -39,6 +39,10 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteServiceCascades", testDeleteServiceCascades},
 		{"ConcurrentTraffic", testConcurrentTraffic},
 		{"ConcurrentVersions", testConcurrentVersions},
+		{"ConcurrentServiceCreates", testConcurrentServiceCreates},
+		{"ConcurrentDeploys", testConcurrentDeploys},
+		{"ConcurrentTrafficHistory", testConcurrentTrafficHistory},
+		{"ConcurrentFeed", testConcurrentFeed},
 		{"DeployVersion", testDeployVersion},
 		{"Builds", testBuilds},
 		{"IfMatch", testIfMatch},
@@ -50,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"Watch", testWatch},
 		{"WatchClose", testWatchClose},
 		{"ServiceStates", testServiceStates},
+		{"Leases", testLeases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

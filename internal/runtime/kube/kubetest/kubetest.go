@@ -55,6 +55,9 @@ const (
 	// directly (another cluster than the harness's).
 	EnvKubeconfig = "WISP_KUBECONFIG"
 	EnvRegistry   = "WISP_KUBE_REGISTRY"
+	// EnvRequired, set (make test-kube does), makes a missing cluster a
+	// failure instead of a skip.
+	EnvRequired = "WISP_KUBE_REQUIRED"
 )
 
 // Find returns the test cluster's Env, or why there is none.
@@ -95,21 +98,28 @@ func Find() (Env, error) {
 }
 
 // Skip skips the test when there is no test cluster or it does not
-// answer, saying which, and returns the cluster's Env.
+// answer, saying which (with WISP_KUBE_REQUIRED set, it fails instead), and
+// returns the cluster's Env.
 func Skip(t testing.TB) Env {
 	t.Helper()
+	skip := t.Skip
+	if os.Getenv(EnvRequired) != "" {
+		skip = func(args ...any) { t.Helper(); t.Fatal(append(args, "("+EnvRequired+" is set)")...) }
+	}
 	e, err := Find()
 	if err != nil {
-		t.Skip(err.Error())
+		skip(err.Error())
+		return Env{}
 	}
 	cs, err := e.Client()
 	if err != nil {
-		t.Skipf("no test cluster: %v", err)
+		skip(fmt.Sprintf("no test cluster: %v", err))
+		return Env{}
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil {
-		t.Skipf("no test cluster: the API server of %s does not answer: %v (is scripts/kube/up.sh's cluster still up?)", e.Kubeconfig, err)
+		skip(fmt.Sprintf("no test cluster: the API server of %s does not answer: %v (is scripts/kube/up.sh's cluster still up?)", e.Kubeconfig, err))
 	}
 	return e
 }

@@ -1,0 +1,141 @@
+// Command harness does the parts of the test cluster's set-up that need Go
+// rather than shell (scripts/kube/up.sh calls it):
+//
+//	harness image BINARY REF OUT.tar   pack a static binary as a one-layer image tarball
+//	harness registry ADDR DIR          serve an OCI registry (plain HTTP) on ADDR, blobs in DIR
+//	harness free-ports N               print N free 127.0.0.1 TCP ports
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: harness image|registry|free-ports ...")
+	}
+	switch args[0] {
+	case "image":
+		if len(args) != 4 {
+			return errors.New("usage: harness image BINARY REF OUT.tar")
+		}
+		return packImage(args[1], args[2], args[3])
+	case "registry":
+		if len(args) != 3 {
+			return errors.New("usage: harness registry ADDR DIR")
+		}
+		return serveRegistry(args[1], args[2])
+	case "free-ports":
+		n := 1
+		if len(args) == 2 {
+			var err error
+			if n, err = strconv.Atoi(args[1]); err != nil || n < 1 {
+				return fmt.Errorf("free-ports: %q is not a count", args[1])
+			}
+		}
+		return freePorts(n)
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// packImage makes a one-layer image holding binary as /<base name>, its
+// entrypoint, and writes it as a tarball that ctr can import.
+func packImage(binary, ref, out string) error {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return err
+	}
+	layer, err := BinaryLayer(binary)
+	if err != nil {
+		return err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	cfg.Config.Entrypoint = []string{"/" + filepath.Base(binary)}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return err
+	}
+	return tarball.WriteToFile(out, tag, img)
+}
+
+// BinaryLayer is a layer with one executable file at the root.
+func BinaryLayer(binary string) (v1.Layer, error) {
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdr := &tar.Header{Name: filepath.Base(binary), Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+}
+
+func serveRegistry(addr, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	h := registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(dir)), registry.Logger(log.New(os.Stderr, "", log.LstdFlags)))
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+func freePorts(n int) error {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		ls = append(ls, l)
+		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	}
+	return nil
+}
