@@ -314,7 +314,7 @@ func (k *Kube) podDeleted(obj any) {
 		return
 	}
 	id := p.Labels[runtime.LabelInstance]
-	if id == "" || k.podOfInstance(id) != nil { // a reclaimed replacement lives on
+	if id == "" || k.podOfInstance(id) != nil || k.wasMarked(p.Name) { // a reclaimed replacement lives on, or a Stop of ours removed it
 		return
 	}
 	k.mu.Lock()

@@ -718,3 +718,32 @@ func TestWatchReady(t *testing.T) {
 		}
 	}
 }
+
+// TestStopTwiceKeepsOthers: a second Stop of a stopped instance gives no
+// replica back, even when the informer reports the pod's deletion after
+// the first Stop returned, so another instance keeps its pod.
+func TestStopTwiceKeepsOthers(t *testing.T) {
+	k, cs, _ := newFake(t)
+	a, err := k.Start(t.Context(), testSpec("hello-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := k.Start(t.Context(), testSpec("hello-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Stop(t.Context(), a.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The deletion handler may run after Stop returned: give it time.
+	time.Sleep(50 * time.Millisecond)
+	if err := k.Stop(t.Context(), a.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if r := replicas(t, cs, "hello-v3"); r != 1 {
+		t.Errorf("replicas %d after stopping one of two twice, want 1", r)
+	}
+	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), b.ContainerID, metav1.GetOptions{}); err != nil {
+		t.Errorf("the other instance lost its pod: %v", err)
+	}
+}

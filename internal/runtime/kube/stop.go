@@ -50,6 +50,7 @@ func (k *Kube) Stop(ctx context.Context, id string, grace time.Duration) error {
 		return nil
 	}
 	k.clearTombstone(id)
+	k.mark(p.Name) // its deletion is ours, also if the informer reports it after Stop returned
 	if p.DeletionTimestamp == nil {
 		if err := k.scaleDownPod(ctx, p, grace); err != nil {
 			return err
@@ -68,7 +69,6 @@ func (k *Kube) scaleDownPod(ctx context.Context, p *corev1.Pod, grace time.Durat
 		}
 		return fmt.Errorf("kube: mark pod %s for removal: %w", p.Name, err)
 	}
-	k.mark(p.Name)
 	// Pods whose removal would show that the ReplicaSet picked another:
 	// those not on their way out, nor picked by another Stop (here or in
 	// another Wisp: its deletion cost says so), by name with their instance.
