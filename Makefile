@@ -91,6 +91,10 @@ kube-down: ## Stop the test cluster and undo its changes to the host
 test-kube: kube-up ## The Kubernetes tier: the runtime conformance and end-to-end tests on the test cluster
 	WISP_KUBE_REQUIRED=1 $(GO) test -race -count=1 -timeout 20m -run 'Kube' -v ./internal/runtime/kube/... ./test/kube/...
 
+.PHONY: bench-kube
+bench-kube: kube-up ## Cold start on the test cluster through Wisp vs a Deployment made by hand (create → Ready → request)
+	$(GO) run ./bench/kube
+
 .PHONY: clean
 clean: ## Remove build output (keeps ./wisp-data)
 	rm -rf bin

@@ -80,6 +80,7 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 	f.BoolVar(&cfg.DockerPull, "docker-pull", cfg.DockerPull, "pull images that are not on this machine when a version is created")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "runtime kubernetes: the kubeconfig file (env "+config.EnvKubeconfig+"; default: $KUBECONFIG, ~/.kube/config, or the pod's own service account)")
 	f.StringVar(&cfg.KubeNamespace, "kube-namespace", cfg.KubeNamespace, "runtime kubernetes: the namespace of Wisp's Deployments and pods (env "+config.EnvKubeNS+"; default: the kubeconfig context's, or the pod's own)")
+	f.StringVar(&cfg.KubeOwner, "kube-owner", cfg.KubeOwner, "runtime kubernetes: this installation's name on the cluster, the same on every replica (default wisp; env "+config.EnvKubeOwner+")")
 	f.StringVar(&cfg.KubePullSecret, "kube-pull-secret", cfg.KubePullSecret, "runtime kubernetes: the Secret (type kubernetes.io/dockerconfigjson) pods pull their images with (env "+config.EnvPullSecret+")")
 	f.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "how long a cold start (container start plus readiness) may take")
 	f.DurationVar(&cfg.StopGrace, "stop-grace", cfg.StopGrace, "time between SIGTERM and SIGKILL when stopping an instance")

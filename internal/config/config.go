@@ -63,6 +63,11 @@ type Config struct {
 	KubeNamespace string
 	// KubePullSecret names the Secret the pods pull their images with.
 	KubePullSecret string
+	// KubeOwner names this installation on the cluster: its objects carry
+	// it as a label and it sees only those. Every replica of one
+	// installation has the same; two installations in one namespace need
+	// different ones. Default "wisp".
+	KubeOwner string
 	// StartTimeout bounds a cold start (runtime start plus readiness).
 	StartTimeout time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL for an instance.
@@ -171,6 +176,7 @@ const (
 	EnvAdminCert  = "WISP_ADMIN_TLS_CERT"
 	EnvAdminKey   = "WISP_ADMIN_TLS_KEY"
 	EnvRegistry   = "WISP_REGISTRY"
+	EnvKubeOwner  = "WISP_KUBE_OWNER"
 	EnvRegUser    = "WISP_REGISTRY_USERNAME"
 	EnvRegPass    = "WISP_REGISTRY_PASSWORD" //nolint:gosec // G101: the name of a variable, not a credential
 	EnvReplicaID  = "WISP_REPLICA_ID"
@@ -247,7 +253,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvAdminCert, &c.AdminTLSCert}, {EnvAdminKey, &c.AdminTLSKey},
 		{EnvRegistry, &c.Registry}, {EnvRegUser, &c.RegistryUsername}, {EnvRegPass, &c.RegistryPassword},
 		{EnvReplicaID, &c.ReplicaID}, {EnvAdvertise, &c.AdvertiseAdminURL},
-		{EnvKubeconfig, &c.Kubeconfig}, {EnvKubeNS, &c.KubeNamespace}, {EnvPullSecret, &c.KubePullSecret},
+		{EnvKubeconfig, &c.Kubeconfig}, {EnvKubeNS, &c.KubeNamespace}, {EnvPullSecret, &c.KubePullSecret}, {EnvKubeOwner, &c.KubeOwner},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -289,6 +295,9 @@ func (c Config) Validate() error {
 	}
 	if c.Registry != "" && (strings.Contains(c.Registry, "://") || strings.ContainsAny(c.Registry, " @")) {
 		errs = append(errs, fmt.Errorf("registry (--registry, %s) is host[:port][/path] without a scheme or tag, e.g. registry.example.com:5000/wisp; got %q", EnvRegistry, c.Registry))
+	}
+	if c.KubeOwner != "" && !dnsLabel(c.KubeOwner) {
+		errs = append(errs, fmt.Errorf("kubernetes owner (--kube-owner, %s) must be a DNS label (lowercase letters, digits and '-', at most 63), got %q", EnvKubeOwner, c.KubeOwner))
 	}
 	if !slices.Contains(Builders, c.Builder) {
 		errs = append(errs, fmt.Errorf("builder (--builder, %s) must be one of %s, got %q", EnvBuilder, strings.Join(Builders, ", "), c.Builder))

@@ -108,9 +108,11 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 		}
 		p = runtimeParts{rt: dk, close: dk.Close, name: config.RuntimeDocker}
 	case config.RuntimeKubernetes:
-		owner, err := loadOrCreateID(cfg.DataDir)
-		if err != nil {
-			return p, err
+		// Not the data directory's ID as on Docker: every replica of an
+		// installation must see the same objects.
+		owner := cfg.KubeOwner
+		if owner == "" {
+			owner = "wisp"
 		}
 		k, err := kube.Open(ctx, kube.Config{
 			Kubeconfig: cfg.Kubeconfig, Namespace: cfg.KubeNamespace, Owner: owner,

@@ -9,10 +9,11 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -37,7 +38,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: harness image|registry|free-ports ...")
+		return errors.New("usage: harness image|registry|free-ports ARGS")
 	}
 	switch args[0] {
 	case "image":
@@ -93,7 +94,7 @@ func packImage(binary, ref, out string) error {
 
 // BinaryLayer is a layer with one executable file at the root.
 func BinaryLayer(binary string) (v1.Layer, error) {
-	data, err := os.ReadFile(binary)
+	data, err := os.ReadFile(binary) //nolint:gosec // G304: the binary the harness was asked to pack
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +115,10 @@ func BinaryLayer(binary string) (v1.Layer, error) {
 }
 
 func serveRegistry(addr, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil { //nolint:gosec // G703: the directory the harness was told to keep blobs in
 		return err
 	}
-	h := registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(dir)), registry.Logger(log.New(os.Stderr, "", log.LstdFlags)))
+	h := registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(dir)), registry.Logger(slog.NewLogLogger(slog.NewTextHandler(os.Stderr, nil), slog.LevelInfo)))
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
 }
@@ -130,7 +131,7 @@ func freePorts(n int) error {
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
