@@ -167,8 +167,11 @@ func namespace(ctx context.Context, cs kubernetes.Interface) (string, func(), er
 func byHand(ctx context.Context, cs kubernetes.Interface, hc *http.Client, ns, img string) (time.Duration, error) {
 	one := int32(1)
 	labels := map[string]string{"bench": "bare"}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	name := "bare-" + hex.EncodeToString(b) // a foreground delete keeps the last one a while
 	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "bare"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &one,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -192,28 +195,20 @@ func byHand(ctx context.Context, cs kubernetes.Interface, hc *http.Client, ns, i
 	sel := metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=bare"}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	watch, err := cs.DiscoveryV1().EndpointSlices(ns).Watch(wctx, sel)
-	if err != nil {
-		return 0, err
-	}
-	defer watch.Stop()
 	start := time.Now()
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		return 0, err
 	}
-	addr := ""
-	for addr == "" {
-		select {
-		case ev, ok := <-watch.ResultChan():
-			if !ok {
-				return 0, fmt.Errorf("the EndpointSlice watch ended before the pod was ready")
+	addr, err := waitSlices(wctx, cs, ns, sel, func(es []discoveryv1.EndpointSlice) (string, bool) {
+		for i := range es {
+			if a := readyAddr(&es[i]); a != "" {
+				return a, true
 			}
-			if es, isSlice := ev.Object.(*discoveryv1.EndpointSlice); isSlice {
-				addr = readyAddr(es)
-			}
-		case <-wctx.Done():
-			return 0, fmt.Errorf("no ready endpoint within 60s")
 		}
+		return "", false
+	})
+	if err != nil {
+		return 0, fmt.Errorf("waiting for a ready endpoint: %w", err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+":8080/", nil)
 	resp, err := hc.Do(req)
@@ -226,19 +221,76 @@ func byHand(ctx context.Context, cs kubernetes.Interface, hc *http.Client, ns, i
 	if resp.StatusCode != 200 {
 		return 0, fmt.Errorf("GET the pod: status %d", resp.StatusCode)
 	}
-	if err := cs.AppsV1().Deployments(ns).Delete(ctx, "bare", metav1.DeleteOptions{PropagationPolicy: new(metav1.DeletePropagationForeground)}); err != nil {
+	if err := cs.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: new(metav1.DeletePropagationForeground)}); err != nil {
 		return 0, err
 	}
-	for addr != "" || anyEndpoint(ctx, cs, ns, sel) {
-		addr = ""
-		select {
-		case <-watch.ResultChan():
-		case <-time.After(100 * time.Millisecond):
-		case <-wctx.Done():
-			return 0, fmt.Errorf("the hand-made pod did not go within 60s")
+	if _, err := waitSlices(wctx, cs, ns, sel, func(es []discoveryv1.EndpointSlice) (string, bool) {
+		for _, e := range es {
+			if len(e.Endpoints) > 0 {
+				return "", false
+			}
 		}
+		return "", true
+	}); err != nil {
+		return 0, fmt.Errorf("waiting for the hand-made pod to go: %w", err)
 	}
 	return d, nil
+}
+
+// waitSlices lists the EndpointSlices sel selects and watches them until
+// done says so; a watch that breaks (the API server's watch cache can end
+// one with "too large resource version") is started again from a new list.
+func waitSlices(ctx context.Context, cs kubernetes.Interface, ns string, sel metav1.ListOptions,
+	done func([]discoveryv1.EndpointSlice) (string, bool)) (string, error) {
+	for {
+		list, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, sel)
+		if err != nil {
+			return "", err
+		}
+		if v, ok := done(list.Items); ok {
+			return v, nil
+		}
+		opts := sel
+		opts.ResourceVersion = list.ResourceVersion
+		w, err := cs.DiscoveryV1().EndpointSlices(ns).Watch(ctx, opts)
+		if err != nil {
+			return "", err
+		}
+		items := map[string]discoveryv1.EndpointSlice{}
+		for _, es := range list.Items {
+			items[es.Name] = es
+		}
+	events:
+		for {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					break events
+				}
+				es, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
+				if !isSlice {
+					break events // an error: list and watch again
+				}
+				if ev.Type == "DELETED" {
+					delete(items, es.Name)
+				} else {
+					items[es.Name] = *es
+				}
+				all := make([]discoveryv1.EndpointSlice, 0, len(items))
+				for _, it := range items {
+					all = append(all, it)
+				}
+				if v, ok := done(all); ok {
+					w.Stop()
+					return v, nil
+				}
+			case <-ctx.Done():
+				w.Stop()
+				return "", ctx.Err()
+			}
+		}
+		w.Stop()
+	}
 }
 
 func readyAddr(es *discoveryv1.EndpointSlice) string {
@@ -248,19 +300,6 @@ func readyAddr(es *discoveryv1.EndpointSlice) string {
 		}
 	}
 	return ""
-}
-
-func anyEndpoint(ctx context.Context, cs kubernetes.Interface, ns string, sel metav1.ListOptions) bool {
-	list, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, sel)
-	if err != nil {
-		return true
-	}
-	for _, es := range list.Items {
-		if len(es.Endpoints) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 type wisp struct {
