@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -127,13 +128,24 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 	}
 	switch cfg.Builder {
 	case config.BuilderDocker:
-		if dk == nil {
-			// Builds for a cluster (pushed to a registry its nodes pull
-			// from) are not there yet: deploys of images work.
-			logger.Info("builds are off: the docker builder needs the docker runtime", "runtime", cfg.Runtime)
+		if dk != nil {
+			p.builder = dk.Builder()
 			break
 		}
-		p.builder = dk.Builder()
+		// A cluster's nodes pull what a build makes, so the builds go to a
+		// registry; without one, builds are off (deploys of images work).
+		if cfg.Registry == "" {
+			logger.Info("builds are off: on a cluster runtime a build must be pushed to a registry its nodes pull from; set --registry", "runtime", cfg.Runtime)
+			break
+		}
+		b, err := docker.OpenBuilder(ctx)
+		if err != nil {
+			_ = p.close()
+			return p, err
+		}
+		p.builder = b
+		closeRuntime := p.close
+		p.close = func() error { return errors.Join(closeRuntime(), b.Close()) }
 	case config.BuilderNone:
 	default:
 		_ = p.close()

@@ -29,6 +29,23 @@ type Builder struct {
 // Builder returns a builder on the same engine connection.
 func (d *Docker) Builder() *Builder { return &Builder{cli: d.cli} }
 
+// OpenBuilder connects to the Docker Engine for builds alone, as a cluster
+// runtime's builder (the images then go to a registry). Close releases it.
+func OpenBuilder(ctx context.Context) (*Builder, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	if _, err := cli.Ping(ctx, client.PingOptions{}); err != nil {
+		_ = cli.Close()
+		return nil, core.Unavailablef("cannot reach the Docker Engine at %s to build images: %v (is dockerd running? or use --builder none)", cli.DaemonHost(), err)
+	}
+	return &Builder{cli: cli}, nil
+}
+
+// Close releases the connection of a builder from OpenBuilder.
+func (d *Builder) Close() error { return d.cli.Close() }
+
 // ansiRE matches the colour codes the engine puts around a step's stderr.
 var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
