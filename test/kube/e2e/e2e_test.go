@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/wisp-run/wisp/internal/apiclient"
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
 	"github.com/wisp-run/wisp/internal/runtime/kube/kubetest"
 	"github.com/wisp-run/wisp/internal/store/postgres/pgtest"
 )
@@ -38,6 +40,7 @@ func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
 // replica is one wisp serve process.
 type replica struct {
 	t      *testing.T
+	token  string
 	name   string
 	admin  string
 	router string
@@ -91,7 +94,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// newCluster starts n replicas on a fresh namespace and database.
+// newCluster starts n replicas on a fresh namespace and database; extra
+// flags go to every replica.
 func newCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Helper()
 	env := kubetest.Skip(t)
@@ -107,11 +111,14 @@ func newCluster(t *testing.T, n int, extra ...string) *cluster {
 	_, _ = crand.Read(tok)
 	token := hex.EncodeToString(tok)
 	for i := range n {
-		r := &replica{t: t, name: fmt.Sprintf("replica-%d", i), admin: freeAddr(t), router: freeAddr(t)}
+		r := &replica{t: t, name: fmt.Sprintf("replica-%d", i), admin: freeAddr(t), router: freeAddr(t), token: token}
 		r.log = filepath.Join(t.TempDir(), r.name+".log")
 		args := append([]string{"serve", "--runtime", "kubernetes", "--kubeconfig", env.Kubeconfig, "--kube-namespace", c.ns,
 			"--store", dsn, "--replica-id", r.name, "--admin-addr", r.admin, "--addr", r.router, "--admin-token", token,
-			"--data-dir", t.TempDir(), "--builder", "none", "--reap-interval", "200ms", "--stop-grace", "2s"}, extra...)
+			"--data-dir", t.TempDir(), "--reap-interval", "200ms", "--stop-grace", "2s"}, extra...)
+		if !slices.Contains(extra, "--builder") {
+			args = append(args, "--builder", "none")
+		}
 		r.start(bin, args)
 		r.c = apiclient.New(r.admin, token)
 		c.replicas = append(c.replicas, r)
@@ -503,5 +510,48 @@ func TestKubeBadInput(t *testing.T) {
 			t.Fatalf("30s after the delete: %d Deployments, %d Services, %d pods left", len(deps.Items), len(svcs.Items), c.pods(t))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestKubeDeployFromSource: wisp deploy builds a directory with the Docker
+// Engine, pushes the image to the cluster's registry, and the pod pulls it
+// by digest.
+func TestKubeDeployFromSource(t *testing.T) {
+	dockertest.Skip(t)
+	env := kubetest.Skip(t)
+	dockertest.MustBuildGoImage(t, "./testdata/greeter", "wisp-greeter:e2e")
+	c := newCluster(t, 1, "--builder", "docker", "--registry", env.Registry+"/e2e-built")
+	ctx := t.Context()
+	r := c.replicas[0]
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "Dockerfile"), []byte("FROM wisp-greeter:e2e\nENV GREETING=Built\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, wispBinary(t), "deploy", "built", src)
+	cmd.Env = append(os.Environ(), "WISP_SERVER=http://"+r.admin, "WISP_TOKEN="+r.token)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.dumpLog(t)
+		t.Fatalf("wisp deploy: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "pushed "+env.Registry+"/e2e-built/built@sha256:") {
+		t.Fatalf("wisp deploy did not report the push:\n%s", out)
+	}
+	v, err := r.c.GetVersion(ctx, "built", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(v.ImageID, env.Registry+"/e2e-built/built@sha256:") {
+		t.Fatalf("the version pins %q, want the pushed digest in %s", v.ImageID, env.Registry)
+	}
+	if a := get(ctx, r, "built", "/"); a.status != 200 || strings.TrimSpace(a.body) != "Hello, Built!" {
+		t.Fatalf("the built version answers %d %q %v", a.status, a.body, a.err)
+	}
+	pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) == 0 || pods.Items[0].Spec.Containers[0].Image != v.ImageID {
+		t.Fatalf("the pod does not run the pinned digest %s: %+v", v.ImageID, pods.Items)
 	}
 }
