@@ -7,7 +7,9 @@
 #
 # It writes $WISP_KUBE_DIR/env, which the tests read:
 #   KUBECONFIG=...            an admin kubeconfig
-#   WISP_KUBE_REGISTRY=...    host:port of the loopback registry
+#   WISP_KUBE_REGISTRY=...    host:port of the registry, on loopback
+#   WISP_KUBE_POD_REGISTRY=.. the same registry as pods reach it (the
+#                             bridge's gateway); the node pulls both names
 #   WISP_KUBE_NODE_IP=...     the node's address
 #   WISP_KUBE_BIN=...         where kubectl and the other binaries are
 #   WISP_KUBE_API_PORT=...    the apiserver's port: it listens on every
@@ -67,6 +69,9 @@ mapfile -t P < <("$DIR/bin/harness" free-ports 9)
 ETCD_PORT=${P[0]} ETCD_PEER=${P[1]} API_PORT=${P[2]} CM_PORT=${P[3]} SCHED_PORT=${P[4]}
 KUBELET_PORT=${P[5]} KUBELET_HEALTH=${P[6]} REG_PORT=${P[7]}
 REGISTRY="127.0.0.1:$REG_PORT"
+# Pods (Wisp's own, on the cluster) reach the same registry at the bridge's
+# gateway; the node pulls either name from loopback.
+POD_REGISTRY="10.244.0.1:$REG_PORT"
 
 # --- certificates (ECDSA P-256, valid 30 days) ---
 cert() { # name subject sans(optional)
@@ -134,7 +139,7 @@ wait_for() { # what seconds command...
 }
 
 # --- registry (plain HTTP on loopback) ---
-bg registry "$DIR/bin/harness" registry "$REGISTRY" "$DIR/registry"
+bg registry "$DIR/bin/harness" registry "0.0.0.0:$REG_PORT" "$DIR/registry"
 
 # --- etcd ---
 bg etcd etcd --name wisp-test --data-dir "$DIR/etcd" \
@@ -199,6 +204,8 @@ state = "$CD/state"
     conf_dir = "$DIR/cni/conf"
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REGISTRY"]
     endpoint = ["http://$REGISTRY"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$POD_REGISTRY"]
+    endpoint = ["http://$REGISTRY"]
 TOML
 cat >"$DIR/cni/conf/10-wisp-test.conflist" <<JSON
 {
@@ -212,6 +219,13 @@ cat >"$DIR/cni/conf/10-wisp-test.conflist" <<JSON
   ]
 }
 JSON
+# The bridge exists before the first pod (the CNI plugin reuses it), so the
+# host's gateway address 10.244.0.1 can be listened on from the start.
+if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+  ip link add "$BRIDGE" type bridge
+  ip addr add 10.244.0.1/24 dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+fi
 bg containerd containerd --config "$CD/config.toml"
 # Pods on the bridge reach each other (Wisp's own pods dial the pods of the
 # versions it runs): with br_netfilter, bridged traffic crosses the host's
@@ -267,6 +281,7 @@ wait_for "the kube-root-ca.crt ConfigMap" 30 kc -n default get configmap kube-ro
 cat >"$DIR/env" <<ENV
 KUBECONFIG=$PKI/admin.kubeconfig
 WISP_KUBE_REGISTRY=$REGISTRY
+WISP_KUBE_POD_REGISTRY=$POD_REGISTRY
 WISP_KUBE_NODE_IP=$NODE_IP
 WISP_KUBE_NODE=$NODE
 WISP_KUBE_BIN=$KBIN
