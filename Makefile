@@ -88,8 +88,8 @@ kube-down: ## Stop the test cluster and undo its changes to the host
 	./scripts/kube/down.sh
 
 .PHONY: test-kube
-test-kube: kube-up ## The Kubernetes tier: the runtime conformance and end-to-end tests on the test cluster
-	WISP_KUBE_REQUIRED=1 $(GO) test -race -count=1 -timeout 20m -run 'Kube' -v ./internal/runtime/kube/... ./test/kube/...
+test-kube: kube-up ## The Kubernetes tier on the test cluster: runtime conformance, two replicas on Postgres end to end, the manifests (one package at a time: they share the cluster)
+	WISP_KUBE_REQUIRED=1 $(GO) test -race -count=1 -p 1 -timeout 20m -run 'Kube' -v ./internal/runtime/kube/... ./test/kube/...
 
 .PHONY: bench-kube
 bench-kube: kube-up ## Cold start on the test cluster through Wisp vs a Deployment made by hand (create → Ready → request)

@@ -353,6 +353,36 @@ func TestKubeBurst(t *testing.T) {
 	}
 	t.Logf("200 concurrent requests: no errors, peak %d pods", peak.Load())
 
+	// Deleting a version removes its Deployment and leaves the others.
+	if _, err := lead.c.CreateVersion(ctx, "burst", core.VersionSpec{Image: c.greeter, Port: 8080}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lead.c.SetTraffic(ctx, "burst", core.Traffic{Weights: []core.Weight{{Version: 2, Percent: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(ctx, lead, "burst", "/"); a.status != 200 {
+		t.Fatalf("v2: %d %q %v", a.status, a.body, a.err)
+	}
+	if err := lead.c.DeleteVersion(ctx, "burst", 1); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		deps, err := c.cs.AppsV1().Deployments(c.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := []string{}
+		for _, d := range deps.Items {
+			names = append(names, d.Name)
+		}
+		if slices.Equal(names, []string{"burst-v2"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after deleting v1 the Deployments are %v, want [burst-v2]", names)
+		}
+	}
+
 	if err := lead.c.DeleteService(ctx, "burst"); err != nil {
 		t.Fatal(err)
 	}
