@@ -75,7 +75,7 @@ func wispBinary(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", wispBin, "./cmd/wisp")
 		cmd.Dir = "../../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build wisp: %v\n%s", err, out)
+			buildErr = fmt.Errorf("build wisp: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
