@@ -117,7 +117,7 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 		}
 		k, err := kube.Open(ctx, kube.Config{
 			Kubeconfig: cfg.Kubeconfig, Namespace: cfg.KubeNamespace, Owner: owner,
-			ImagePullSecret: cfg.KubePullSecret, StopGrace: cfg.StopGrace, Logger: logger,
+			ImagePullSecret: cfg.KubePullSecret, PullAuth: registryAuth(cfg), StopGrace: cfg.StopGrace, Logger: logger,
 		})
 		if err != nil {
 			return p, err

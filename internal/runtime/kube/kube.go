@@ -51,6 +51,11 @@ type Config struct {
 	// ImagePullSecret names a Secret of type kubernetes.io/dockerconfigjson
 	// in Namespace that the pods pull with; "" means none.
 	ImagePullSecret string
+	// PullAuth, when it has a user or password and ImagePullSecret is "",
+	// is a registry login the adapter keeps as a dockerconfigjson Secret
+	// (wisp-<owner>-registry) and gives the pods as their pull secret:
+	// how the nodes pull what builds push to --registry.
+	PullAuth runtime.RegistryAuth
 	// InsecureRegistries are registries (host[:port]) that ResolveImage
 	// reaches over plain HTTP. Loopback and private addresses need not be
 	// listed: they are reached over HTTP anyway.
@@ -204,6 +209,9 @@ func start(ctx context.Context, cfg Config, cs kubernetes.Interface, server stri
 	}
 	k.changes.init()
 	if err := k.checkAccess(ctx); err != nil {
+		return nil, err
+	}
+	if err := k.ensurePullSecret(ctx); err != nil {
 		return nil, err
 	}
 	k.detectSplit(ctx)
