@@ -141,6 +141,9 @@ type Kube struct {
 	// eviction, or by the ReplicaSet picking it for another scale-down): a
 	// Stop of the instance still owes the Deployment a replica.
 	gone map[string]tombstone
+	// busy: starts and stops in flight in this process, by Deployment;
+	// the last to end settles its replicas (settle in stop.go).
+	busy map[string]int
 	// marked: pods Stops of this process marked for removal (stop.go).
 	marked map[string]time.Time
 	// ensured: Deployments this process created or found for a version,
@@ -202,7 +205,7 @@ func start(ctx context.Context, cfg Config, cs kubernetes.Interface, server stri
 		cfg: cfg, cs: cs, ns: cfg.Namespace, server: server,
 		log:      cfg.Logger.With("component", "kube", "namespace", cfg.Namespace),
 		stopping: map[string]bool{}, gone: map[string]tombstone{}, ensured: map[string]int64{},
-		marked: map[string]time.Time{}, probe: probeOnce,
+		marked: map[string]time.Time{}, busy: map[string]int{}, probe: probeOnce,
 	}
 	if k.ns == "" {
 		k.ns = "default"

@@ -747,3 +747,58 @@ func TestStopTwiceKeepsOthers(t *testing.T) {
 		t.Errorf("the other instance lost its pod: %v", err)
 	}
 }
+
+// TestSettleLowersALeftoverReplica: a replica no instance holds (its pod
+// waits for a claim that never comes) is taken back once nothing starts or
+// stops; not while a start is in flight, and not the replica of an instance
+// whose pod went without a Stop.
+func TestSettleLowersALeftoverReplica(t *testing.T) {
+	k, cs, _ := newFake(t)
+	ctx := t.Context()
+	for _, id := range []string{"hello-a", "hello-b"} {
+		if _, err := k.Start(ctx, testSpec(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A leftover: one replica more, whose pod nobody claims.
+	if err := k.scale(ctx, "hello-v3", +1); err != nil {
+		t.Fatal(err)
+	}
+	waitPods := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(k.podsOfVersion("42")) != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d pods, want %d", len(k.podsOfVersion("42")), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitPods(3)
+
+	leave := k.enter("hello-v3") // a start in flight: hands off
+	k.settle(ctx, "hello-v3", "42")
+	if n := replicas(t, cs, "hello-v3"); n != 3 {
+		t.Fatalf("settled while a start was in flight: replicas %d, want 3", n)
+	}
+	leave()
+
+	k.mu.Lock()
+	k.gone["hello-x"] = tombstone{deployment: "hello-v3", at: time.Now()} // its Stop gives one back
+	k.mu.Unlock()
+	k.settle(ctx, "hello-v3", "42")
+	if n := replicas(t, cs, "hello-v3"); n != 3 {
+		t.Fatalf("settled away a replica an instance still holds: replicas %d, want 3", n)
+	}
+	k.clearTombstone("hello-x")
+
+	k.settle(ctx, "hello-v3", "42")
+	if n := replicas(t, cs, "hello-v3"); n != 2 {
+		t.Fatalf("replicas %d after settling, want 2 (the two instances)", n)
+	}
+	for _, id := range []string{"hello-a", "hello-b"} {
+		if _, err := k.Inspect(ctx, id); err != nil {
+			t.Fatalf("instance %s after settling: %v", id, err)
+		}
+	}
+}

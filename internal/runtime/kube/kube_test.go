@@ -228,7 +228,10 @@ func TestKubeScaleUpAndDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := cs.AppsV1().Deployments(ns).Get(t.Context(), "scale-v1", metav1.GetOptions{})
-	if err != nil || *d.Spec.Replicas != 0 {
-		t.Fatalf("the Deployment after the last stop: %v replicas, %v; want kept at 0", d.Spec.Replicas, err)
+	if err != nil {
+		t.Fatalf("the Deployment after the last stop: %v; want it kept at 0", err)
+	}
+	if *d.Spec.Replicas != 0 {
+		t.Fatalf("the Deployment after the last stop has %d replicas, want 0", *d.Spec.Replicas)
 	}
 }

@@ -33,6 +33,7 @@ func (k *Kube) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.In
 		return runtime.Instance{}, err
 	}
 	name := specName(spec)
+	defer k.enter(name)()
 	if err := k.ensureVersion(ctx, spec); err != nil {
 		return runtime.Instance{}, err
 	}

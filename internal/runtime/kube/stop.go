@@ -51,12 +51,100 @@ func (k *Kube) Stop(ctx context.Context, id string, grace time.Duration) error {
 	}
 	k.clearTombstone(id)
 	k.mark(p.Name) // its deletion is ours, also if the informer reports it after Stop returned
+	name, vid := podDeployment(p), p.Labels[runtime.LabelVersionID]
+	leave := k.enter(name)
 	if p.DeletionTimestamp == nil {
 		if err := k.scaleDownPod(ctx, p, grace); err != nil {
+			leave()
 			return err
 		}
 	}
-	return k.deleteAndWait(ctx, p, grace)
+	err := k.deleteAndWait(ctx, p, grace)
+	if leave() == 0 && err == nil {
+		k.settle(ctx, name, vid)
+	}
+	return err
+}
+
+// enter counts a start or stop of Deployment name in flight; the returned
+// func ends it and says how many remain.
+func (k *Kube) enter(name string) func() int {
+	k.mu.Lock()
+	k.busy[name]++
+	k.mu.Unlock()
+	return func() int {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.busy[name]--
+		n := k.busy[name]
+		if n == 0 {
+			delete(k.busy, name)
+		}
+		return n
+	}
+}
+
+// settle lowers Deployment name to as many replicas as the version has
+// instances (claimed pods not being stopped), once no start or stop of it
+// is in flight here. The ReplicaSet may remove another pod than the one a
+// Stop marked (it ranks not-ready pods before the deletion cost, and its
+// cache can lag the mark); the Stop then deletes its own, and when the
+// other pod was another Stop's, one replica too many is left, whose pod
+// waits for a claim that never comes. Only the leader starts and stops, so
+// no other process's start is counted out here.
+func (k *Kube) settle(ctx context.Context, name, vid string) {
+	want := int32(0)
+	for _, p := range k.podsOfVersion(vid) {
+		if p.DeletionTimestamp == nil && p.Labels[runtime.LabelInstance] != "" && p.Annotations[annotationDeletionCost] != costStopping {
+			want++
+		}
+	}
+	// An instance whose pod went without a Stop still holds its replica:
+	// its Stop gives it back.
+	k.mu.Lock()
+	for _, t := range k.gone {
+		if t.deployment == name {
+			want++
+		}
+	}
+	k.mu.Unlock()
+	for attempt := 0; attempt < 10; attempt++ {
+		k.mu.Lock()
+		busy := k.busy[name]
+		k.mu.Unlock()
+		if busy > 0 {
+			return // the start or stop in flight settles when it ends
+		}
+		sc, err := k.cs.AppsV1().Deployments(k.ns).GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil || sc.Spec.Replicas <= want {
+			return
+		}
+		k.log.Info("the deployment has more replicas than instances; lowering it", "deployment", name,
+			"replicas", sc.Spec.Replicas, "instances", want)
+		from := sc.Spec.Replicas
+		sc.Spec.Replicas = want
+		_, err = k.cs.AppsV1().Deployments(k.ns).UpdateScale(ctx, name, sc, metav1.UpdateOptions{FieldManager: fieldManager})
+		switch {
+		case err == nil:
+			// Return once the ReplicaSet took the extra pod, so a caller
+			// that lists next sees the version as it is.
+			wctx, cancel := context.WithTimeout(ctx, pickWindow)
+			defer cancel()
+			_ = k.waitFor(wctx, func() (bool, error) {
+				active := int32(0)
+				for _, p := range k.podsOfVersion(vid) {
+					if p.DeletionTimestamp == nil {
+						active++
+					}
+				}
+				return active <= want, nil
+			})
+			return
+		case !apierrors.IsConflict(err):
+			k.log.Warn("could not lower the deployment's replicas", "deployment", name, "from", from, "to", want, "err", err)
+			return
+		}
+	}
 }
 
 // scaleDownPod removes one replica, making sure it is pod p's.
