@@ -306,7 +306,10 @@ func TestKubeBurst(t *testing.T) {
 	c := newCluster(t, 2)
 	ctx := t.Context()
 	lead, _ := c.leader(t, 15*time.Second)
-	if _, err := lead.c.CreateService(ctx, "burst", core.PolicyPatch{}); err != nil {
+	// Room for the 20 instances the burst asks for (the default cap is 10),
+	// so ≥ 10 is what the autoscaler reached, not the cap.
+	maxInstances := 20
+	if _, err := lead.c.CreateService(ctx, "burst", core.PolicyPatch{MaxInstances: &maxInstances}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := lead.c.CreateVersion(ctx, "burst", core.VersionSpec{Image: c.greeter, Port: 8080, MaxConcurrency: 10}); err != nil {
