@@ -7,26 +7,23 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/wisp-run/wisp/internal/runtime/kube/kubeimage"
 )
 
 func main() {
@@ -71,47 +68,15 @@ func packImage(binary, ref, out string) error {
 	if err != nil {
 		return err
 	}
-	layer, err := BinaryLayer(binary)
+	data, err := os.ReadFile(binary) //nolint:gosec // G304: the binary the harness was asked to pack
 	if err != nil {
 		return err
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := kubeimage.Binary(data, filepath.Base(binary), kubeimage.Config{Arch: goruntime.GOARCH})
 	if err != nil {
-		return err
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", "amd64"
-	cfg.Config.Entrypoint = []string{"/" + filepath.Base(binary)}
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return err
 	}
 	return tarball.WriteToFile(out, tag, img)
-}
-
-// BinaryLayer is a layer with one executable file at the root.
-func BinaryLayer(binary string) (v1.Layer, error) {
-	data, err := os.ReadFile(binary) //nolint:gosec // G304: the binary the harness was asked to pack
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{Name: filepath.Base(binary), Mode: 0o755, Size: int64(len(data)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	b := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 }
 
 func serveRegistry(addr, dir string) error {
