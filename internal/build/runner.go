@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/store"
@@ -57,6 +59,8 @@ type RunnerConfig struct {
 	Registry string
 	// RegistryAuth logs in to Registry (empty: anonymous).
 	RegistryAuth runtime.RegistryAuth
+	// Registerer receives wisp_builds_total; nil means it is not exported.
+	Registerer prometheus.Registerer
 }
 
 // maxLogBytes bounds the output a build keeps (the tail).
@@ -77,6 +81,8 @@ type Runner struct {
 	mu     sync.Mutex
 	live   map[int64]*buildLog
 	closed bool
+
+	builds *prometheus.CounterVec // finished builds by service and result
 }
 
 // NewRunner returns a Runner. Builds that a previous daemon left unfinished
@@ -84,6 +90,15 @@ type Runner struct {
 func NewRunner(ctx context.Context, cfg RunnerConfig) (*Runner, error) {
 	if cfg.Builder == nil || cfg.Store == nil || cfg.Logger == nil {
 		return nil, errors.New("build: a runner needs a builder, a store and a logger")
+	}
+	builds := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wisp_builds_total",
+		Help: "Finished builds, by service and result (succeeded, failed).",
+	}, []string{"service", "result"})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(builds); err != nil {
+			return nil, fmt.Errorf("build: metrics: %w", err)
+		}
 	}
 	if _, ok := cfg.Builder.(runtime.Pusher); cfg.Registry != "" && !ok {
 		return nil, fmt.Errorf("build: the builder cannot push images to the registry %s", cfg.Registry)
@@ -106,7 +121,7 @@ func NewRunner(ctx context.Context, cfg RunnerConfig) (*Runner, error) {
 		log.Warn("builds left unfinished by the last run are marked failed", "count", n)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Runner{cfg: cfg, log: log, slots: make(chan struct{}, cfg.Parallel), ctx: rctx, cancel: cancel,
+	return &Runner{cfg: cfg, log: log, builds: builds, slots: make(chan struct{}, cfg.Parallel), ctx: rctx, cancel: cancel,
 		live: map[int64]*buildLog{}}, nil
 }
 
@@ -181,9 +196,11 @@ func (r *Runner) run(b core.Build, req core.BuildRequest, sp *spooled, log *buil
 			b.Error = "canceled: the server shut down during the build; deploy again"
 		}
 		log.printf("wisp: build %d failed: %s", b.ID, b.Error)
+		r.builds.WithLabelValues(b.Service, "failed").Inc()
 		r.log.Info("build failed", "build", b.ID, "service", b.Service, "err", err)
 	} else {
 		b.Status = core.BuildSucceeded
+		r.builds.WithLabelValues(b.Service, "succeeded").Inc()
 		log.printf("wisp: build %d succeeded in %s", b.ID, b.Duration(now).Round(time.Millisecond))
 		r.log.Info("build succeeded", "build", b.ID, "service", b.Service, "version", b.Version, "reused", b.Reused,
 			"duration", b.Duration(now).Round(time.Millisecond))

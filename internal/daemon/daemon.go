@@ -52,17 +52,19 @@ type Options struct {
 
 // Daemon is a running `wisp serve`.
 type Daemon struct {
-	cfg    config.Config
-	log    *slog.Logger
-	store  store.Store
-	rt     runtime.Runtime
-	closeR func() error
-	act    *activator.Activator
-	scaler *autoscaler.Autoscaler
-	router *router.Router
-	builds *build.Runner // nil when the runtime cannot build
-	token  string
-	reps   *replicas
+	cfg   config.Config
+	log   *slog.Logger
+	store store.Store
+	// storeHealth exports wisp_store_up.
+	storeHealth *storeHealth
+	rt          runtime.Runtime
+	closeR      func() error
+	act         *activator.Activator
+	scaler      *autoscaler.Autoscaler
+	router      *router.Router
+	builds      *build.Runner // nil when the runtime cannot build
+	token       string
+	reps        *replicas
 
 	admin, public     *http.Server
 	adminLn, publicLn net.Listener
@@ -132,6 +134,9 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if d.storeHealth, err = newStoreHealth(reg, d.store.Revision, logger, 10*time.Second); err != nil {
+		return nil, err
+	}
 	scalerMetrics, err := autoscaler.NewMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -175,7 +180,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		if d.builds, err = build.NewRunner(ctx, build.RunnerConfig{
 			Builder: b, Store: d.store, Logger: logger, Watchdog: watchdog,
 			MaxContext: cfg.MaxBuildContext, Sync: d.feed.Sync,
-			Registry: cfg.Registry, RegistryAuth: registryAuth(cfg),
+			Registry: cfg.Registry, RegistryAuth: registryAuth(cfg), Registerer: reg,
 		}); err != nil {
 			return nil, err
 		}
@@ -322,6 +327,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var g errgroup.Group
 	g.Go(func() error { return d.act.Run(loopCtx) })
 	g.Go(func() error { return d.feed.Run(loopCtx) })
+	g.Go(func() error { return d.storeHealth.Run(loopCtx) })
 	if e := d.reps.elector; e != nil {
 		// The autoscaler runs in the leader's terms only.
 		g.Go(func() error { return e.Run(loopCtx, d.lead) })
