@@ -94,6 +94,8 @@ func TestMetrics(t *testing.T) {
 		{"wisp_autoscaler_desired_instances", map[string]string{"service": "hello", "version": "1"}, func(v float64) bool { return v == 1 }},
 		{"wisp_autoscaler_actual_instances", map[string]string{"service": "hello", "version": "1"}, func(v float64) bool { return v == 1 }},
 		{"wisp_autoscaler_panic", map[string]string{"service": "hello", "version": "1"}, func(v float64) bool { return v == 0 }},
+		{"wisp_version_timeout_seconds", map[string]string{"service": "hello", "version": "1"}, func(v float64) bool { return v == 60 }},
+		{"wisp_store_up", nil, func(v float64) bool { return v == 1 }},
 		{"go_goroutines", nil, func(v float64) bool { return v > 0 }},
 	}
 	for _, ck := range checks {

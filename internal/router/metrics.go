@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	timeout  *prometheus.GaugeVec
 
 	mu       sync.Mutex
 	versions map[int64]*versionMetrics
@@ -37,7 +38,7 @@ func (s *metricsSlot) get(m *metrics, v *core.Version, service string) *versionM
 	if vm := s.p.Load(); vm != nil {
 		return vm
 	}
-	vm := m.forVersion(v.ID, service, v.Number)
+	vm := m.forVersion(v.ID, service, v.Number, v.Timeout.Std())
 	s.p.Store(vm)
 	return vm
 }
@@ -58,9 +59,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a request's arrival at the router to the end of its response, cold starts included.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"service", "version"}),
+		timeout: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wisp_version_timeout_seconds",
+			Help: "A version's request timeout (from its first request on), for alerts on latency as a share of it.",
+		}, []string{"service", "version"}),
 		versions: map[int64]*versionMetrics{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.timeout} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -69,8 +74,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // forVersion returns the children of one version (service "" and version 0
-// stand for requests that matched no version).
-func (m *metrics) forVersion(id int64, service string, version int) *versionMetrics {
+// stand for requests that matched no version), and records its timeout.
+func (m *metrics) forVersion(id int64, service string, version int, timeout time.Duration) *versionMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if vm := m.versions[id]; vm != nil {
@@ -81,6 +86,12 @@ func (m *metrics) forVersion(id int64, service string, version int) *versionMetr
 		v = ""
 	}
 	vm := &versionMetrics{duration: m.duration.WithLabelValues(service, v)}
+	if version != 0 {
+		if timeout <= 0 {
+			timeout = core.DefaultTimeout.Std()
+		}
+		m.timeout.WithLabelValues(service, v).Set(timeout.Seconds())
+	}
 	for class := 1; class <= 5; class++ {
 		vm.byClass[class] = m.requests.WithLabelValues(service, v, strconv.Itoa(class)+"xx")
 	}
@@ -98,6 +109,7 @@ func (m *metrics) forget(id int64, service string, version int) {
 		m.requests.DeleteLabelValues(service, v, strconv.Itoa(class)+"xx")
 	}
 	m.duration.DeleteLabelValues(service, v)
+	m.timeout.DeleteLabelValues(service, v)
 }
 
 func (vm *versionMetrics) observe(status int, start time.Time) {

@@ -123,7 +123,7 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	if r.metrics, err = newMetrics(reg); err != nil {
 		return nil, err
 	}
-	r.unrouted = r.metrics.forVersion(0, "", 0)
+	r.unrouted = r.metrics.forVersion(0, "", 0, 0)
 	r.snap.Store(NewSnapshot(nil))
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:   rewrite,
