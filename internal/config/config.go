@@ -296,6 +296,9 @@ func (c Config) Validate() error {
 	if c.Registry != "" && (strings.Contains(c.Registry, "://") || strings.ContainsAny(c.Registry, " @")) {
 		errs = append(errs, fmt.Errorf("registry (--registry, %s) is host[:port][/path] without a scheme or tag, e.g. registry.example.com:5000/wisp; got %q", EnvRegistry, c.Registry))
 	}
+	if c.Registry == "" && (c.RegistryUsername != "" || c.RegistryPassword != "") {
+		errs = append(errs, fmt.Errorf("a registry login (--registry-username, %s, %s) needs the registry it is for: set --registry (%s)", EnvRegUser, EnvRegPass, EnvRegistry))
+	}
 	if c.KubeOwner != "" && !dnsLabel(c.KubeOwner) {
 		errs = append(errs, fmt.Errorf("kubernetes owner (--kube-owner, %s) must be a DNS label (lowercase letters, digits and '-', at most 63), got %q", EnvKubeOwner, c.KubeOwner))
 	}

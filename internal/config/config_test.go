@@ -70,6 +70,7 @@ func TestValidate(t *testing.T) {
 		{"upgrade idle timeout", func(c *config.Config) { c.UpgradeIdleTimeout = 0 }, "--upgrade-idle-timeout"},
 		{"TLS cert without key", func(c *config.Config) { c.AdminTLSCert = "cert.pem" }, "--admin-tls-key"},
 		{"TLS key without cert", func(c *config.Config) { c.AdminTLSKey = "key.pem" }, "--admin-tls-cert"},
+		{"registry login without a registry", func(c *config.Config) { c.RegistryPassword = "s3cret" }, "needs the registry it is for: set --registry"},
 		{"kube owner", func(c *config.Config) { c.KubeOwner = "Prod_1" }, "--kube-owner, WISP_KUBE_OWNER) must be a DNS label"},
 		{"registry with a scheme", func(c *config.Config) { c.Registry = "http://127.0.0.1:5000" }, "--registry, WISP_REGISTRY) is host[:port][/path]"},
 		{"replica ID with a space", func(c *config.Config) { c.ReplicaID = "a b" }, "--replica-id"},
