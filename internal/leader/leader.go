@@ -54,7 +54,6 @@ const (
 type Elector struct {
 	cfg     Config
 	leading atomic.Bool
-	changes atomic.Int64
 }
 
 // New returns an Elector.
@@ -85,12 +84,6 @@ func New(cfg Config) (*Elector, error) {
 
 // Leading reports whether this replica leads now.
 func (e *Elector) Leading() bool { return e.leading.Load() }
-
-// Holder is this replica's identity.
-func (e *Elector) Holder() string { return e.cfg.Holder }
-
-// Terms counts the times this replica became leader.
-func (e *Elector) Terms() int64 { return e.changes.Load() }
 
 // Run takes part in the election until ctx is done. Each time this replica
 // becomes leader it calls lead with a context that ends when leadership
@@ -132,7 +125,6 @@ func (e *Elector) term(ctx context.Context, lead func(ctx context.Context)) {
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	e.leading.Store(true)
-	e.changes.Add(1)
 	e.cfg.Logger.Info("this replica leads", "holder", e.cfg.Holder)
 	go func() {
 		defer close(done)
@@ -189,14 +181,3 @@ loop:
 		rcancel()
 	}
 }
-
-// Local is the lease of a store only one process uses: it is always held.
-type Local struct{}
-
-// AcquireLease implements Lease.
-func (Local) AcquireLease(context.Context, string, string, time.Duration) (bool, error) {
-	return true, nil
-}
-
-// ReleaseLease implements Lease.
-func (Local) ReleaseLease(context.Context, string, string) error { return nil }

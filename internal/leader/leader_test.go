@@ -180,10 +180,10 @@ func TestNewChecks(t *testing.T) {
 	if _, err := New(Config{Holder: "a"}); err == nil {
 		t.Fatal("no lease accepted")
 	}
-	if _, err := New(Config{Lease: Local{}}); err == nil {
+	if _, err := New(Config{Lease: newMemLease()}); err == nil {
 		t.Fatal("no holder accepted")
 	}
-	if _, err := New(Config{Lease: Local{}, Holder: "a", TTL: time.Second, Renew: time.Second}); err == nil {
+	if _, err := New(Config{Lease: newMemLease(), Holder: "a", TTL: time.Second, Renew: time.Second}); err == nil {
 		t.Fatal("renew ≥ TTL/2 accepted")
 	}
 }
