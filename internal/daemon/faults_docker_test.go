@@ -57,6 +57,12 @@ func TestDockerFrozenAndHungInstances(t *testing.T) {
 	if d := time.Since(began); d > 1500*time.Millisecond {
 		t.Fatalf("a request to a container paused by hand took %s", d)
 	}
+	// The thawed process can answer before the engine has recorded the
+	// thaw (it resumes the cgroup, then marks the container running), so
+	// the engine's view is waited for, not read once.
+	waitFor(t, 2*time.Second, "the engine to report the thawed container running", func() bool {
+		return containers(t, "frozen")[first] == "running"
+	})
 	if now := onlyRunning(t, "frozen"); now != first {
 		t.Fatalf("the frozen container was replaced (%s → %s), want it thawed", first[:12], now[:12])
 	}
