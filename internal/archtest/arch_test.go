@@ -18,7 +18,7 @@ const module = "github.com/wisp-run/wisp"
 // Layers of the module, by package path relative to the module root.
 var (
 	features = []string{"internal/api", "internal/router", "internal/activator", "internal/autoscaler",
-		"internal/reaper", "internal/build", "internal/trigger", "internal/dashboard", "internal/metrics"}
+		"internal/reaper", "internal/build", "internal/trigger", "internal/dashboard", "internal/metrics", "internal/logs"}
 	ports    = []string{"internal/store", "internal/runtime"}
 	adapters = []string{"internal/store/sqlite", "internal/store/postgres", "internal/runtime/docker",
 		"internal/runtime/kube", "internal/runtime/fake"}
