@@ -61,6 +61,8 @@ type Config struct {
 	Now func() time.Time
 	// Registerer receives the activator's metrics; nil means none are exported.
 	Registerer prometheus.Registerer
+	// Events receives the platform events (events.go); nil discards them.
+	Events EventSink
 }
 
 // Defaults of Config.
@@ -143,6 +145,7 @@ type Activator struct {
 	// slots holds a token per scale-up start in flight (ParallelStarts).
 	slots   chan struct{}
 	metrics *metrics
+	events  EventSink
 
 	// Several replicas (replicas.go). shared: the runtime's instances are
 	// every replica's; leading: this activator manages them (always, when
@@ -188,6 +191,10 @@ type versionState struct {
 	changed   chan struct{} // closed and replaced on every change; nil until a waiter needs it
 	backoff   backoff
 	noSpare   bool // the runtime refused to create one ahead
+	// replaceDue counts the instances lost lately (until replaceBy) that
+	// the next starts replace (their reason is replace).
+	replaceDue int
+	replaceBy  time.Time
 
 	requests atomic.Uint64 // requests handed an instance
 	// remoteRequests counts, on a leader, the requests other replicas
@@ -276,6 +283,16 @@ type instance struct {
 	// drainedAt is when it began to drain, for the replicas' part of the
 	// drain (see drainedOut).
 	drainedAt time.Time
+	// For platform events (events.go): reason is why it starts;
+	// announced: instance.starting or instance.adopted was emitted, so
+	// its removal is too; idleFor: how long it was idle when the reaper
+	// removed it; exited: the runtime reported its process exited, with
+	// exitCode.
+	reason    string
+	announced bool
+	idleFor   time.Duration
+	exited    bool
+	exitCode  int
 }
 
 // New returns an activator over rt. Background work (starts, probes) runs
@@ -298,6 +315,10 @@ func New(ctx context.Context, cfg Config, rt runtime.Runtime, logger *slog.Logge
 		shared:    runtime.IsShared(rt),
 		remote:    newRemotes(cfg.ReportTTL),
 		demand:    make(chan struct{}, 1),
+		events:    cfg.Events,
+	}
+	if a.events == nil {
+		a.events = discard{}
 	}
 	// Over a shared runtime, an activator follows until it is told to lead.
 	a.leading.Store(!a.shared)
@@ -393,9 +414,14 @@ func (a *Activator) move(in *instance, to State, why string) bool {
 		return false
 	}
 	vs := in.vs
+	from := in.state
 	in.state = to
 	if why != "" {
 		in.why = why
+	}
+	if to == Stopping && from.counts() && failed(removalReason(in.why)) {
+		vs.replaceDue++
+		vs.replaceBy = a.now().Add(replaceWindow)
 	}
 	switch to {
 	case Ready, Paused, Spare:
@@ -450,9 +476,23 @@ func (a *Activator) stop(in *instance) {
 		a.log.Debug("instance no longer used by this replica", "instance", in.id, "why", why)
 		return
 	}
+	announced, idle, v := in.announced, in.idleFor, in.vs.ver
+	exited, code, oom := in.exited, in.exitCode, in.oom
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		if announced && exited {
+			// Before the stop removes the container and its output.
+			tail := a.logTail(in.id)
+			msg := fmt.Sprintf("exited with code %d", code)
+			if oom {
+				msg += " (out of memory)"
+			}
+			if tail != "" {
+				msg += ": " + tail
+			}
+			a.emit(time.Time{}, core.EventInstanceExited, &v, in.id, msg, "exit_code", strconv.Itoa(code), "last_output", tail)
+		}
 		var err error
 		for attempt := range 3 {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(a.life), a.cfg.StopGrace+30*time.Second)
@@ -475,6 +515,14 @@ func (a *Activator) stop(in *instance) {
 			return
 		}
 		a.log.Info("instance removed", "instance", in.id, "why", why)
+		if announced {
+			reason := removalReason(why)
+			fields := []string{"reason", reason}
+			if reason == removedIdle {
+				fields = append(fields, "idle_ms", core.Millis(idle))
+			}
+			a.emit(time.Time{}, core.EventInstanceRemoved, &v, in.id, removedMessage(reason, why, idle), fields...)
+		}
 	}()
 }
 

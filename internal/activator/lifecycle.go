@@ -89,6 +89,9 @@ func (a *Activator) handleEvent(e runtime.Event) {
 			a.promote(in, e.Instance)
 		}
 	case runtime.EventOOM:
+		if !in.oom && in.state != Stopping {
+			a.emit(time.Time{}, core.EventInstanceOOM, &vs.ver, in.id, "killed for memory (out of memory)")
+		}
 		in.oom = true
 	case runtime.EventDied, runtime.EventRemoved:
 		why := "its container was removed outside Wisp"
@@ -97,6 +100,9 @@ func (a *Activator) handleEvent(e runtime.Event) {
 		}
 		if in.oom {
 			why += " after running out of memory (OOM)"
+		}
+		if e.Kind == runtime.EventDied && in.state != Stopping && !in.exited {
+			in.exited, in.exitCode = true, e.ExitCode
 		}
 		switch in.state {
 		case Ready, Suspect, Draining, Paused, Spare:
@@ -180,13 +186,14 @@ func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 			// request can be handed it from here on; other replicas drain
 			// it first (remove).
 			live--
+			in.idleFor = idle
 			a.remove(in, "idle for "+idle.Round(time.Millisecond).String())
 		case in.state == Ready && a.pauser != nil && !a.shared && pol.PauseAfter > 0 && pol.PauseAfter < pol.IdleTimeout &&
 			idle >= pol.PauseAfter.Std():
 			// Not on a shared runtime: other replicas would keep sending
 			// requests to a frozen instance until its event reached them
 			// (and Kubernetes cannot pause anyway).
-			a.beginPause(in)
+			a.beginPause(in, idle)
 		}
 	}
 }
@@ -215,7 +222,13 @@ func (a *Activator) Scale(versionID int64, n int) core.ScaleResult {
 			return res
 		}
 		for ; current < n; current++ {
-			a.queueStart(vs)
+			// The starts up to min_instances are for it; the rest are the
+			// autoscaler's.
+			reason := core.StartAutoscaler
+			if current < vs.policy.MinInstances {
+				reason = core.StartMinInstances
+			}
+			a.queueStart(vs, reason)
 			res.Queued++
 		}
 		return res
@@ -381,6 +394,9 @@ func (a *Activator) adopt(ri runtime.Instance) bool {
 		}
 		in := a.add(vs, ri.ID, s, "")
 		in.addr, in.proxied, in.startedAt, in.adopted = ri.Addr, ri.Proxied, ri.StartedAt, true
+		in.announced = true
+		a.emit(time.Time{}, core.EventInstanceAdopted, &vs.ver, in.id, "adopted ("+string(ri.State)+"), started by an earlier run",
+			"state", string(ri.State))
 		if s == Starting {
 			a.adoptRunning(in, ri)
 		}

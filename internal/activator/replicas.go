@@ -62,6 +62,11 @@ func (a *Activator) Lead(ctx context.Context) error {
 		for _, in := range vs.instances {
 			in.withheld = false // this replica decides now
 			atLeast(&in.lastRequest, now)
+			if !in.announced && in.state.visible() && in.state != Stopping {
+				// An earlier leader started it: this one reports on it now.
+				in.announced = true
+				a.emit(time.Time{}, core.EventInstanceAdopted, &vs.ver, in.id, "adopted from an earlier leader", "state", string(in.state))
+			}
 		}
 		vs.broadcast() // waiting requests may now start what they wait for
 		vs.mu.Unlock()

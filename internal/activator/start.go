@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,14 +52,16 @@ func (a *Activator) startNow(vs *versionState) {
 		in = a.add(vs, newInstanceID(vs.ver.Service, vs.ver.Number), Starting, "")
 	}
 	in.onDemand = true
+	in.reason = a.startReason(vs, core.StartFirstRequest)
 	a.launchStart(in, fromSpare, nil)
 }
 
-// queueStart adds a scale-up start that waits for one of the start slots.
-// Caller holds vs.mu.
-func (a *Activator) queueStart(vs *versionState) {
+// queueStart adds a scale-up start that waits for one of the start slots;
+// reason is why it starts (a core.Start… value). Caller holds vs.mu.
+func (a *Activator) queueStart(vs *versionState, reason string) {
 	in := a.add(vs, newInstanceID(vs.ver.Service, vs.ver.Number), Queued, "")
 	in.dropped = make(chan struct{})
+	in.reason = a.startReason(vs, reason)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -122,7 +125,7 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 			a.log.Warn("the spare instance did not start; starting a new one", "instance", in.id, "err", err)
 			vs.mu.Lock()
 			next := a.add(vs, newInstanceID(v.Service, v.Number), Starting, "")
-			next.onDemand, next.cancel, next.abort = in.onDemand, in.cancel, in.abort
+			next.onDemand, next.cancel, next.abort, next.reason = in.onDemand, in.cancel, in.abort, in.reason
 			in.cancel = nil
 			a.move(in, Stopping, "the spare failed to start")
 			vs.mu.Unlock()
@@ -131,9 +134,12 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 		}
 	}
 	if !fromSpare {
+		t0 = a.now()
 		ri, err = a.rt.Start(ctx, spec(v, in.id))
 	}
-	if err == nil {
+	probing := err == nil
+	if probing {
+		a.announceStart(in, v, t0)
 		ri, err = a.ready(ctx, ri, v)
 	}
 	elapsed := a.now().Sub(t0)
@@ -149,6 +155,8 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 		a.metrics.started(v, true, elapsed.Seconds())
 		a.log.Info("instance ready", "service", v.Service, "version", v.Number, "instance", in.id, "addr", ri.Addr,
 			"ready", elapsed.Round(time.Millisecond))
+		a.emit(time.Time{}, core.EventInstanceReady, v, in.id, fmt.Sprintf("ready in %d ms", elapsed.Milliseconds()),
+			"duration_ms", core.Millis(elapsed))
 		if in.onDemand {
 			a.ensureSpare(vs) // for the next cold start
 		}
@@ -166,10 +174,31 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 		}
 		wait := vs.backoff.fail(a.now(), a.cfg.MinBackoff, a.cfg.MaxBackoff, reason)
 		a.metrics.started(v, false, 0)
+		if probing {
+			a.emit(time.Time{}, core.EventReadinessFailed, v, in.id, "not ready: "+reason, "error", reason)
+		} else {
+			a.emit(time.Time{}, core.EventInstanceStartFailed, v, in.id, "start failed: "+reason, "error", reason)
+		}
+		a.emit(time.Time{}, core.EventBackoff, v, "",
+			fmt.Sprintf("%d failed start(s) in a row; the next try is in %s s", vs.backoff.failures, seconds(wait)),
+			"failures", strconv.Itoa(vs.backoff.failures), "retry_in_ms", core.Millis(wait))
 		a.log.Warn("start failed", "service", v.Service, "version", v.Number, "instance", in.id, "err", reason,
 			"failures", vs.backoff.failures, "retry_in", wait)
 		a.move(in, Stopping, "start failed: "+reason)
 	}
+}
+
+// announceStart emits instance.starting for in, now that the runtime has
+// it, timed at asked (just before the start was asked of the runtime).
+func (a *Activator) announceStart(in *instance, v *core.Version, asked time.Time) {
+	in.vs.mu.Lock()
+	in.announced = true
+	reason := in.reason
+	in.vs.mu.Unlock()
+	if reason == "" {
+		reason = core.StartFirstRequest
+	}
+	a.emit(asked, core.EventInstanceStarting, v, in.id, "starting ("+reason+")", "reason", reason)
 }
 
 // ready waits until a started instance is ready: the runtime says so when it
@@ -234,6 +263,7 @@ func (a *Activator) adoptRunning(in *instance, ri runtime.Instance) {
 	ctx, cancel := context.WithTimeout(a.life, a.cfg.StartTimeout)
 	in.cancel = cancel
 	v := in.vs.ver
+	began := a.now()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -250,10 +280,15 @@ func (a *Activator) adoptRunning(in *instance, ri runtime.Instance) {
 			in.addr, in.proxied = ri.Addr, ri.Proxied
 			a.move(in, Ready, "")
 			a.log.Info("adopted instance is ready", "instance", in.id, "service", v.Service, "version", v.Number)
+			d := a.now().Sub(began)
+			a.emit(time.Time{}, core.EventInstanceReady, &v, in.id, fmt.Sprintf("ready in %d ms (adopted)", d.Milliseconds()),
+				"duration_ms", core.Millis(d))
 		case err == nil:
 			a.move(in, Stopping, in.abort)
 		default:
-			a.move(in, Stopping, "adopted, but did not become ready: "+a.startFailure(ctx, in, err))
+			reason := a.startFailure(ctx, in, err)
+			a.emit(time.Time{}, core.EventReadinessFailed, &v, in.id, "adopted, but not ready: "+reason, "error", reason)
+			a.move(in, Stopping, "adopted, but did not become ready: "+reason)
 		}
 	}()
 }
@@ -300,6 +335,7 @@ func (a *Activator) ensureSpare(vs *versionState) {
 // in.vs.mu.
 func (a *Activator) beginWake(in *instance) {
 	a.move(in, Waking, "")
+	began := a.now()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -316,6 +352,9 @@ func (a *Activator) beginWake(in *instance) {
 		default:
 			in.lastRequest.Store(a.now().UnixNano())
 			a.move(in, Ready, "")
+			d := a.now().Sub(began)
+			a.emit(time.Time{}, core.EventInstanceWoken, &vs.ver, in.id, fmt.Sprintf("woken in %d ms", d.Milliseconds()),
+				"duration_ms", core.Millis(d))
 		}
 	}()
 }
@@ -335,10 +374,10 @@ func (a *Activator) unpause(id string) error {
 	return err
 }
 
-// beginPause freezes an idle instance in the background. A request that
+// beginPause freezes an instance idle for idle in the background. A request that
 // wants it meanwhile marks it, and it is thawed as soon as the pause is
 // done, so a pause and a wake never run at once. Caller holds in.vs.mu.
-func (a *Activator) beginPause(in *instance) {
+func (a *Activator) beginPause(in *instance, idle time.Duration) {
 	a.move(in, Pausing, "")
 	a.wg.Add(1)
 	go func() {
@@ -358,6 +397,8 @@ func (a *Activator) beginPause(in *instance) {
 		default:
 			a.move(in, Paused, "")
 			a.log.Debug("instance paused", "instance", in.id)
+			a.emit(time.Time{}, core.EventInstancePaused, &vs.ver, in.id, "paused: idle for "+seconds(idle)+" s",
+				"idle_ms", core.Millis(idle))
 			if in.wakeAfterPause {
 				in.wakeAfterPause = false
 				a.beginWake(in)
