@@ -72,6 +72,13 @@ func TestPatchPolicy(t *testing.T) {
 	cur := core.DefaultPolicy()
 	want := cur
 	want.MinInstances, want.IdleTimeout = 1, idle
+	on, mib, small, huge := true, int64(1<<20), int64(1<<20-1), int64(10<<30+1)
+	hour, short, long := core.Duration(time.Hour), core.Duration(59*time.Second), core.Duration(91*24*time.Hour)
+	logs := cur
+	logs.RequestLogs, logs.LogMaxBytes, logs.LogMaxAge = true, mib, hour
+	if cur.RequestLogs || cur.LogMaxBytes != core.DefaultLogMaxBytes || cur.LogMaxAge.Std() != core.DefaultLogMaxAge {
+		t.Fatalf("default policy %+v: want request logs off, 50 MiB and 168h", cur)
+	}
 	cases := []struct {
 		name  string
 		patch core.PolicyPatch
@@ -82,6 +89,11 @@ func TestPatchPolicy(t *testing.T) {
 		{"fields change", core.PolicyPatch{MinInstances: &one, IdleTimeout: &idle}, want, nil, ""},
 		{"empty patch keeps the policy", core.PolicyPatch{}, cur, nil, ""},
 		{"out of bounds", core.PolicyPatch{MaxInstances: &big}, cur, core.ErrInvalid, "max_instances must be between 1"},
+		{"logs", core.PolicyPatch{RequestLogs: &on, LogMaxBytes: &mib, LogMaxAge: &hour}, logs, nil, ""},
+		{"log bytes below 1 MiB", core.PolicyPatch{LogMaxBytes: &small}, cur, core.ErrInvalid, "log_max_bytes must be between 1 MiB"},
+		{"log bytes above 10 GiB", core.PolicyPatch{LogMaxBytes: &huge}, cur, core.ErrInvalid, "log_max_bytes must be between 1 MiB"},
+		{"log age below 1m", core.PolicyPatch{LogMaxAge: &short}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
+		{"log age above 90 days", core.PolicyPatch{LogMaxAge: &long}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

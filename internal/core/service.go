@@ -43,6 +43,22 @@ type ScalingPolicy struct {
 	// IdleTimeout means the instance is removed before it would be paused.
 	// Default 30s.
 	PauseAfter Duration `json:"pause_after"`
+	// RequestLogs writes one log entry of kind request per request the
+	// router serves (docs/events.md), sampled above the daemon's
+	// --request-log-rate. Default false.
+	RequestLogs bool `json:"request_logs"`
+	// LogMaxBytes bounds the bytes of the service's log stream that are
+	// kept; the oldest entries go first. Between 1 MiB and 10 GiB. Default
+	// 50 MiB.
+	LogMaxBytes int64 `json:"log_max_bytes"`
+	// LogMaxAge: log entries older than this are removed. Between 1m and
+	// 90 days (2160h). Default 168h (7 days).
+	LogMaxAge Duration `json:"log_max_age"`
+}
+
+// Retention returns the log retention the policy asks for.
+func (p ScalingPolicy) Retention() LogRetention {
+	return LogRetention{MaxBytes: p.LogMaxBytes, MaxAge: p.LogMaxAge.Std()}
 }
 
 // Policy defaults and bounds, documented in docs/api.md.
@@ -58,6 +74,11 @@ const (
 	MinIdleTimeout         = Duration(time.Second)
 	MaxPolicyDuration      = Duration(7 * 24 * time.Hour)
 	maxPolicyDurationLabel = "168h"
+
+	MinLogMaxBytes = 1 << 20
+	MaxLogMaxBytes = 10 << 30
+	MinLogMaxAge   = Duration(time.Minute)
+	MaxLogMaxAge   = Duration(90 * 24 * time.Hour)
 )
 
 // DefaultPolicy returns the policy of a service created without one.
@@ -67,6 +88,8 @@ func DefaultPolicy() ScalingPolicy {
 		TargetConcurrency: DefaultTargetConcurrency,
 		IdleTimeout:       DefaultIdleTimeout,
 		PauseAfter:        DefaultPauseAfter,
+		LogMaxBytes:       DefaultLogMaxBytes,
+		LogMaxAge:         Duration(DefaultLogMaxAge),
 	}
 }
 
@@ -87,6 +110,10 @@ func (p ScalingPolicy) Validate() error {
 		return Invalidf("policy.idle_timeout", "idle_timeout must be between 1s and %s, got %s", maxPolicyDurationLabel, p.IdleTimeout)
 	case p.PauseAfter < 0 || p.PauseAfter > MaxPolicyDuration:
 		return Invalidf("policy.pause_after", "pause_after must be between 0 (never pause) and %s, got %s", maxPolicyDurationLabel, p.PauseAfter)
+	case p.LogMaxBytes < MinLogMaxBytes || p.LogMaxBytes > MaxLogMaxBytes:
+		return Invalidf("policy.log_max_bytes", "log_max_bytes must be between 1 MiB (%d) and 10 GiB (%d), got %d", int64(MinLogMaxBytes), int64(MaxLogMaxBytes), p.LogMaxBytes)
+	case p.LogMaxAge < MinLogMaxAge || p.LogMaxAge > MaxLogMaxAge:
+		return Invalidf("policy.log_max_age", "log_max_age must be between 1m and 2160h (90 days), got %s", p.LogMaxAge)
 	}
 	return nil
 }
@@ -99,6 +126,9 @@ type PolicyPatch struct {
 	TargetRPS         *int      `json:"target_rps,omitempty"`
 	IdleTimeout       *Duration `json:"idle_timeout,omitempty"`
 	PauseAfter        *Duration `json:"pause_after,omitempty"`
+	RequestLogs       *bool     `json:"request_logs,omitempty"`
+	LogMaxBytes       *int64    `json:"log_max_bytes,omitempty"`
+	LogMaxAge         *Duration `json:"log_max_age,omitempty"`
 }
 
 // Apply returns p with the patch's fields set. It does not validate.
@@ -120,6 +150,15 @@ func (pp PolicyPatch) Apply(p ScalingPolicy) ScalingPolicy {
 	}
 	if pp.PauseAfter != nil {
 		p.PauseAfter = *pp.PauseAfter
+	}
+	if pp.RequestLogs != nil {
+		p.RequestLogs = *pp.RequestLogs
+	}
+	if pp.LogMaxBytes != nil {
+		p.LogMaxBytes = *pp.LogMaxBytes
+	}
+	if pp.LogMaxAge != nil {
+		p.LogMaxAge = *pp.LogMaxAge
 	}
 	return p
 }

@@ -10,17 +10,18 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, created_at, updated_at`
+const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, created_at, updated_at`
 
 func scanService(r pgx.Row) (core.Service, error) {
 	var (
 		sv          core.Service
 		idle, pause int64
+		logAge      int64
 	)
 	p := &sv.Policy
 	err := r.Scan(&sv.ID, &sv.Name, &p.MinInstances, &p.MaxInstances, &p.TargetConcurrency, &p.TargetRPS, &idle, &pause,
-		&sv.CreatedAt, &sv.UpdatedAt)
-	p.IdleTimeout, p.PauseAfter = core.Duration(idle), core.Duration(pause)
+		&p.RequestLogs, &p.LogMaxBytes, &logAge, &sv.CreatedAt, &sv.UpdatedAt)
+	p.IdleTimeout, p.PauseAfter, p.LogMaxAge = core.Duration(idle), core.Duration(pause), core.Duration(logAge)
 	sv.CreatedAt, sv.UpdatedAt = sv.CreatedAt.UTC(), sv.UpdatedAt.UTC()
 	return sv, err
 }
@@ -56,10 +57,11 @@ func (s *Store) CreateService(ctx context.Context, sv core.Service) (core.Servic
 		p := sv.Policy
 		var id int64
 		err := tx.QueryRow(ctx, `INSERT INTO services (name, min_instances, max_instances, target_concurrency,
-			target_rps, idle_timeout_ns, pause_after_ns, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+			target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
 			RETURNING id`,
 			sv.Name, p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
-			now).Scan(&id)
+			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), now).Scan(&id)
 		if isUniqueViolation(err, "services_name_key") {
 			return core.ServiceExists(sv.Name)
 		}
@@ -119,8 +121,10 @@ func (s *Store) UpdatePolicy(ctx context.Context, name string, patch core.Policy
 		}
 		now := s.now()
 		_, err = tx.Exec(ctx, `UPDATE services SET min_instances = $1, max_instances = $2, target_concurrency = $3,
-			target_rps = $4, idle_timeout_ns = $5, pause_after_ns = $6, updated_at = $7 WHERE id = $8`,
-			p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter), now, sv.ID)
+			target_rps = $4, idle_timeout_ns = $5, pause_after_ns = $6, request_logs = $7, log_max_bytes = $8,
+			log_max_age_ns = $9, updated_at = $10 WHERE id = $11`,
+			p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
+			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), now, sv.ID)
 		if err != nil {
 			return err
 		}

@@ -220,6 +220,41 @@ func testPolicy(t *testing.T, s store.Store) {
 	}
 	_, err = s.UpdatePolicy(ctx, "missing", core.PolicyPatch{MinInstances: &one})
 	wantKind(t, err, core.ErrNotFound, "UpdatePolicy(missing)")
+
+	// The log fields round-trip, through every read of a service.
+	on, size, age := true, int64(3<<20), core.Duration(90*time.Minute)
+	if _, err := s.UpdatePolicy(ctx, "hello", core.PolicyPatch{RequestLogs: &on, LogMaxBytes: &size, LogMaxAge: &age}); err != nil {
+		t.Fatal(err)
+	}
+	want.RequestLogs, want.LogMaxBytes, want.LogMaxAge = true, size, age
+	if diff := cmp.Diff(want, mustGetService(t, s, "hello").Policy); diff != "" {
+		t.Fatalf("stored log policy (-want +got):\n%s", diff)
+	}
+	all, err := s.ListServices(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("ListServices: %v, %v", all, err)
+	}
+	if diff := cmp.Diff(want, all[0].Policy); diff != "" {
+		t.Fatalf("listed log policy (-want +got):\n%s", diff)
+	}
+	logged := core.DefaultPolicy()
+	logged.RequestLogs, logged.LogMaxBytes, logged.LogMaxAge = true, 2<<20, core.Duration(time.Hour)
+	created, err := s.CreateService(ctx, core.Service{Name: "logged", Policy: logged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(logged, mustGetService(t, s, "logged").Policy); diff != "" || created.Policy != logged {
+		t.Fatalf("created log policy (-want +got):\n%s", diff)
+	}
+	off, tiny := false, int64(1)
+	_, err = s.UpdatePolicy(ctx, "hello", core.PolicyPatch{RequestLogs: &off, LogMaxBytes: &tiny})
+	wantKind(t, err, core.ErrInvalid, "UpdatePolicy with log_max_bytes below 1 MiB")
+	if got := mustGetService(t, s, "hello").Policy; !got.RequestLogs || got.LogMaxBytes != size {
+		t.Fatalf("an invalid log policy update changed it: %+v", got)
+	}
+	if err := s.DeleteService(ctx, "logged"); err != nil {
+		t.Fatal(err)
+	}
 	versions := mustVersions(t, s, "hello")
 	if len(versions) != 1 {
 		t.Fatalf("policy change created versions: got %d, want 1", len(versions))
