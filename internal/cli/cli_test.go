@@ -120,6 +120,10 @@ func TestWalkthrough(t *testing.T) {
 	if !strings.Contains(out, "Idle timeout:") || !strings.Contains(out, "2s") || !strings.Contains(out, "never") {
 		t.Fatalf("service set: %s", out)
 	}
+	out = e.ok("service", "update", "hello", "--request-logs", "on", "--log-max-bytes", "20MiB", "--log-max-age", "2d")
+	if !strings.Contains(out, "Request logs:") || !strings.Contains(out, "on") || !strings.Contains(out, "20Mi, 48h0m0s") {
+		t.Fatalf("service update with the log policy: %s", out)
+	}
 	var list []map[string]any
 	if err := json.Unmarshal([]byte(e.ok("service", "list", "-o", "json")), &list); err != nil || len(list) != 1 {
 		t.Fatalf("service list -o json: %v %v", list, err)
@@ -175,6 +179,11 @@ func TestErrors(t *testing.T) {
 		{"bad duration", []string{"service", "set", "hello", "--idle-timeout", "soon"}, 2, "--idle-timeout"},
 		{"zero timeout", []string{"version", "create", "hello", "hello:1", "--timeout", "0s"}, 2, "--timeout must be between 1s and 1h, got 0s"},
 		{"nothing to set", []string{"service", "set", "hello"}, 2, "nothing to change"},
+		{"bad request-logs", []string{"service", "set", "hello", "--request-logs", "maybe"}, 2, `--request-logs: "maybe" is neither on nor off`},
+		{"bad log size", []string{"service", "set", "hello", "--log-max-bytes", "lots"}, 2, "--log-max-bytes"},
+		{"log size too small", []string{"service", "set", "hello", "--log-max-bytes", "1KiB"}, 1, "log_max_bytes must be between 1 MiB"},
+		{"bad log age", []string{"service", "set", "hello", "--log-max-age", "xd"}, 2, "--log-max-age"},
+		{"log age too long", []string{"service", "set", "hello", "--log-max-age", "100d"}, 1, "log_max_age must be between 1m and 2160h"},
 		{"negative rollback entry", []string{"traffic", "rollback", "hello", "--to", "-1"}, 2, "--to must be an entry"},
 		{"bad output", []string{"service", "list", "-o", "yaml"}, 2, "--output must be table or json"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},

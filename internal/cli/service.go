@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -29,6 +31,8 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 	var (
 		minI, maxI, target, rps int
 		idle, pause             string
+		reqLogs, logBytes       string
+		logAge                  string
 	)
 	def := func(v int) int { return v }
 	defS := func(v string) string { return v }
@@ -44,8 +48,33 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 	f.IntVar(&rps, "target-rps", 0, "requests per second per instance the autoscaler aims for instead of --target-concurrency (0: off)"+suffix)
 	f.StringVar(&idle, "idle-timeout", defS(core.DefaultIdleTimeout.String()), "stop and remove an instance idle this long (e.g. 2s, 5m)"+suffix)
 	f.StringVar(&pause, "pause-after", defS(core.DefaultPauseAfter.String()), "pause an instance idle this long; 0 never pauses"+suffix)
+	f.StringVar(&reqLogs, "request-logs", defS("off"), "log one line per request: on or off"+suffix)
+	f.StringVar(&logBytes, "log-max-bytes", defS(core.ByteSize(core.DefaultLogMaxBytes).String()), "keep at most this much of the service's logs (e.g. 50MiB, 1GiB)"+suffix)
+	f.StringVar(&logAge, "log-max-age", defS("7d"), "remove log entries older than this (e.g. 12h, 7d)"+suffix)
 	return func() (core.PolicyPatch, error) {
 		var p core.PolicyPatch
+		if f.Changed("request-logs") {
+			on, err := onOff(reqLogs)
+			if err != nil {
+				return p, usagef("--request-logs: %v", err)
+			}
+			p.RequestLogs = &on
+		}
+		if f.Changed("log-max-bytes") {
+			n, err := core.ParseByteSize(logBytes)
+			if err != nil {
+				return p, usagef("--log-max-bytes: %v", err)
+			}
+			v := int64(n)
+			p.LogMaxBytes = &v
+		}
+		if f.Changed("log-max-age") {
+			d, err := parseDays(logAge)
+			if err != nil {
+				return p, usagef("--log-max-age: %v", err)
+			}
+			p.LogMaxAge = &d
+		}
 		if f.Changed("min-instances") {
 			p.MinInstances = &minI
 		}
@@ -73,6 +102,38 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 		}
 		return p, nil
 	}
+}
+
+// onOff reads on/off (and true/false, yes/no).
+func onOff(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "on", "true", "yes", "1":
+		return true, nil
+	case "off", "false", "no", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is neither on nor off", s)
+}
+
+// parseDays reads a duration, where a whole number of days may be written
+// "7d".
+func parseDays(s string) (core.Duration, error) {
+	t := strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(t, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100000 {
+			return 0, fmt.Errorf("%q is not a number of days; use a value like \"7d\" or \"12h\"", s)
+		}
+		return core.Duration(time.Duration(days) * 24 * time.Hour), nil
+	}
+	return core.ParseDuration(t)
+}
+
+func onOffString(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 func (a *app) serviceCreate() *cobra.Command {
@@ -141,6 +202,8 @@ func (a *app) printService(ctx context.Context, s core.Service) error {
 			{"Min instances", strconv.Itoa(p.MinInstances)}, {"Max instances", strconv.Itoa(p.MaxInstances)},
 			{"Target concurrency", strconv.Itoa(p.TargetConcurrency)}, {"Target RPS", rpsString(p.TargetRPS)},
 			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pause},
+			{"Request logs", onOffString(p.RequestLogs)},
+			{"Log retention", fmt.Sprintf("%s, %s", core.ByteSize(p.LogMaxBytes), p.LogMaxAge)},
 			{"Created", s.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 		})
 	})
@@ -177,10 +240,12 @@ func (a *app) serviceGet() *cobra.Command {
 
 func (a *app) serviceSet() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "set NAME",
-		Short: "Change a service's scaling policy (never creates a version)",
+		Use:     "set NAME",
+		Aliases: []string{"update"},
+		Short:   "Change a service's scaling and log policy (never creates a version)",
 		Example: `  wisp service set hello --idle-timeout 2s --pause-after 1s
-  wisp service set hello --min-instances 1 --max-instances 20`,
+  wisp service set hello --min-instances 1 --max-instances 20
+  wisp service update hello --request-logs on --log-max-bytes 50MiB --log-max-age 7d`,
 		Args: cobra.ExactArgs(1),
 	}
 	patch := policyFlags(cmd.Flags(), true)
@@ -190,7 +255,7 @@ func (a *app) serviceSet() *cobra.Command {
 			return err
 		}
 		if p.IsEmpty() {
-			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --target-concurrency, --target-rps, --idle-timeout, --pause-after")
+			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --target-concurrency, --target-rps, --idle-timeout, --pause-after, --request-logs, --log-max-bytes, --log-max-age")
 		}
 		s, err := a.client().UpdatePolicy(cmd.Context(), args[0], p)
 		if err != nil {
