@@ -148,6 +148,7 @@ func (s *Server) seedCreateVersion(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	s.versionTrafficChanged(r.Context(), r, v)
 	return writeJSON(w, http.StatusCreated, toSeedVersion(sv.ID, v))
 }
 
@@ -185,6 +186,7 @@ func (s *Server) seedSetTraffic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.trafficChanged(r, e, client(r))
 	out, err := s.toSeedTraffic(r.Context(), e)
 	if err != nil {
 		return err

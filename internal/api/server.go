@@ -90,6 +90,7 @@ type Server struct {
 	builds    Builds
 	info      core.ServerInfo
 	replicas  Replicas
+	events    EventSink
 }
 
 // ImageResolver pins an image reference to an image ID (the runtime).

@@ -87,6 +87,7 @@ func (s *Server) setTraffic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.trafficChanged(r, e, client(r))
 	return writeEntry(w, http.StatusOK, e)
 }
 
@@ -122,5 +123,6 @@ func (s *Server) rollbackTraffic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.trafficChanged(r, e, "rollback")
 	return writeEntry(w, http.StatusCreated, e)
 }

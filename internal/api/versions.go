@@ -48,6 +48,7 @@ func (s *Server) createVersion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.versionTrafficChanged(r.Context(), r, v)
 	w.Header().Set("Location", "/v1/services/"+v.Service+"/versions/"+strconv.Itoa(v.Number))
 	return writeJSON(w, http.StatusCreated, v)
 }

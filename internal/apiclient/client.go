@@ -24,7 +24,10 @@ import (
 type Client struct {
 	base  string
 	token string
-	http  *http.Client
+	// name is sent as the Wisp-Client header: who makes the change
+	// (traffic.changed events report it). "cli" unless WithClientName.
+	name string
+	http *http.Client
 	// streaming serves requests that may take as long as a build:
 	// uploads and followed logs. Their context bounds them.
 	streaming *http.Client
@@ -43,13 +46,19 @@ func WithRootCAs(pool *x509.CertPool) Option {
 	}
 }
 
+// WithClientName names the client in the Wisp-Client header ("cli" by
+// default; the dashboard sends "dashboard").
+func WithClientName(name string) Option {
+	return func(c *Client) { c.name = name }
+}
+
 // New returns a client of the admin server at base (for example
 // "http://127.0.0.1:8081" or "https://wisp.example:8081") that sends token.
 func New(base, token string, opts ...Option) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	c := &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}, streaming: &http.Client{}}
+	c := &Client{base: strings.TrimRight(base, "/"), token: token, name: "cli", http: &http.Client{Timeout: 5 * time.Minute}, streaming: &http.Client{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -139,6 +148,9 @@ func (c *Client) sendHeader(ctx context.Context, hc *http.Client, method, path, 
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.name != "" {
+		req.Header.Set(core.ClientHeader, c.name)
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

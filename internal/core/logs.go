@@ -86,6 +86,11 @@ const (
 	EventBuildFinished = "build.finished"
 )
 
+// ClientHeader is the request header that names who makes a change through
+// the admin API: "cli" (the CLI), "dashboard"; absent or anything else is
+// "api". EventTrafficChanged reports it as its by field.
+const ClientHeader = "Wisp-Client"
+
 // Why an instance starts (the reason field of EventInstanceStarting).
 const (
 	StartFirstRequest = "first-request"
