@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"strconv"
 	"sync"
 	"time"
 
@@ -61,6 +62,14 @@ type RunnerConfig struct {
 	RegistryAuth runtime.RegistryAuth
 	// Registerer receives wisp_builds_total; nil means it is not exported.
 	Registerer prometheus.Registerer
+	// Events receives build.started and build.finished (docs/events.md);
+	// nil discards them.
+	Events EventSink
+}
+
+// EventSink receives platform events. Append must never block.
+type EventSink interface {
+	Append(e core.LogEntry)
 }
 
 // maxLogBytes bounds the output a build keeps (the tail).
@@ -196,12 +205,17 @@ func (r *Runner) run(b core.Build, req core.BuildRequest, sp *spooled, log *buil
 			b.Error = "canceled: the server shut down during the build; deploy again"
 		}
 		log.printf("wisp: build %d failed: %s", b.ID, b.Error)
+		r.event(core.PlatformEvent(core.EventBuildFinished, b.Service, 0, "", fmt.Sprintf("build %d failed: %s", b.ID, b.Error),
+			"build", strconv.FormatInt(b.ID, 10), "result", "failed", "error", b.Error))
 		r.builds.WithLabelValues(b.Service, "failed").Inc()
 		r.log.Info("build failed", "build", b.ID, "service", b.Service, "err", err)
 	} else {
 		b.Status = core.BuildSucceeded
 		r.builds.WithLabelValues(b.Service, "succeeded").Inc()
 		log.printf("wisp: build %d succeeded in %s", b.ID, b.Duration(now).Round(time.Millisecond))
+		r.event(core.PlatformEvent(core.EventBuildFinished, b.Service, b.Version, "",
+			fmt.Sprintf("build %d succeeded in %s: version %d", b.ID, b.Duration(now).Round(time.Millisecond), b.Version),
+			"build", strconv.FormatInt(b.ID, 10), "result", "succeeded", "duration_ms", core.Millis(b.Duration(now))))
 		r.log.Info("build succeeded", "build", b.ID, "service", b.Service, "version", b.Version, "reused", b.Reused,
 			"duration", b.Duration(now).Round(time.Millisecond))
 	}
@@ -220,6 +234,13 @@ func (r *Runner) run(b core.Build, req core.BuildRequest, sp *spooled, log *buil
 	r.mu.Unlock()
 }
 
+// event sends e to the configured sink, if any.
+func (r *Runner) event(e core.LogEntry) {
+	if r.cfg.Events != nil {
+		r.cfg.Events.Append(e)
+	}
+}
+
 // build makes (or finds) the image and deploys it.
 func (r *Runner) build(ctx context.Context, b *core.Build, req core.BuildRequest, sp *spooled, log *buildLog) error {
 	select {
@@ -235,6 +256,8 @@ func (r *Runner) build(ctx context.Context, b *core.Build, req core.BuildRequest
 	defer func() { <-r.slots }()
 	start := time.Now().UTC()
 	b.Status, b.StartedAt = core.BuildRunning, &start
+	r.event(core.PlatformEvent(core.EventBuildStarted, b.Service, 0, "", fmt.Sprintf("build %d started", b.ID),
+		"build", strconv.FormatInt(b.ID, 10)))
 	b.Image = req.Service + ":" + req.ImageTag(b.Digest)
 	if err := r.cfg.Store.UpdateBuild(ctx, *b); err != nil {
 		return err
