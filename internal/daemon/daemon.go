@@ -272,7 +272,7 @@ func (d *Daemon) acquire(ctx context.Context, v *core.Version) (router.Lease, er
 	if err != nil {
 		return router.Lease{}, err
 	}
-	return router.Lease{Addr: l.Addr, ColdStart: l.ColdStart, QueueWait: l.QueueWait, Handle: l}, nil
+	return router.Lease{Addr: l.Addr, Instance: l.InstanceID, ColdStart: l.ColdStart, QueueWait: l.QueueWait, Handle: l}, nil
 }
 
 // activatorFeed and routerFeed adapt the activator and the router to the

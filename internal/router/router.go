@@ -31,6 +31,8 @@ import (
 // Lease is a request's hold on an instance.
 type Lease struct {
 	Addr string
+	// Instance is the ID of the instance, for request logs.
+	Instance string
 	// ColdStart is how long the request waited for an instance to start;
 	// 0 if none.
 	ColdStart time.Duration
@@ -77,6 +79,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Limits bound what slow clients and upgraded connections may hold.
 	Limits Limits
+	// RequestLogs receives the request lines of services whose policy
+	// has request_logs on (requestlog.go); nil writes none.
+	RequestLogs RequestLogSink
+	// RequestLogRate is the lines per second per service written before
+	// they are sampled; 0 means DefaultRequestLogRate.
+	RequestLogRate float64
 }
 
 // Header names.
@@ -171,7 +179,14 @@ func (r *Router) Swap(s *Snapshot) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	old := r.snap.Load()
-	old.each(func(sr *serviceRoute) { r.forgetMetrics(sr, s.lookup(sr.name)) })
+	s.each(r.withRequestLog)
+	old.each(func(sr *serviceRoute) {
+		next := s.lookup(sr.name)
+		r.forgetMetrics(sr, next)
+		if next != nil {
+			keepRequestLogs(sr, next)
+		}
+	})
 	r.snap.Store(s)
 }
 
@@ -185,8 +200,10 @@ func (r *Router) Apply(states ...core.ServiceState) {
 	routes := make([]*serviceRoute, len(states))
 	for i, st := range states {
 		routes[i] = newRoute(st)
+		r.withRequestLog(routes[i])
 		if prev := old.lookup(routes[i].name); prev != nil {
 			r.forgetMetrics(prev, routes[i])
+			keepRequestLogs(prev, routes[i])
 		}
 	}
 	r.snap.Store(old.with(routes, nil))
@@ -203,6 +220,18 @@ func (r *Router) Remove(names ...string) {
 		}
 	}
 	r.snap.Store(old.with(nil, names))
+}
+
+// withRequestLog gives a route whose service logs requests its request
+// log state, when the router has somewhere to write them.
+func (r *Router) withRequestLog(sr *serviceRoute) {
+	if !sr.logRequests || r.cfg.RequestLogs == nil {
+		sr.reqLog = nil
+		return
+	}
+	if sr.reqLog == nil {
+		sr.reqLog = newRequestLog(r.cfg.RequestLogRate)
+	}
 }
 
 // forgetMetrics deletes the series of the versions of prev that next (nil:
@@ -264,12 +293,19 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		defer w.body.stopReading()
 	}
 	vm := r.unrouted
+	var (
+		sr *serviceRoute
+		v  *core.Version
+	)
 	defer func() {
 		status := w.status
 		if status == 0 {
 			status = 499 // the client went away before an answer
 		}
 		vm.observe(status, start)
+		if sr != nil && sr.reqLog != nil {
+			r.logRequest(sr, v, req.Method, req.URL.Path, status, start, &st.t.lease)
+		}
 		*st = reqState{}
 		statePool.Put(st)
 	}()
@@ -279,7 +315,7 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		r.fail(w, req, err)
 		return
 	}
-	v, err := r.chooseVersion(sr, pin, w, req)
+	v, err = r.chooseVersion(sr, pin, w, req)
 	if err != nil {
 		r.fail(w, req, err)
 		return

@@ -99,6 +99,10 @@ type serviceRoute struct {
 	// version's first request (most of 10,000 services are idle, and their
 	// children were most of the daemon's memory).
 	metrics map[*core.Version]*metricsSlot
+	// logRequests: the policy has request_logs on; reqLog is then its
+	// state, set by the router (nil when it writes no request logs).
+	logRequests bool
+	reqLog      *requestLog
 }
 
 type share struct {
@@ -117,11 +121,12 @@ func NewSnapshot(states []core.ServiceState) *Snapshot {
 
 func newRoute(st core.ServiceState) *serviceRoute {
 	sr := &serviceRoute{
-		name:     st.Service.Name,
-		versions: make(map[int]*core.Version, len(st.Versions)),
-		tags:     map[string]*core.Version{},
-		cookie:   "wisp-version-" + st.Service.Name,
-		metrics:  make(map[*core.Version]*metricsSlot, len(st.Versions)),
+		name:        st.Service.Name,
+		versions:    make(map[int]*core.Version, len(st.Versions)),
+		tags:        map[string]*core.Version{},
+		cookie:      "wisp-version-" + st.Service.Name,
+		logRequests: st.Service.Policy.RequestLogs,
+		metrics:     make(map[*core.Version]*metricsSlot, len(st.Versions)),
 	}
 	for i := range st.Versions {
 		v := st.Versions[i]
