@@ -69,8 +69,8 @@ func TestFollowerEmitsNothing(t *testing.T) {
 
 func TestRemovalReason(t *testing.T) {
 	for why, want := range map[string]string{
-		"idle for 5m0s":                              removedIdle,
-		"scaled down":                                removedScaleDown,
+		"idle for 5m0s": removedIdle,
+		"scaled down":   removedScaleDown,
 		"scaled down; 2 request(s) still in flight":  removedDrained,
 		"its version was deleted":                    removedVersionDeleted,
 		"shutdown":                                   removedShutdown,

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 

@@ -98,6 +98,7 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "router: how long a client may take to send a request's headers")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "router: a request body that sends nothing for this long is cut off (408); also the grace before --min-body-rate applies")
 	f.StringVar(&minBodyRate, "min-body-rate", minBodyRate, "router: after --body-timeout, a request body must arrive at least this many bytes per second on average (0: off)")
+	f.IntVar(&cfg.RequestLogRate, "request-log-rate", cfg.RequestLogRate, "router: request log lines per second per service (policy request_logs) before they are sampled; the next line written says how many were skipped")
 	f.DurationVar(&cfg.UpgradeIdleTimeout, "upgrade-idle-timeout", cfg.UpgradeIdleTimeout, "router: close an upgraded connection (a WebSocket) with no traffic either way for this long; a version's timeout bounds only its handshake")
 	return cmd
 }

@@ -98,6 +98,9 @@ type Config struct {
 	BodyTimeout        time.Duration
 	MinBodyRate        int64
 	UpgradeIdleTimeout time.Duration
+	// RequestLogRate is the request log lines per second per service the
+	// router writes before it samples them (policy.request_logs).
+	RequestLogRate int
 
 	// AdminTLSCert and AdminTLSKey, both set, serve the admin API over
 	// HTTPS with that certificate and key (PEM files).
@@ -149,6 +152,7 @@ func Default() Config {
 		BodyTimeout:        30 * time.Second,
 		MinBodyRate:        DefaultMinBodyRate,
 		UpgradeIdleTimeout: 5 * time.Minute,
+		RequestLogRate:     100,
 
 		LeaderLease: 10 * time.Second,
 	}
@@ -395,6 +399,9 @@ func (c Config) validateEdge() []error {
 	}
 	if c.MinBodyRate < 0 || c.MinBodyRate > 1<<30 {
 		errs = append(errs, fmt.Errorf("minimum body rate (--min-body-rate) must be between 0 (off) and 1Gi bytes per second, got %d", c.MinBodyRate))
+	}
+	if c.RequestLogRate < 1 || c.RequestLogRate > 1000000 {
+		errs = append(errs, fmt.Errorf("request log rate (--request-log-rate) must be between 1 and 1000000 lines per second, got %d", c.RequestLogRate))
 	}
 	if c.UpgradeIdleTimeout < time.Second || c.UpgradeIdleTimeout > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("upgrade idle timeout (--upgrade-idle-timeout) must be between 1s and 24h, got %s", c.UpgradeIdleTimeout))

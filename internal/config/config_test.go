@@ -58,6 +58,7 @@ func TestValidate(t *testing.T) {
 		{"reap interval", func(c *config.Config) { c.ReapInterval = time.Hour }, "--reap-interval"},
 		{"windows", func(c *config.Config) { c.PanicWindow = time.Minute; c.StableWindow = time.Second }, "--panic-window"},
 		{"parallel starts", func(c *config.Config) { c.ParallelStarts = 0 }, "--parallel-starts"},
+		{"request log rate", func(c *config.Config) { c.RequestLogRate = 0 }, "--request-log-rate"},
 		{"scale-down delay", func(c *config.Config) { c.ScaleDownDelay = -time.Second }, "--scale-down-delay"},
 		{"unknown store", func(c *config.Config) { c.Store = "mysql://db" }, "accepted: sqlite:///path/to/wisp.db, postgres://"},
 		{"store without a file", func(c *config.Config) { c.Store = "sqlite://" }, "names no database file"},

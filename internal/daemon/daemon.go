@@ -165,9 +165,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}, d.act, scalerMetrics, logger); err != nil {
 		return nil, err
 	}
-	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg, Limits: router.Limits{
-		BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
-	}}, logger); err != nil {
+	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg,
+		RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
+			BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
+		}}, logger); err != nil {
 		return nil, err
 	}
 	d.feed = newFeed(d.store, logger, activatorFeed{d.act}, routerFeed{d.router})

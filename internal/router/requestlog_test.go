@@ -86,7 +86,7 @@ func TestRequestLogs(t *testing.T) {
 	if code := serve(t, r, "POST", "http://hello.localhost/missing"); code != 404 {
 		t.Fatalf("status %d", code)
 	}
-	serve(t, r, "GET", "http://hello.localhost/s/x") // the path as asked
+	serve(t, r, "GET", "http://hello.localhost/s/x")  // the path as asked
 	serve(t, r, "GET", "http://v9--hello.localhost/") // no such version: 404, no version or instance
 	serve(t, r, "GET", "http://empty.localhost/")     // request_logs off there
 	got := sink.take()
