@@ -94,3 +94,26 @@ func TestTrafficChangedEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestPatchLogPolicy: the log fields of the policy change with PATCH and
+// read back; the others stay.
+func TestPatchLogPolicy(t *testing.T) {
+	h := newHarness(t)
+	h.fixture()
+	resp, body := h.call("PATCH", "/v1/services/hello", `{"policy":{"request_logs":true,"log_max_bytes":2097152,"log_max_age":"1h"}}`, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PATCH: %d %s", resp.StatusCode, body)
+	}
+	_, body = h.call("GET", "/v1/services/hello", "", nil)
+	for _, want := range []string{`"request_logs":true`, `"log_max_bytes":2097152`, `"log_max_age":"1h0m0s"`, `"max_instances":10`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("service %s lacks %s", body, want)
+		}
+	}
+	_, body = h.call("GET", "/v1/services/other", "", nil)
+	for _, want := range []string{`"request_logs":false`, `"log_max_bytes":52428800`, `"log_max_age":"168h0m0s"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("a default service %s lacks %s", body, want)
+		}
+	}
+}
