@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/wisp-run/wisp/internal/core"
 )
@@ -37,7 +35,7 @@ func (s *Server) trafficChanged(r *http.Request, e core.TrafficEntry, by string)
 	if s.events == nil {
 		return
 	}
-	split := FormatTraffic(e.Traffic)
+	split := core.TrafficSummary(e.Traffic)
 	fields := []string{"by", by, "traffic", split, "entry", strconv.FormatInt(e.ID, 10)}
 	msg := fmt.Sprintf("traffic changed by %s: %s (entry %d)", by, split, e.ID)
 	if by == "rollback" {
@@ -59,32 +57,4 @@ func (s *Server) versionTrafficChanged(ctx context.Context, r *http.Request, v c
 		return
 	}
 	s.trafficChanged(r, e, client(r))
-}
-
-// FormatTraffic writes a split as "1=90,2=10", followed by the tags, if
-// any, as " canary=2,beta=3" (by name).
-func FormatTraffic(t core.Traffic) string {
-	var b strings.Builder
-	for i, w := range t.Weights {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(w.Version) + "=" + strconv.Itoa(w.Percent))
-	}
-	if len(t.Tags) > 0 {
-		names := make([]string, 0, len(t.Tags))
-		for n := range t.Tags {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for i, n := range names {
-			if i == 0 {
-				b.WriteByte(' ')
-			} else {
-				b.WriteByte(',')
-			}
-			b.WriteString(n + "=" + strconv.Itoa(t.Tags[n]))
-		}
-	}
-	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,7 +41,12 @@ func TestBuildEvents(t *testing.T) {
 		name    string
 		builder runtime.Builder
 		result  string
-	}{{"succeeds", fakeBuilder{}, "succeeded"}, {"fails", failingBuilder{}, "failed"}} {
+		events  string
+	}{
+		// The first version gets all the traffic: that is a change too.
+		{"succeeds", fakeBuilder{}, "succeeded", "build.started traffic.changed build.finished"},
+		{"fails", failingBuilder{}, "failed", "build.started build.finished"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "wisp.db"))
 			if err != nil {
@@ -68,15 +74,22 @@ func TestBuildEvents(t *testing.T) {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			id := strconv.FormatInt(b.ID, 10)
-			if len(rec.all) != 2 || rec.all[0].Event != core.EventBuildStarted || rec.all[1].Event != core.EventBuildFinished {
-				t.Fatalf("events %+v, want started and finished", rec.all)
-			}
+			var names []string
 			for _, e := range rec.all {
+				names = append(names, e.Event)
 				if e.Service != "hello" || e.Kind != core.LogPlatform || e.Fields["build"] != id {
 					t.Errorf("event %+v, want of hello with build %s", e, id)
 				}
 			}
-			fin := rec.all[1]
+			if got := strings.Join(names, " "); got != tc.events {
+				t.Fatalf("events %q, want %q", got, tc.events)
+			}
+			if tc.result == "succeeded" {
+				if tr := rec.all[1]; tr.Fields["by"] != "build" || tr.Fields["traffic"] != "1=100" || tr.Fields["entry"] == "" {
+					t.Errorf("traffic.changed %+v", tr)
+				}
+			}
+			fin := rec.all[len(rec.all)-1]
 			if fin.Fields["result"] != tc.result || (tc.result == "failed") != (fin.Fields["error"] != "") {
 				t.Errorf("finished %+v, want result %s (and an error when it failed)", fin, tc.result)
 			}

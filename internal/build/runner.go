@@ -358,6 +358,12 @@ func (r *Runner) deploy(ctx context.Context, b *core.Build, req core.BuildReques
 	}
 	b.Version = v.Number
 	log.printf("wisp: created version v%d of %s", v.Number, req.Service)
+	if e, err := r.cfg.Store.GetTraffic(ctx, req.Service); err == nil && e.PercentOf(v.Number) > 0 {
+		split := core.TrafficSummary(e.Traffic)
+		r.event(core.PlatformEvent(core.EventTrafficChanged, req.Service, 0, "",
+			fmt.Sprintf("traffic changed by build %d: %s (entry %d)", b.ID, split, e.ID),
+			"by", "build", "build", strconv.FormatInt(b.ID, 10), "traffic", split, "entry", strconv.FormatInt(e.ID, 10)))
+	}
 	if r.cfg.Sync != nil {
 		sctx, cancel := context.WithTimeout(ctx, r.cfg.SyncTimeout)
 		err := r.cfg.Sync(sctx)

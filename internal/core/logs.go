@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -78,7 +79,7 @@ const (
 	EventReadinessFailed = "instance.readiness_failed"
 	// EventBackoff: a version's starts back off; fields failures, retry_in_ms.
 	EventBackoff = "version.backoff"
-	// EventTrafficChanged: fields by (api, cli, dashboard, rollback),
+	// EventTrafficChanged: fields by (api, cli, dashboard, rollback, build),
 	// traffic (the new weights, "1=90,2=10"), entry.
 	EventTrafficChanged = "traffic.changed"
 	// EventBuildStarted and EventBuildFinished: fields build, result.
@@ -187,4 +188,32 @@ func (r LogRetention) Validate() error {
 		return fmt.Errorf("log retention of %s is below the minimum of 1m", r.MaxAge)
 	}
 	return nil
+}
+
+// TrafficSummary writes a split (the traffic field of EventTrafficChanged) as "1=90,2=10", followed by the tags, if
+// any, as " canary=2,beta=3" (by name).
+func TrafficSummary(t Traffic) string {
+	var b strings.Builder
+	for i, w := range t.Weights {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(w.Version) + "=" + strconv.Itoa(w.Percent))
+	}
+	if len(t.Tags) > 0 {
+		names := make([]string, 0, len(t.Tags))
+		for n := range t.Tags {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for i, n := range names {
+			if i == 0 {
+				b.WriteByte(' ')
+			} else {
+				b.WriteByte(',')
+			}
+			b.WriteString(n + "=" + strconv.Itoa(t.Tags[n]))
+		}
+	}
+	return b.String()
 }
