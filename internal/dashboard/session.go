@@ -94,22 +94,25 @@ func (s *sessions) authenticate(r *http.Request) auth {
 }
 
 // sameOrigin reports whether a state-changing request comes from the
-// dashboard's own origin: Sec-Fetch-Site, when the browser sends it, must
-// be same-origin (or none: typed by the user); Origin, when present, must
-// be this host.
+// dashboard's own origin. Sec-Fetch-Site, which browsers send, must be
+// same-origin (or none: typed by the user). Without it, Origin, when
+// present, must be this host. Under Referrer-Policy no-referrer a browser
+// sends "Origin: null" with a form, so "null" counts only with
+// Sec-Fetch-Site.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		o := r.Header.Get("Origin")
+		return o == "" || o == "null" || originIs(o, r.Host)
+	case "":
 	default:
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
-	}
-	if o == "null" {
-		return false
-	}
-	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
+	return o == "" || originIs(o, r.Host)
+}
+
+func originIs(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && u.Host == host
 }

@@ -48,12 +48,13 @@ func renderChart(c chart, pts []Point, now time.Time, window time.Duration) temp
 	if len(pts) > 0 {
 		var path strings.Builder
 		start := now.Add(-window)
+		var x, y float64
 		for i, p := range pts {
-			x := float64(chartW) * p.Time.Sub(start).Seconds() / window.Seconds()
+			x = float64(chartW) * p.Time.Sub(start).Seconds() / window.Seconds()
 			if x < 0 {
 				x = 0
 			}
-			y := float64(chartH) - 2 - (float64(chartH-chartPad-4))*c.Value(p)/top
+			y = float64(chartH) - 2 - (float64(chartH-chartPad-4))*c.Value(p)/top
 			cmd := "L"
 			if i == 0 {
 				cmd = "M"
@@ -61,6 +62,7 @@ func renderChart(c chart, pts []Point, now time.Time, window time.Duration) temp
 			fmt.Fprintf(&path, "%s%.1f %.1f ", cmd, x, y)
 		}
 		fmt.Fprintf(&b, `<path class="chart-line" d="%s"/>`, strings.TrimSpace(path.String()))
+		fmt.Fprintf(&b, `<circle class="chart-dot" cx="%.1f" cy="%.1f" r="2"/>`, x, y)
 		last := pts[len(pts)-1]
 		fmt.Fprintf(&b, `<text class="chart-now" x="4" y="%d">now %s</text>`, chartH-4,
 			template.HTMLEscapeString(formatNum(c.Value(last), c.Unit)))
