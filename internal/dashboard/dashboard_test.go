@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -50,6 +51,12 @@ func (l *clientLog) wrap(h http.Handler) http.Handler {
 
 func newHarness(t *testing.T, edit func(*dashboard.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, edit, nil)
+}
+
+// newHarnessWith is newHarness with extra API routes in front of the API.
+func newHarnessWith(t *testing.T, edit func(*dashboard.Config), extra func(*http.ServeMux)) *harness {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "wisp.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +67,13 @@ func newHarness(t *testing.T, edit func(*dashboard.Config)) *harness {
 		t.Fatal(err)
 	}
 	log := &clientLog{}
-	apiH := log.wrap(a)
+	var apiH http.Handler = log.wrap(a)
+	if extra != nil {
+		m := http.NewServeMux()
+		extra(m)
+		m.Handle("/", apiH)
+		apiH = m
+	}
 	cfg := dashboard.Config{Token: token, API: apiH}
 	if edit != nil {
 		edit(&cfg)
@@ -534,5 +547,67 @@ func TestLogsPageWithoutLogsAPI(t *testing.T) {
 	}
 	if !strings.Contains(r.body, "no logs API") && !strings.Contains(r.body, `id="follow"`) {
 		t.Errorf("the logs page neither follows nor says the API is missing: %s", r.body)
+	}
+}
+
+func TestLogsPageAndStream(t *testing.T) {
+	var mu sync.Mutex
+	var seen []*http.Request
+	h := newHarnessWith(t, nil, func(m *http.ServeMux) {
+		m.HandleFunc("GET /v1/services/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, r.Clone(context.WithoutCancel(r.Context())))
+			mu.Unlock()
+			if r.URL.Query().Get("q") == "bad" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"error":{"code":"bad_request","message":"kind \"nope\" is not app, platform or request"}}`)
+				return
+			}
+			if r.Header.Get("Accept") == "text/event-stream" {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, "id: 3\nevent: log\ndata: {\"seq\":3,\"message\":\"x\"}\n\n")
+				return
+			}
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			_, _ = io.WriteString(w, `{"seq":1,"time":"2026-01-02T03:04:05Z","kind":"app","service":"hello","version":1,"instance":"i-1","message":"<script>alert(1)</script>"}`+"\n")
+			_, _ = io.WriteString(w, `{"seq":2,"time":"2026-01-02T03:04:06Z","kind":"platform","service":"hello","event":"instance.ready","message":"ready in 120 ms"}`+"\n")
+		})
+	})
+	h.deploy("hello", 1)
+	h.login()
+	r := h.do("GET", "/ui/services/hello/logs?version=1&kind=app&kind=platform&q=hi", nil, nil)
+	if r.status != 200 || strings.Contains(r.body, "<script>alert") || !strings.Contains(r.body, "&lt;script&gt;alert(1)") || !strings.Contains(r.body, "ready in 120 ms") {
+		t.Fatalf("logs page: %d %s", r.status, r.body)
+	}
+	if !strings.Contains(r.body, `data-stream="/ui/services/hello/logs/stream?`) || !strings.Contains(r.body, "since=2026-01-02T03%3A04%3A06Z") {
+		t.Errorf("the follow box does not start after the last line shown: %s", r.body)
+	}
+	mu.Lock()
+	q := seen[0].URL.Query()
+	mu.Unlock()
+	if q.Get("version") != "1" || q.Get("kind") != "app,platform" || q.Get("q") != "hi" || q.Get("tail") != "200" {
+		t.Errorf("the page asked the logs API for %v", q)
+	}
+	// The API's 400 for a bad filter is shown with its message.
+	r = h.do("GET", "/ui/services/hello/logs?q=bad", nil, nil)
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "is not app, platform or request") {
+		t.Errorf("a bad filter: %d %s", r.status, r.body)
+	}
+	// The stream is the API's event stream, with Last-Event-ID passed on.
+	r = h.do("GET", "/ui/services/hello/logs/stream?kind=app", nil, http.Header{"Last-Event-ID": {"2"}})
+	if r.status != 200 || r.header.Get("Content-Type") != "text/event-stream" || !strings.Contains(r.body, "event: log") {
+		t.Fatalf("stream: %d %q %s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	mu.Lock()
+	last := seen[len(seen)-1]
+	mu.Unlock()
+	if last.Header.Get("Last-Event-ID") != "2" || last.URL.Query().Get("follow") != "true" || last.URL.Query().Get("kind") != "app" {
+		t.Errorf("the stream asked the API with Last-Event-ID %q and %v", last.Header.Get("Last-Event-ID"), last.URL.Query())
+	}
+	// Not logged in: no stream.
+	h.browser.Jar, _ = cookiejar.New(nil)
+	if r := h.do("GET", "/ui/services/hello/logs/stream", nil, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("stream without a session: %d", r.status)
 	}
 }

@@ -581,7 +581,6 @@ type logsPageData struct {
 	Entries            []core.LogEntry
 	Unavailable        string
 	StreamURL          string
-	FilterQuery        string
 }
 
 var logKinds = []string{"app", "platform", "request"}
@@ -623,9 +622,7 @@ func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, a auth) err
 	for _, k := range strings.Split(filters.Get("kind"), ",") {
 		p.Kinds[k] = true
 	}
-	p.FilterQuery = filters.Encode()
 	filters.Set("tail", p.Tail)
-	p.StreamURL = "/ui/services/" + url.PathEscape(name) + "/logs/stream?" + p.FilterQuery
 	status, body, err := d.callAPI(r, "/v1/services/"+url.PathEscape(name)+"/logs?"+filters.Encode(), "application/x-ndjson")
 	switch {
 	case err != nil:
@@ -653,6 +650,13 @@ func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, a auth) err
 			}
 		}
 	}
+	// Following starts where the lines shown end (the page drops lines it
+	// already has, by seq), so nothing between the two is missed.
+	stream := logQuery(q)
+	if n := len(p.Entries); n > 0 && stream.Get("since") == "" {
+		stream.Set("since", p.Entries[n-1].Time.UTC().Format(time.RFC3339Nano))
+	}
+	p.StreamURL = "/ui/services/" + url.PathEscape(name) + "/logs/stream?" + stream.Encode()
 	d.render(w, r, http.StatusOK, "logs", pageData{Title: name + " logs", Nav: "services", CSRF: d.csrfOf(a), Data: p})
 	return nil
 }
