@@ -67,7 +67,7 @@ func newHarnessWith(t *testing.T, edit func(*dashboard.Config), extra func(*http
 		t.Fatal(err)
 	}
 	log := &clientLog{}
-	var apiH http.Handler = log.wrap(a)
+	apiH := http.Handler(log.wrap(a))
 	if extra != nil {
 		m := http.NewServeMux()
 		extra(m)

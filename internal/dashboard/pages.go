@@ -73,7 +73,7 @@ func tagString(t core.Traffic) string {
 
 func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	if d.sess.authenticate(r).ok {
-		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther) //nolint:gosec // G710: safeNext keeps it under /ui/
 		return
 	}
 	d.render(w, r, http.StatusOK, "login", pageData{Title: "Log in", Data: safeNext(r.URL.Query().Get("next"))})
@@ -94,7 +94,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, d.sess.cookie(d.sess.issue(), int(d.cfg.SessionTTL.Seconds())))
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther) //nolint:gosec // G710: safeNext keeps it under /ui/
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, _ auth) error {
@@ -574,16 +574,14 @@ func (d *Dashboard) liveJSON(w http.ResponseWriter, r *http.Request) {
 // ---- logs
 
 type logsPageData struct {
-	Service            string
-	Version, Instance  string
-	Q, Since, Tail     string
-	Kinds              map[string]bool
-	Entries            []core.LogEntry
-	Unavailable        string
-	StreamURL          string
+	Service           string
+	Version, Instance string
+	Q, Since, Tail    string
+	Kinds             map[string]bool
+	Entries           []core.LogEntry
+	Unavailable       string
+	StreamURL         string
 }
-
-var logKinds = []string{"app", "platform", "request"}
 
 // logQuery builds the logs API's query from the page's filters.
 func logQuery(q url.Values) url.Values {
@@ -664,7 +662,7 @@ func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, a auth) err
 // callAPI sends one GET to the API's handler and returns its whole answer
 // (for routes whose body is not JSON).
 func (d *Dashboard) callAPI(r *http.Request, path, accept string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://wisp-admin.internal"+path, nil)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://wisp-admin.internal"+path, nil) //nolint:gosec // G704: served by the API's handler in this process, never sent over a network
 	if err != nil {
 		return 0, nil, err
 	}
@@ -689,7 +687,7 @@ func (d *Dashboard) logStream(w http.ResponseWriter, r *http.Request) {
 	if t := r.URL.Query().Get("tail"); t != "" {
 		q.Set("tail", t)
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/v1/services/"+url.PathEscape(name)+"/logs?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/v1/services/"+url.PathEscape(name)+"/logs?"+q.Encode(), nil) //nolint:gosec // G704: served by the API's handler in this process, never sent over a network
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -95,4 +95,3 @@ func TestRenderChartHasNoStyleAttributes(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
