@@ -71,7 +71,7 @@ func (s *sessions) checkToken(t string) bool {
 
 func (s *sessions) cookie(value string, maxAge int) *http.Cookie {
 	// Secure only over TLS: a plain-HTTP admin server on loopback must work.
-	return &http.Cookie{Name: sessionCookie, //nolint:gosec // G124: HttpOnly and SameSite=Strict always; Secure whenever the admin server speaks TLS Value: value, Path: "/ui/", MaxAge: maxAge,
+	return &http.Cookie{Name: sessionCookie, Value: value, Path: "/ui/", MaxAge: maxAge, //nolint:gosec // G124: HttpOnly and SameSite=Strict always; Secure whenever the admin server speaks TLS
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secure}
 }
 
