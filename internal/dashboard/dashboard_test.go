@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wisp-run/wisp/internal/api"
 	"github.com/wisp-run/wisp/internal/apiclient"
@@ -609,5 +612,42 @@ func TestLogsPageAndStream(t *testing.T) {
 	h.browser.Jar, _ = cookiejar.New(nil)
 	if r := h.do("GET", "/ui/services/hello/logs/stream", nil, nil); r.status != http.StatusUnauthorized {
 		t.Errorf("stream without a session: %d", r.status)
+	}
+}
+
+func TestLiveJSON(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wisp_requests_total"}, []string{"service", "version", "code"})
+	reg.MustRegister(reqs)
+	s, err := dashboard.NewSampler(dashboard.SamplerConfig{Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(c *dashboard.Config) { c.Sampler = s })
+	h.deploy("hello", 1)
+	t0 := time.Now()
+	s.Sample(t0.Add(-10 * time.Second))
+	reqs.WithLabelValues("hello", "1", "2xx").Add(50)
+	s.Sample(t0.Add(-5 * time.Second))
+	h.login()
+	r := h.do("GET", "/ui/api/services/hello/live", nil, nil)
+	var live struct {
+		Charts map[string]string            `json:"charts"`
+		Latest map[string]dashboard.Point   `json:"latest"`
+		Series map[string][]dashboard.Point `json:"series"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &live); err != nil || r.status != 200 {
+		t.Fatalf("live: %d %v %s", r.status, err, r.body)
+	}
+	if live.Latest["1"].RPS != 10 || len(live.Series["1"]) != 1 || !strings.Contains(live.Charts["1"], "<svg") || !strings.Contains(live.Charts["1"], "now 10.0") {
+		t.Errorf("live JSON: %+v", live)
+	}
+	r = h.do("GET", "/ui/api/overview", nil, nil)
+	if r.status != 200 || !strings.Contains(r.body, `"rps":"10.0"`) {
+		t.Errorf("overview: %d %s", r.status, r.body)
+	}
+	r = h.do("GET", "/ui/", nil, nil)
+	if !strings.Contains(r.body, `<td data-k="rps" class="num">10.0</td>`) {
+		t.Errorf("the services list does not show 10.0 requests/s: %s", r.body)
 	}
 }

@@ -555,6 +555,7 @@ func (d *Dashboard) liveJSON(w http.ResponseWriter, r *http.Request) {
 	now := d.cfg.Now()
 	charts := map[string]string{}
 	latest := map[string]Point{}
+	series := map[string][]Point{}
 	for _, v := range vs {
 		var b strings.Builder
 		for _, s := range d.versionSVGs(name, v.Number, now) {
@@ -563,12 +564,14 @@ func (d *Dashboard) liveJSON(w http.ResponseWriter, r *http.Request) {
 		key := strconv.Itoa(v.Number)
 		charts[key] = b.String()
 		if d.cfg.Sampler != nil {
-			if p, ok := d.cfg.Sampler.LatestVersion(Key{Service: name, Version: v.Number}); ok {
+			k := Key{Service: name, Version: v.Number}
+			if p, ok := d.cfg.Sampler.LatestVersion(k); ok {
 				latest[key] = p
 			}
+			series[key] = d.cfg.Sampler.Series(k)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"charts": charts, "latest": latest})
+	writeJSON(w, http.StatusOK, map[string]any{"charts": charts, "latest": latest, "series": series, "interval_seconds": d.interval.Seconds()})
 }
 
 // ---- logs

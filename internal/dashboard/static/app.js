@@ -86,7 +86,11 @@
       es = new EventSource(follow.dataset.stream);
       status.textContent = "connecting…";
       es.onopen = function () { status.textContent = "following"; };
-      es.onerror = function () { status.textContent = "reconnecting…"; };
+      es.onerror = function () {
+        // The browser retries a dropped stream by itself (with
+        // Last-Event-ID); a refused one (not 200) stays closed.
+        status.textContent = es && es.readyState === EventSource.CLOSED ? "stopped: the logs stream was refused (reload the page)" : "reconnecting…";
+      };
       es.addEventListener("log", function (ev) {
         var e;
         try { e = JSON.parse(ev.data); } catch (err) { return; }
