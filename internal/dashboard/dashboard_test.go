@@ -467,6 +467,16 @@ func TestRollbackFromTimeline(t *testing.T) {
 	if splitOf(tr) != "1:100" || tr.ID <= cur.ID {
 		t.Errorf("after the rollback: %+v, want a new entry with 1:100", tr)
 	}
+	// fetch sends the token in a header instead of the form.
+	hdr := h.sameOrigin()
+	hdr.Set("X-CSRF-Token", csrf)
+	r = h.do("POST", "/ui/services/hello/rollback", url.Values{"to_entry": {itoa(int(cur.ID))}}, hdr)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("rollback with X-CSRF-Token: %d %s", r.status, r.body)
+	}
+	if tr, _ := h.c.GetTraffic(ctx, "hello"); splitOf(tr) != "2:100" {
+		t.Errorf("after the second rollback: %+v, want 2:100", tr)
+	}
 	// Rolling back to an entry that does not exist shows the API's message.
 	r = h.do("POST", "/ui/services/hello/rollback", url.Values{"csrf": {csrf}, "to_entry": {"999"}}, h.sameOrigin())
 	if r.status != http.StatusNotFound || !strings.Contains(r.body, `class="error"`) {
@@ -649,5 +659,48 @@ func TestLiveJSON(t *testing.T) {
 	r = h.do("GET", "/ui/", nil, nil)
 	if !strings.Contains(r.body, `<td data-k="rps" class="num">10.0</td>`) {
 		t.Errorf("the services list does not show 10.0 requests/s: %s", r.body)
+	}
+}
+
+func TestBuildsOnPages(t *testing.T) {
+	h := newHarnessWith(t, nil, func(m *http.ServeMux) {
+		build := `{"id":7,"service":"hello","status":"failed","image":"hello:<b>","version":0,"error":"step 3: <script>x</script>","created_at":"2026-01-02T03:04:05Z"}`
+		m.HandleFunc("GET /v1/builds", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("service") != "hello" && r.URL.Query().Get("service") != "" {
+				t.Errorf("builds of %q", r.URL.Query().Get("service"))
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"builds":[`+build+`]}`)
+		})
+		m.HandleFunc("GET /v1/builds/{id}", func(w http.ResponseWriter, r *http.Request) {
+			if r.PathValue("id") != "7" {
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no build 8"}}`)
+				return
+			}
+			_, _ = io.WriteString(w, build)
+		})
+		m.HandleFunc("GET /v1/builds/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("follow") != "false" {
+				t.Errorf("build log asked with follow=%q", r.URL.Query().Get("follow"))
+			}
+			_, _ = io.WriteString(w, "Step 1/3 : FROM scratch\n<script>evil()</script>\n")
+		})
+	})
+	h.deploy("hello", 1)
+	h.login()
+	r := h.do("GET", "/ui/services/hello", nil, nil)
+	if r.status != 200 || !strings.Contains(r.body, `<a href="/ui/builds/7">7</a>`) || strings.Contains(r.body, "hello:<b>") {
+		t.Fatalf("service page builds: %d %s", r.status, r.body)
+	}
+	r = h.do("GET", "/ui/builds/7", nil, nil)
+	if r.status != 200 || !strings.Contains(r.body, "Step 1/3 : FROM scratch") || strings.Contains(r.body, "<script>evil") || !strings.Contains(r.body, "step 3: &lt;script&gt;") {
+		t.Fatalf("build page: %d %s", r.status, r.body)
+	}
+	if r := h.do("GET", "/ui/builds/8", nil, nil); r.status != http.StatusNotFound || !strings.Contains(r.body, "no build 8") {
+		t.Errorf("build 8: %d %s", r.status, r.body)
+	}
+	if r := h.do("GET", "/ui/platform", nil, nil); r.status != 200 || !strings.Contains(r.body, "<th>Builds</th><td>1</td>") {
+		t.Errorf("platform: %d %s", r.status, r.body)
 	}
 }
