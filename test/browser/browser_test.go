@@ -306,6 +306,16 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("v2 got %.1f%% of %d requests, want 10%% ± 4", 100*share, n)
 	}
 
+	// The charts refresh by themselves (app.js polls the live JSON), and
+	// v2's show the requests it got after 90/10.
+	run("charts refresh",
+		chromedp.Navigate(ui+"services/"+service),
+		chromedp.WaitVisible(chromedp.ID("live")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("live").dataset.updated &&
+			document.querySelector('[data-charts="2"] path.chart-line') !== null`,
+			chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(500*time.Millisecond)),
+		shots.take("service-charts"))
+
 	// Roll back from the timeline to the first entry.
 	rb := "rollback-" + strconv.FormatInt(first.ID, 10)
 	run("roll back",
