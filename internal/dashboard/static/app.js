@@ -10,13 +10,18 @@
       .then(function (r) { if (!r.ok) { throw new Error(url + ": " + r.status); } return r.json(); });
   }
 
-  function every(ms, f) { f(); return setInterval(f, ms); }
+  // poll calls f (which returns a promise) every ms after the previous call
+  // ended, so a slow answer never piles requests up.
+  function poll(ms, f) {
+    var next = function () { f().catch(function () {}).then(function () { setTimeout(next, ms); }); };
+    setTimeout(next, ms);
+  }
 
   // The services list: one row per service, one cell per number.
   var table = document.getElementById("services");
   if (table && table.dataset.live) {
-    setInterval(function () {
-      getJSON(table.dataset.live).then(function (data) {
+    poll(POLL_MS, function () {
+      return getJSON(table.dataset.live).then(function (data) {
         (data.services || []).forEach(function (s) {
           var row = table.querySelector('tr[data-service="' + CSS.escape(s.name) + '"]');
           if (!row) { return; }
@@ -26,22 +31,22 @@
           });
         });
         table.dataset.updated = String(Date.now());
-      }).catch(function () {});
-    }, POLL_MS);
+      });
+    });
   }
 
   // A service's charts: SVG rendered by the server, refreshed in place.
   var live = document.getElementById("live");
   if (live && live.dataset.live) {
-    setInterval(function () {
-      getJSON(live.dataset.live).then(function (data) {
+    poll(POLL_MS, function () {
+      return getJSON(live.dataset.live).then(function (data) {
         Object.keys(data.charts || {}).forEach(function (v) {
           var box = live.querySelector('[data-charts="' + CSS.escape(v) + '"]');
           if (box) { box.innerHTML = data.charts[v]; }
         });
         live.dataset.updated = String(Date.now());
-      }).catch(function () {});
-    }, POLL_MS);
+      });
+    });
   }
 
   // The traffic editor's running sum.
