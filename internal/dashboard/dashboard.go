@@ -141,6 +141,7 @@ func (d *Dashboard) routes() {
 	m.Handle("GET /ui/services/{name}/logs", d.page(d.logsPage))
 	m.Handle("GET /ui/services/{name}/logs/stream", d.private(http.HandlerFunc(d.logStream)))
 	m.Handle("GET /ui/builds/{id}", d.page(d.buildPage))
+	m.Handle("GET /ui/builds/{id}/log", d.private(http.HandlerFunc(d.buildLogStream)))
 	m.Handle("GET /ui/api/overview", d.private(http.HandlerFunc(d.overviewJSON)))
 	m.Handle("GET /ui/api/services/{name}/live", d.private(http.HandlerFunc(d.liveJSON)))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {

@@ -673,6 +673,10 @@ func TestBuildsOnPages(t *testing.T) {
 			_, _ = io.WriteString(w, `{"builds":[`+build+`]}`)
 		})
 		m.HandleFunc("GET /v1/builds/{id}", func(w http.ResponseWriter, r *http.Request) {
+			if r.PathValue("id") == "9" {
+				_, _ = io.WriteString(w, `{"id":9,"service":"hello","status":"running","created_at":"2026-01-02T03:04:05Z"}`)
+				return
+			}
 			if r.PathValue("id") != "7" {
 				w.WriteHeader(http.StatusNotFound)
 				_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no build 8"}}`)
@@ -681,8 +685,10 @@ func TestBuildsOnPages(t *testing.T) {
 			_, _ = io.WriteString(w, build)
 		})
 		m.HandleFunc("GET /v1/builds/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Query().Get("follow") != "false" {
-				t.Errorf("build log asked with follow=%q", r.URL.Query().Get("follow"))
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if r.URL.Query().Get("follow") == "true" {
+				_, _ = io.WriteString(w, "followed log\n")
+				return
 			}
 			_, _ = io.WriteString(w, "Step 1/3 : FROM scratch\n<script>evil()</script>\n")
 		})
@@ -696,6 +702,15 @@ func TestBuildsOnPages(t *testing.T) {
 	r = h.do("GET", "/ui/builds/7", nil, nil)
 	if r.status != 200 || !strings.Contains(r.body, "Step 1/3 : FROM scratch") || strings.Contains(r.body, "<script>evil") || !strings.Contains(r.body, "step 3: &lt;script&gt;") {
 		t.Fatalf("build page: %d %s", r.status, r.body)
+	}
+	if strings.Contains(r.body, "data-follow") {
+		t.Errorf("a failed build's page follows its log")
+	}
+	if r := h.do("GET", "/ui/builds/9", nil, nil); !strings.Contains(r.body, `data-follow="/ui/builds/9/log"`) {
+		t.Errorf("a running build's page does not follow its log: %s", r.body)
+	}
+	if r := h.do("GET", "/ui/builds/7/log", nil, nil); r.status != 200 || r.body != "followed log\n" || r.header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("the build log stream: %d %q %q", r.status, r.header.Get("Content-Type"), r.body)
 	}
 	if r := h.do("GET", "/ui/builds/8", nil, nil); r.status != http.StatusNotFound || !strings.Contains(r.body, "no build 8") {
 		t.Errorf("build 8: %d %s", r.status, r.body)

@@ -115,4 +115,29 @@
       });
     });
   }
+
+  // A running build's log, streamed from the start until the build ends.
+  var buildLog = document.getElementById("build-log");
+  if (buildLog && buildLog.dataset.follow && window.TextDecoder) {
+    var bstatus = document.getElementById("build-status");
+    fetch(buildLog.dataset.follow, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok || !r.body) { throw new Error(String(r.status)); }
+      var reader = r.body.getReader(), dec = new TextDecoder(), first = true;
+      if (bstatus) { bstatus.textContent = "following the build's log…"; }
+      var pump = function () {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) {
+            if (bstatus) { bstatus.textContent = "the build has ended: reload for its result"; }
+            return;
+          }
+          if (first) { buildLog.textContent = ""; first = false; }
+          buildLog.textContent += dec.decode(chunk.value, { stream: true });
+          return pump();
+        });
+      };
+      return pump();
+    }).catch(function (err) {
+      if (bstatus) { bstatus.textContent = "could not follow the log (" + err.message + "): reload"; }
+    });
+  }
 })();
