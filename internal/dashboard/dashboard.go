@@ -101,7 +101,14 @@ func New(cfg Config) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.static = http.StripPrefix("/ui/static/", http.FileServerFS(sub))
+	files := http.StripPrefix("/ui/static/", http.FileServerFS(sub))
+	d.static = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	d.routes()
 	return d, nil
 }

@@ -281,6 +281,12 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("GET %s: nosniff %q, referrer %q", path, r.header.Get("X-Content-Type-Options"), r.header.Get("Referrer-Policy"))
 		}
 	}
+	if r := h.do("GET", "/ui/static/", nil, nil); r.status != http.StatusNotFound {
+		t.Errorf("GET /ui/static/: %d, want 404 (no listing)", r.status)
+	}
+	if r := h.do("GET", "/ui/static/app.js", nil, nil); r.status != 200 || !strings.Contains(r.header.Get("Content-Type"), "javascript") {
+		t.Errorf("GET /ui/static/app.js: %d %q", r.status, r.header.Get("Content-Type"))
+	}
 	// No inline script or style anywhere: the pages would break under the CSP.
 	h.login()
 	h.deploy("hello", 2)
