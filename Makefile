@@ -65,6 +65,10 @@ bench-proxy: ## Router throughput and latency vs the container directly and a pl
 chaos: ## 60 s of load on the real engine while containers are frozen and killed and the daemon is killed -9 (needs Docker)
 	$(GO) test -tags chaos -count=1 -v -timeout 10m -run TestChaos ./test/chaos
 
+.PHONY: test-browser
+test-browser: ## The dashboard in headless Chromium (Debian's chromium) against a real daemon on Docker; screenshots in a temp dir
+	$(GO) test -tags browser -count=1 -v -timeout 10m -run 'Browser' ./test/browser
+
 .PHONY: bench-scale
 bench-scale: build ## Admin changes and creates at 100, 1,000 and 10,000 services, and the daemon's RSS (needs Docker; about 2 min)
 	$(GO) run ./bench/scale -wisp $(BIN)

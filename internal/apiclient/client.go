@@ -52,6 +52,12 @@ func WithClientName(name string) Option {
 	return func(c *Client) { c.name = name }
 }
 
+// WithTransport sends every request through rt instead of the network: the
+// dashboard calls the admin API's handler in the same process this way.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(c *Client) { c.http.Transport, c.streaming.Transport = rt, rt }
+}
+
 // New returns a client of the admin server at base (for example
 // "http://127.0.0.1:8081" or "https://wisp.example:8081") that sends token.
 func New(base, token string, opts ...Option) *Client {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/wisp-run/wisp/internal/config"
 )
@@ -43,4 +45,23 @@ func adminScheme(cfg config.Config) string {
 		return "https"
 	}
 	return "http"
+}
+
+// adminHandler serves the dashboard under /ui/ and the admin API at every
+// other path.
+func adminHandler(api, ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/ui":
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+				return
+			}
+			api.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/ui/"):
+			ui.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }

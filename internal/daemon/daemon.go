@@ -32,6 +32,7 @@ import (
 	"github.com/wisp-run/wisp/internal/buildinfo"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/dashboard"
 	"github.com/wisp-run/wisp/internal/leader"
 	"github.com/wisp-run/wisp/internal/router"
 	"github.com/wisp-run/wisp/internal/runtime"
@@ -70,6 +71,7 @@ type Daemon struct {
 	adminLn, publicLn net.Listener
 
 	feed    *feed
+	sampler *dashboard.Sampler
 	endLife context.CancelFunc
 }
 
@@ -211,8 +213,17 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if err != nil {
 		return nil, err
 	}
+	// The dashboard at /ui/ reads and changes everything through the API's
+	// own handler, and its live numbers from the same registry.
+	if d.sampler, err = dashboard.NewSampler(dashboard.SamplerConfig{Gatherer: reg, Logger: logger}); err != nil {
+		return nil, err
+	}
+	ui, err := dashboard.New(dashboard.Config{Token: token, API: handler, Sampler: d.sampler, Secure: cfg.AdminTLS(), Logger: logger})
+	if err != nil {
+		return nil, err
+	}
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	d.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+	d.admin = &http.Server{Handler: adminHandler(handler, ui), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 	// No write timeout on the router: responses may stream; each version's
 	// request timeout bounds the proxying instead, and router.Limits bound
@@ -329,6 +340,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.act.Run(loopCtx) })
 	g.Go(func() error { return d.feed.Run(loopCtx) })
 	g.Go(func() error { return d.storeHealth.Run(loopCtx) })
+	g.Go(func() error { return d.sampler.Run(loopCtx) })
 	if e := d.reps.elector; e != nil {
 		// The autoscaler runs in the leader's terms only.
 		g.Go(func() error { return e.Run(loopCtx, d.lead) })
