@@ -40,10 +40,11 @@ func (l *Logs) captureEventLocked(ctx context.Context, wg *sync.WaitGroup, e cor
 		rec := &captureRec{removed: make(chan struct{})}
 		l.captures[e.Instance] = rec
 		// Lines at or before the newest stored one of this instance were
-		// captured by an earlier run (an adoption after a restart).
+		// captured by an earlier run (an adoption after a restart); those
+		// printed while no Wisp ran come from there on.
 		skip := l.lastTime[e.Instance]
 		since := e.Time
-		if skip.After(since) {
+		if !skip.IsZero() {
 			since = skip
 		}
 		wg.Add(1)
