@@ -101,6 +101,8 @@ type Logs struct {
 	ran     chan struct{} // closed when Run starts
 	done    chan struct{} // closed when Run returns
 	closedc chan struct{} // closed by Close
+	endc    chan struct{} // closed by EndFollows
+	endOnce sync.Once
 	closeMu sync.Once
 	closed  atomic.Bool
 
@@ -113,8 +115,9 @@ type Logs struct {
 
 // item is an entry or a control message for the writer.
 type item struct {
-	entry  core.LogEntry
-	remove string // RemoveService
+	entry   core.LogEntry
+	remove  string // RemoveService
+	capture bool   // Capture: entry names the instance, stored not
 }
 
 // service is one service's stream: its segments (oldest first) and the
@@ -154,7 +157,7 @@ func Open(cfg Config) (*Logs, error) {
 	}
 	l := &Logs{cfg: cfg, log: cfg.Logger.With("component", "logs"), m: m,
 		queue: make(chan item, cfg.QueueSize), flushc: make(chan chan struct{}),
-		ran: make(chan struct{}), done: make(chan struct{}), closedc: make(chan struct{}),
+		ran: make(chan struct{}), done: make(chan struct{}), closedc: make(chan struct{}), endc: make(chan struct{}),
 		services: map[string]*service{}, notify: make(chan struct{}),
 		lastTime: map[string]time.Time{}, captures: map[string]*captureRec{}}
 	dirs, err := os.ReadDir(cfg.Dir)
@@ -274,6 +277,24 @@ func (l *Logs) appendWait(ctx context.Context, e core.LogEntry) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Capture starts capturing instance's output from since on, as an
+// EventInstanceStarting entry does, without storing an entry: for a caller
+// that learns of instances another way (the daemon lists the activator's
+// until every start and adoption emits its event). An instance already
+// captured is left alone. Like Append it never blocks.
+func (l *Logs) Capture(service string, version int, instance string, since time.Time) {
+	if l.closed.Load() || instance == "" || !validName(service) {
+		return
+	}
+	e := core.LogEntry{Kind: core.LogPlatform, Event: core.EventInstanceStarting, Service: service,
+		Version: version, Instance: instance, Time: since}
+	select {
+	case l.queue <- item{entry: e, capture: true}:
+	default:
+		l.m.dropped.Inc()
 	}
 }
 
@@ -400,6 +421,10 @@ func (l *Logs) drain(ctx context.Context, captures *sync.WaitGroup, n int) {
 func (l *Logs) handleLocked(ctx context.Context, captures *sync.WaitGroup, it item) {
 	if it.remove != "" {
 		l.removeLocked(it.remove)
+		return
+	}
+	if it.capture {
+		l.captureEventLocked(ctx, captures, it.entry)
 		return
 	}
 	e := it.entry
@@ -604,6 +629,11 @@ func (l *Logs) Close() error {
 	}
 	return nil
 }
+
+// EndFollows ends every following Query (they return nil) and makes later
+// ones return after their history: the daemon calls it before it shuts
+// the admin API down, which waits for open responses.
+func (l *Logs) EndFollows() { l.endOnce.Do(func() { close(l.endc) }) }
 
 // DiskUsage returns the bytes service's segments hold (tests, metrics).
 func (l *Logs) DiskUsage(svc string) int64 {

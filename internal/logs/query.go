@@ -65,6 +65,8 @@ func (l *Logs) Query(ctx context.Context, q core.LogQuery, fn func(core.LogEntry
 			return nil
 		case <-l.done:
 			return nil
+		case <-l.endc:
+			return nil
 		}
 		segs, notify = l.snapshot(q.Service)
 		if cur, err = l.readForward(segs, cur, q, fn); err != nil {
