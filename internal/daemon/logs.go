@@ -36,7 +36,7 @@ func runCaptures(ctx context.Context, act instanceLister, c capturer) error {
 	for {
 		now := map[string]bool{}
 		for _, in := range act.Instances("") {
-			if in.ID == "" || in.State == "queued" || in.State == core.InstanceBackoff {
+			if in.ID == "" || in.State == core.InstanceQueued || in.State == core.InstanceBackoff {
 				continue
 			}
 			now[in.ID] = true
