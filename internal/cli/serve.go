@@ -103,6 +103,7 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 	f.StringVar(&cfg.LogDir, "log-dir", cfg.LogDir, "where the services' logs are kept (default <data-dir>/logs)")
 	f.StringVar(&logMaxBytes, "log-max-bytes", logMaxBytes, "logs kept per service at most, for services without their own log_max_bytes (at least 1Mi)")
 	f.DurationVar(&cfg.LogMaxAge, "log-max-age", cfg.LogMaxAge, "logs older than this are removed, for services without their own log_max_age (at least 1m)")
+	f.BoolVar(&cfg.LogCapture, "log-capture", cfg.LogCapture, "capture instances' stdout and stderr into the logs (--log-capture=false: only platform events and request lines are kept)")
 	f.StringVar(&maxContext, "max-build-context", maxContext, "largest build context a deploy may upload (as a tar)")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "router: how long a client may take to send a request's headers")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "router: a request body that sends nothing for this long is cut off (408); also the grace before --min-body-rate applies")

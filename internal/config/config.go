@@ -94,6 +94,9 @@ type Config struct {
 	LogDir      string
 	LogMaxBytes int64
 	LogMaxAge   time.Duration
+	// LogCapture captures instances' output into the logs (off: only
+	// platform events and request lines are kept).
+	LogCapture bool
 
 	// What a client of the router's public listener may hold (issue 10):
 	// ReadHeaderTimeout bounds reading a request's headers; BodyTimeout
@@ -161,6 +164,7 @@ func Default() Config {
 		MaxBuildContext: 256 << 20,
 		LogMaxBytes:     core.DefaultLogMaxBytes,
 		LogMaxAge:       core.DefaultLogMaxAge,
+		LogCapture:      true,
 
 		ReadHeaderTimeout:  10 * time.Second,
 		BodyTimeout:        30 * time.Second,

@@ -49,9 +49,6 @@ type Options struct {
 	Store store.Store
 	// Out receives the one-time announcement of a generated token.
 	Out io.Writer
-	// NoLogCapture leaves instances' output uncaptured (bench/logs
-	// measures the router with and without).
-	NoLogCapture bool
 }
 
 // Daemon is a running `wisp serve`.
@@ -178,10 +175,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	logCfg := logs.Config{Dir: cfg.LogPath(), Retention: core.LogRetention{MaxBytes: cfg.LogMaxBytes, MaxAge: cfg.LogMaxAge},
 		Registerer: reg, Logger: logger}
-	if !opts.NoLogCapture {
+	if cfg.LogCapture {
 		logCfg.Runtime = d.rt
 	}
-	d.noCapture = opts.NoLogCapture
+	d.noCapture = !cfg.LogCapture
 	if d.logs, err = logs.Open(logCfg); err != nil {
 		return nil, err
 	}
