@@ -148,7 +148,7 @@ func Open(cfg Config) (*Logs, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
 	m, err := newMetrics(cfg.Registerer)
@@ -505,7 +505,7 @@ func (l *Logs) rollLocked(s *service, seq uint64) error {
 		s.file, s.w = nil, nil
 		rolled = true
 	}
-	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return err
 	}
 	if n := len(s.segs); !rolled && n > 0 && s.segs[n-1].size < segmentBytes(l.retentionOf(s)) {
@@ -516,7 +516,7 @@ func (l *Logs) rollLocked(s *service, seq uint64) error {
 		}
 	}
 	path := filepath.Join(s.dir, strconv.FormatUint(seq, 10)+".seg")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600) //nolint:gosec // G304: the service's own directory under the log dir
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ var errStop = errors.New("stop")
 // line the writer has not finished is left for the next read). A segment
 // removed meanwhile reads as empty.
 func scanSegment(path string, off int64, fn func(core.LogEntry) error) (int64, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: a segment path under the log dir, made by this package
 	if errors.Is(err, os.ErrNotExist) {
 		return off, nil
 	}
@@ -62,7 +62,7 @@ func scanSegment(path string, off int64, fn func(core.LogEntry) error) (int64, e
 // truncateTorn cuts the segment at path after its last newline: a crash
 // may have left half a line.
 func truncateTorn(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, os.O_RDWR, 0) //nolint:gosec // G304: a segment path under the log dir
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func truncateTorn(path string) error {
 
 // lastEntry reads the last whole entry of the segment at path.
 func lastEntry(path string) (core.LogEntry, bool, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: a segment path under the log dir, made by this package
 	if err != nil {
 		return core.LogEntry{}, false, fmt.Errorf("logs: %w", err)
 	}
