@@ -55,6 +55,10 @@ func (l *Logs) captureEventLocked(ctx context.Context, wg *sync.WaitGroup, e cor
 			if l.captures[e.Instance] == rec {
 				delete(l.captures, e.Instance)
 			}
+			if rec.wasRemoved {
+				// A removed instance is never adopted: forget its newest line.
+				delete(l.lastTime, e.Instance)
+			}
 			l.mu.Unlock()
 		}()
 	case core.EventInstanceRemoved:

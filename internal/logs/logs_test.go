@@ -413,3 +413,28 @@ func TestConcurrentAppend(t *testing.T) {
 		t.Errorf("seqs not 1..4000 in order")
 	}
 }
+
+// TestQueryWithoutRun: after Close, a query reads what is on disk and
+// returns (it does not wait for a writer that will never run).
+func TestQueryWithoutRun(t *testing.T) {
+	dir := t.TempDir()
+	l, stop := start(t, logs.Config{Dir: dir})
+	l.Append(core.LogEntry{Service: "q", Message: "kept"})
+	all(t, l, core.LogQuery{Service: "q"})
+	stop()
+	l2, err := logs.Open(logs.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l2.Close()
+	done := make(chan []core.LogEntry, 1)
+	go func() { done <- all(t, l2, core.LogQuery{Service: "q", Follow: true}) }()
+	select {
+	case got := <-done:
+		if cmp.Diff([]string{"kept"}, messages(got)) != "" {
+			t.Errorf("got %v, want [kept]", messages(got))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a query of a closed store hung")
+	}
+}

@@ -41,8 +41,8 @@ type cursor struct {
 // order, including those appended before the call that the writer had
 // not written yet. With q.Tail, only the last Tail of them (read from the
 // newest segment backwards). With q.Follow, it then waits for new entries
-// and calls fn with each until ctx ends (and then returns nil) or the
-// store closes. An error from fn ends the query and is returned.
+// and calls fn with each until ctx ends (and then returns nil), the
+// store closes or EndFollows. An error from fn ends the query and is returned.
 func (l *Logs) Query(ctx context.Context, q core.LogQuery, fn func(core.LogEntry) error) error {
 	if err := l.sync(ctx); err != nil {
 		return err
@@ -66,6 +66,8 @@ func (l *Logs) Query(ctx context.Context, q core.LogQuery, fn func(core.LogEntry
 		case <-l.done:
 			return nil
 		case <-l.endc:
+			return nil
+		case <-l.closedc:
 			return nil
 		}
 		segs, notify = l.snapshot(q.Service)
