@@ -170,6 +170,14 @@ func TestRetentionBytes(t *testing.T) {
 			t.Fatalf("gap between seq %d and %d: retention removed something but the oldest", got[i-1].Seq, got[i].Seq)
 		}
 	}
+	// A tail read backwards across segments and chunks is the end of the
+	// forward read.
+	for _, n := range []int{1, 999, 3000} {
+		tail := all(t, l, core.LogQuery{Service: "r", Tail: n})
+		if diff := cmp.Diff(got[len(got)-n:], tail); diff != "" {
+			t.Fatalf("tail %d differs from the forward read's end (-want +got):\n%s", n, diff)
+		}
+	}
 	var disk int64
 	files, _ := os.ReadDir(filepath.Join(dir, "r"))
 	for _, f := range files {
@@ -436,5 +444,27 @@ func TestQueryWithoutRun(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a query of a closed store hung")
+	}
+}
+
+// TestTailLongLines: lines longer than the backward read's chunk.
+func TestTailLongLines(t *testing.T) {
+	l, _ := start(t, logs.Config{Dir: t.TempDir()})
+	long := strings.Repeat("y", 600<<10)
+	want := []string{"a", long, "b", long + "2", "c"}
+	for _, m := range want {
+		l.Append(core.LogEntry{Service: "long", Message: m})
+	}
+	for n := 1; n <= len(want)+1; n++ {
+		got := messages(all(t, l, core.LogQuery{Service: "long", Tail: n}))
+		w := want[max(len(want)-n, 0):]
+		if len(got) != len(w) {
+			t.Fatalf("tail %d: %d entries, want %d", n, len(got), len(w))
+		}
+		for i := range w {
+			if got[i] != w[i] {
+				t.Fatalf("tail %d: entry %d differs", n, i)
+			}
+		}
 	}
 }

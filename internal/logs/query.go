@@ -2,7 +2,6 @@ package logs
 
 import (
 	"context"
-	"errors"
 
 	"github.com/wisp-run/wisp/internal/core"
 )
@@ -106,43 +105,35 @@ func (l *Logs) readForward(segs []segRef, cur cursor, q core.LogQuery, fn func(c
 	return cur, nil
 }
 
-// readTail reads segments newest first until it has q.Tail matches, then
-// calls fn with the last q.Tail in order. The cursor is the end of the
-// newest segment.
+// readTail reads segments newest first, each from its end, until it has
+// q.Tail matches, then calls fn with them in order. The cursor is the end
+// of the newest segment.
 func (l *Logs) readTail(segs []segRef, q core.LogQuery, fn func(core.LogEntry) error) (cursor, error) {
 	var cur cursor
-	var chunks [][]core.LogEntry // newest segment first
-	n := 0
-	for i := len(segs) - 1; i >= 0 && n < q.Tail; i-- {
+	var got []core.LogEntry // newest first
+	for i := len(segs) - 1; i >= 0 && len(got) < q.Tail; i-- {
 		if i+1 < len(segs) && segs[i+1].first-1 <= q.AfterSeq {
 			break
 		}
-		var got []core.LogEntry
-		end, err := scanSegment(segs[i].path, 0, func(e core.LogEntry) error {
+		end, err := scanBackward(segs[i].path, func(e core.LogEntry) bool {
+			if e.Seq <= q.AfterSeq {
+				return true
+			}
 			if q.Matches(e) {
 				got = append(got, e)
 			}
-			return nil
+			return len(got) >= q.Tail
 		})
-		if err != nil && !errors.Is(err, errStop) {
+		if err != nil {
 			return cur, err
 		}
 		if i == len(segs)-1 {
 			cur = cursor{first: segs[i].first, off: end}
 		}
-		chunks = append(chunks, got)
-		n += len(got)
 	}
-	skip := max(n-q.Tail, 0)
-	for i := len(chunks) - 1; i >= 0; i-- {
-		for _, e := range chunks[i] {
-			if skip > 0 {
-				skip--
-				continue
-			}
-			if err := fn(e); err != nil {
-				return cur, err
-			}
+	for i := len(got) - 1; i >= 0; i-- {
+		if err := fn(got[i]); err != nil {
+			return cur, err
 		}
 	}
 	return cur, nil

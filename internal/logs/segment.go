@@ -12,9 +12,6 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-// errStop ends a scan early without an error.
-var errStop = errors.New("stop")
-
 // scanSegment calls fn with each whole entry of the segment at path from
 // byte off on, and returns the offset after the last whole line read (a
 // line the writer has not finished is left for the next read). A segment
@@ -118,4 +115,65 @@ func lastEntry(path string) (core.LogEntry, bool, error) {
 		}
 	}
 	return core.LogEntry{}, false, nil
+}
+
+// scanBackward calls fn with the whole entries of the segment at path,
+// newest first, reading it from its end in chunks, until fn returns true.
+// It returns the offset after the last whole line (where a forward read
+// goes on). A segment removed meanwhile reads as empty.
+func scanBackward(path string, fn func(core.LogEntry) bool) (int64, error) {
+	f, err := os.Open(path) //nolint:gosec // G304: a segment path under the log dir, made by this package
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("logs: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("logs: %w", err)
+	}
+	const chunk = 256 << 10
+	pos, end := fi.Size(), int64(-1)
+	var carry []byte // the start of pos's line onwards, not yet read
+	for pos > 0 {
+		n := min(chunk, pos)
+		pos -= n
+		buf := make([]byte, n, int(n)+len(carry))
+		if _, err := f.ReadAt(buf, pos); err != nil && !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("logs: read %s: %w", path, err)
+		}
+		buf = append(buf, carry...)
+		if end < 0 {
+			i := bytes.LastIndexByte(buf, '\n')
+			if i < 0 {
+				carry = buf
+				continue
+			}
+			end = pos + int64(i) + 1
+			buf = buf[:i+1]
+		}
+		lines := buf
+		carry = nil
+		if pos > 0 {
+			// The part before the first newline ends a line that starts
+			// in an earlier chunk.
+			j := bytes.IndexByte(buf, '\n')
+			carry, lines = buf[:j+1], buf[j+1:]
+		}
+		for len(lines) > 0 {
+			k := bytes.LastIndexByte(lines[:len(lines)-1], '\n')
+			line := lines[k+1:]
+			lines = lines[:k+1]
+			var e core.LogEntry
+			if json.Unmarshal(line, &e) != nil {
+				continue
+			}
+			if fn(e) {
+				return end, nil
+			}
+		}
+	}
+	return max(end, 0), nil
 }
