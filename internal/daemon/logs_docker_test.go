@@ -207,3 +207,45 @@ func TestDockerLogsFollow(t *testing.T) {
 	//		}
 	//	}
 }
+
+// TestDockerLogsAdopt: an instance left running across a daemon restart
+// (--keep-instances) is adopted, and its capture goes on after the newest
+// stored line: the lines it printed while no Wisp ran are kept, none twice.
+func TestDockerLogsAdopt(t *testing.T) {
+	setup(t, "logs-adopt")
+	dir := t.TempDir()
+	w := startWisp(t, dir, func(c *config.Config) { c.KeepInstances = true })
+	idle := core.Duration(time.Hour)
+	w.deploy("logs-adopt", core.PolicyPatch{IdleTimeout: &idle, PauseAfter: new(core.Duration)}, []string{"LOG_RATE=20"})
+	if r := w.get("logs-adopt.localhost", "/"); r.status != 200 {
+		t.Fatal(r)
+	}
+	before := w.waitLines("logs-adopt", "greeter: line", 10)
+	w.stop()
+	stoppedAt := time.Now()
+	w2 := startWisp(t, dir, nil)
+	// Lines printed from a second after the old daemon stopped: the new one
+	// adopted the instance and captured what it printed meanwhile.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := w2.appLines("logs-adopt", "greeter: line")
+		if n := len(got); n > 0 && got[n-1].Time.After(stoppedAt.Add(time.Second)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no line printed after the restart was captured")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := w2.appLines("logs-adopt", "greeter: line")
+	for i, e := range got {
+		if e.Instance != before[0].Instance {
+			t.Fatalf("line of instance %s, want only the adopted %s", e.Instance, before[0].Instance)
+		}
+		n, _ := strconv.Atoi(greeterLine.FindStringSubmatch(e.Message)[1])
+		if n != i+1 {
+			t.Fatalf("line %d is %q, want line %d: a line lost or kept twice across the restart", i, e.Message, i+1)
+		}
+	}
+	t.Logf("%d lines before the restart, %d in all, none lost or twice", len(before), len(got))
+}
