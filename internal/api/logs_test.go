@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -162,5 +163,34 @@ func TestServiceLogsEventStream(t *testing.T) {
 	}
 	if q := fl.query(); q.AfterSeq != 1 || !q.Follow {
 		t.Errorf("query %+v, want AfterSeq 1 and Follow", q)
+	}
+}
+
+// TestServiceLogsFollowOutlivesReadTimeout: a follow is not cut by the
+// server's ReadTimeout (the admin server has one).
+func TestServiceLogsFollowOutlivesReadTimeout(t *testing.T) {
+	fl := &fakeLogs{more: make(chan core.LogEntry)}
+	h := newHarness(t, api.WithLogs(fl))
+	h.fixture()
+	srv := httptest.NewUnstartedServer(h.api)
+	srv.Config.ReadTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/services/hello/logs?follow=true", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	time.Sleep(300 * time.Millisecond) // not synchronisation: three read timeouts pass
+	select {
+	case fl.more <- core.LogEntry{Seq: 1, Kind: core.LogApp, Service: "hello", Message: "late"}:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the follow ended before its entry (cut by the read timeout?)")
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"late"`) {
+		t.Fatalf("read %q, %v; want the late entry", line, err)
 	}
 }
