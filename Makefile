@@ -61,6 +61,11 @@ bench-coldstart: ## Cold start and wake from pause through Wisp vs docker run an
 bench-proxy: ## Router throughput and latency vs the container directly and a plain ReverseProxy, at 1 and 50 connections (needs Docker)
 	$(GO) build -o bin/bench-proxy ./bench/proxy && ./bin/bench-proxy
 
+.PHONY: bench-logs
+bench-logs: ## Router throughput at 50 connections, 20 instances printing 500 lines/s each, log capture on vs off (needs Docker; about 3 min)
+	$(GO) run ./bench/logs
+	$(GO) test -run '^$$' -bench Append -benchtime 200000x ./bench/logs
+
 .PHONY: chaos
 chaos: ## 60 s of load on the real engine while containers are frozen and killed and the daemon is killed -9 (needs Docker)
 	$(GO) test -tags chaos -count=1 -v -timeout 10m -run TestChaos ./test/chaos

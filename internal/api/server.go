@@ -91,6 +91,7 @@ type Server struct {
 	info      core.ServerInfo
 	replicas  Replicas
 	events    EventSink
+	logs      LogReader
 }
 
 // ImageResolver pins an image reference to an image ID (the runtime).
@@ -192,6 +193,7 @@ func (s *Server) registerRoutes() {
 
 	s.handle("GET /v1/services/{name}/instances", s.serviceInstances)
 	s.handle("GET /v1/instances", s.allInstances)
+	s.handle("GET /v1/services/{name}/logs", s.serviceLogs)
 
 	s.handle("PUT /v1/services/{name}/traffic", s.setTraffic)
 	s.handle("GET /v1/services/{name}/traffic", s.getTraffic)

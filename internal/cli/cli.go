@@ -154,7 +154,7 @@ Or from images you built yourself:
 		}
 		return nil
 	}
-	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.buildCommand(), a.deployCommand())
+	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.logsCommand(), a.buildCommand(), a.deployCommand())
 	return root
 }
 

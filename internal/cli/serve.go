@@ -16,6 +16,7 @@ func (a *app) serveCommand(defaults config.Config) *cobra.Command {
 	cfg := defaults
 	maxContext := core.ByteSize(cfg.MaxBuildContext).String()
 	minBodyRate := core.ByteSize(cfg.MinBodyRate).String()
+	logMaxBytes := core.ByteSize(cfg.LogMaxBytes).String()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Wisp daemon (admin API, router and control loops)",
@@ -42,6 +43,11 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 				return usagef("--min-body-rate: %v", err)
 			}
 			cfg.MinBodyRate = int64(rate)
+			logBytes, err := core.ParseByteSize(logMaxBytes)
+			if err != nil {
+				return usagef("--log-max-bytes: %v", err)
+			}
+			cfg.LogMaxBytes = int64(logBytes)
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -94,6 +100,10 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 	f.StringVar(&cfg.AdvertiseAdminURL, "advertise-admin-url", cfg.AdvertiseAdminURL, "where the other replicas reach this one's admin API, http(s)://host:port (env "+config.EnvAdvertise+"; default: from --admin-addr, or $POD_IP inside a pod)")
 	f.DurationVar(&cfg.LeaderLease, "leader-lease", cfg.LeaderLease, "replicas: how long the leader's lease lasts unrenewed; a killed leader is replaced within it and a fifth of it")
 	f.StringVar(&cfg.Watchdog, "watchdog", cfg.Watchdog, "the wisp-watchdog binary that stdio builds put in their images (default: wisp-watchdog next to this binary)")
+	f.StringVar(&cfg.LogDir, "log-dir", cfg.LogDir, "where the services' logs are kept (default <data-dir>/logs)")
+	f.StringVar(&logMaxBytes, "log-max-bytes", logMaxBytes, "logs kept per service at most, for services without their own log_max_bytes (at least 1Mi)")
+	f.DurationVar(&cfg.LogMaxAge, "log-max-age", cfg.LogMaxAge, "logs older than this are removed, for services without their own log_max_age (at least 1m)")
+	f.BoolVar(&cfg.LogCapture, "log-capture", cfg.LogCapture, "capture instances' stdout and stderr into the logs (--log-capture=false: only platform events and request lines are kept)")
 	f.StringVar(&maxContext, "max-build-context", maxContext, "largest build context a deploy may upload (as a tar)")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "router: how long a client may take to send a request's headers")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "router: a request body that sends nothing for this long is cut off (408); also the grace before --min-body-rate applies")

@@ -88,6 +88,16 @@ type Config struct {
 	// MaxBuildContext bounds an uploaded build context, in bytes.
 	MaxBuildContext int64
 
+	// LogDir keeps the services' log streams ("" means <DataDir>/logs);
+	// LogMaxBytes and LogMaxAge are the retention of a service without
+	// its own (docs/logs.md).
+	LogDir      string
+	LogMaxBytes int64
+	LogMaxAge   time.Duration
+	// LogCapture captures instances' output into the logs (off: only
+	// platform events and request lines are kept).
+	LogCapture bool
+
 	// What a client of the router's public listener may hold (issue 10):
 	// ReadHeaderTimeout bounds reading a request's headers; BodyTimeout
 	// cuts off a body that sends nothing for that long and is the grace
@@ -126,6 +136,14 @@ type Config struct {
 	LeaderLease       time.Duration
 }
 
+// LogPath is where the log streams are kept.
+func (c Config) LogPath() string {
+	if c.LogDir != "" {
+		return c.LogDir
+	}
+	return filepath.Join(c.DataDir, "logs")
+}
+
 // Default returns the embedded defaults.
 func Default() Config {
 	return Config{
@@ -147,6 +165,9 @@ func Default() Config {
 		PanicWindow:     6 * time.Second,
 		ScaleDownDelay:  30 * time.Second,
 		MaxBuildContext: 256 << 20,
+		LogMaxBytes:     core.DefaultLogMaxBytes,
+		LogMaxAge:       core.DefaultLogMaxAge,
+		LogCapture:      true,
 
 		ReadHeaderTimeout:  10 * time.Second,
 		BodyTimeout:        30 * time.Second,
@@ -335,6 +356,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReapInterval < 10*time.Millisecond || c.ReapInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("reap interval (--reap-interval) must be between 10ms and 1m, got %s", c.ReapInterval))
+	}
+	if err := (core.LogRetention{MaxBytes: c.LogMaxBytes, MaxAge: c.LogMaxAge}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%w (--log-max-bytes, --log-max-age)", err))
 	}
 	if c.MaxBuildContext < 1<<20 || c.MaxBuildContext > 64<<30 {
 		errs = append(errs, fmt.Errorf("build context limit (--max-build-context) must be between 1Mi and 64Gi, got %d bytes", c.MaxBuildContext))

@@ -34,6 +34,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/dashboard"
 	"github.com/wisp-run/wisp/internal/leader"
+	"github.com/wisp-run/wisp/internal/logs"
 	"github.com/wisp-run/wisp/internal/router"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/store"
@@ -64,6 +65,8 @@ type Daemon struct {
 	scaler      *autoscaler.Autoscaler
 	router      *router.Router
 	builds      *build.Runner // nil when the runtime cannot build
+	logs        *logs.Logs
+	noCapture   bool
 	token       string
 	reps        *replicas
 
@@ -173,6 +176,16 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		}}, logger); err != nil {
 		return nil, err
 	}
+	logCfg := logs.Config{Dir: cfg.LogPath(), Retention: core.LogRetention{MaxBytes: cfg.LogMaxBytes, MaxAge: cfg.LogMaxAge},
+		Registerer: reg, Logger: logger}
+	if cfg.LogCapture {
+		logCfg.Runtime = d.rt
+	}
+	d.noCapture = !cfg.LogCapture
+	if d.logs, err = logs.Open(logCfg); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { _ = d.logs.Close() })
 	d.feed = newFeed(d.store, logger, activatorFeed{d.act}, routerFeed{d.router})
 
 	if b := parts.builder; b != nil {
@@ -200,6 +213,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
 		api.WithInfo(serverInfo(parts.name, storeKind(storeName), d.reps.id, parts.rt)),
 		api.WithReplicas(leaderSide{d.act, d.reps.id}),
+		api.WithLogs(d.logs),
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
@@ -336,7 +350,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoops()
+	// The log store outlives the loops and the instances' stop, so that
+	// their last lines and events are kept.
+	logsCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLogs()
+	logsDone := make(chan error, 1)
+	go func() { logsDone <- d.logs.Run(logsCtx) }()
 	var g errgroup.Group
+	if !d.noCapture {
+		g.Go(func() error { return runCaptures(loopCtx, d.act, d.logs) })
+	}
 	g.Go(func() error { return d.act.Run(loopCtx) })
 	g.Go(func() error { return d.feed.Run(loopCtx) })
 	g.Go(func() error { return d.storeHealth.Run(loopCtx) })
@@ -373,6 +396,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		runErr = errors.Join(runErr, fmt.Errorf("router shutdown: %w", err))
 	}
 	d.router.CloseIdleConnections()
+	// Followed logs would hold the admin API's shutdown open.
+	d.logs.EndFollows()
 	if err := d.admin.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("admin API shutdown: %w", err))
 	}
@@ -382,6 +407,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if err := d.act.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("stop instances: %w", err))
+	}
+	stopLogs()
+	if err := <-logsDone; err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("logs: %w", err))
 	}
 	d.endLife()
 	if err := d.closeR(); err != nil {

@@ -3,7 +3,9 @@
 //
 // Environment: PORT (default 8080), GREETING (default World). For tests:
 // START_DELAY_MS delays listening, NEVER_LISTEN=1 never opens the port,
-// EXIT_CODE=N exits at once with N after printing to stderr.
+// EXIT_CODE=N exits at once with N after printing to stderr; LOG_RATE=N
+// prints N lines a second to stdout ("greeter: line K of HOSTNAME") while it
+// runs.
 //
 // Paths: / greets; /sleep?ms=N greets after N ms; /healthz; /headers echoes
 // the request headers; /stream writes ten lines, one every ?ms=N (default 10);
@@ -41,6 +43,9 @@ func main() {
 	}
 	if ms, _ := strconv.Atoi(os.Getenv("START_DELAY_MS")); ms > 0 {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	if rate, _ := strconv.Atoi(os.Getenv("LOG_RATE")); rate > 0 {
+		go printLines(ctx, rate)
 	}
 	greeting := os.Getenv("GREETING")
 	if greeting == "" {
@@ -128,5 +133,24 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, "greeter:", err)
 		os.Exit(1)
+	}
+}
+
+// printLines prints rate lines a second, in bursts every 10 ms.
+func printLines(ctx context.Context, rate int) {
+	host, _ := os.Hostname()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	start, n := time.Now(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			due := int(now.Sub(start).Seconds() * float64(rate))
+			for ; n < due; n++ {
+				fmt.Fprintf(os.Stdout, "greeter: line %d of %s\n", n+1, host)
+			}
+		}
 	}
 }
