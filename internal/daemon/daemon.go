@@ -146,6 +146,18 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if err != nil {
 		return nil, err
 	}
+	// The log store first: the activator, the router, the API and builds
+	// append their events and request lines to it.
+	logCfg := logs.Config{Dir: cfg.LogPath(), Retention: core.LogRetention{MaxBytes: cfg.LogMaxBytes, MaxAge: cfg.LogMaxAge},
+		Registerer: reg, Logger: logger}
+	if cfg.LogCapture {
+		logCfg.Runtime = d.rt
+	}
+	d.noCapture = !cfg.LogCapture
+	if d.logs, err = logs.Open(logCfg); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { _ = d.logs.Close() })
 	// The activator's background work (starts, probes) lives until Run has
 	// shut down, not as long as Open's context.
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
@@ -159,6 +171,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		KeepInstances: cfg.KeepInstances,
 
 		ParallelStarts: cfg.ParallelStarts,
+		Events:         d.logs,
 	}, d.rt, logger); err != nil {
 		return nil, err
 	}
@@ -171,22 +184,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		return nil, err
 	}
 	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg,
-		RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
+		RequestLogs: d.logs, RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
 			BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
 		}}, logger); err != nil {
 		return nil, err
 	}
-	logCfg := logs.Config{Dir: cfg.LogPath(), Retention: core.LogRetention{MaxBytes: cfg.LogMaxBytes, MaxAge: cfg.LogMaxAge},
-		Registerer: reg, Logger: logger}
-	if cfg.LogCapture {
-		logCfg.Runtime = d.rt
-	}
-	d.noCapture = !cfg.LogCapture
-	if d.logs, err = logs.Open(logCfg); err != nil {
-		return nil, err
-	}
-	cleanups = append(cleanups, func() { _ = d.logs.Close() })
-	d.feed = newFeed(d.store, logger, activatorFeed{d.act}, routerFeed{d.router})
+	d.feed = newFeed(d.store, logger, activatorFeed{d.act}, routerFeed{d.router}, logsFeed{d.logs})
 
 	if b := parts.builder; b != nil {
 		watchdog, err := findWatchdog(cfg.Watchdog, logger)
@@ -196,7 +199,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		if d.builds, err = build.NewRunner(ctx, build.RunnerConfig{
 			Builder: b, Store: d.store, Logger: logger, Watchdog: watchdog,
 			MaxContext: cfg.MaxBuildContext, Sync: d.feed.Sync,
-			Registry: cfg.Registry, RegistryAuth: registryAuth(cfg), Registerer: reg,
+			Registry: cfg.Registry, RegistryAuth: registryAuth(cfg), Registerer: reg, Events: d.logs,
 		}); err != nil {
 			return nil, err
 		}
@@ -214,6 +217,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithInfo(serverInfo(parts.name, storeKind(storeName), d.reps.id, parts.rt)),
 		api.WithReplicas(leaderSide{d.act, d.reps.id}),
 		api.WithLogs(d.logs),
+		api.WithEvents(d.logs),
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
@@ -318,6 +322,25 @@ func (f activatorFeed) Remove(names []string) {
 }
 
 func (f activatorFeed) Replace(states []core.ServiceState) { f.a.Sync(states) }
+
+// logsFeed keeps the log store's retention per service as the policies
+// say, and drops a deleted service's logs (a service created again under
+// the same name starts with none).
+type logsFeed struct{ l *logs.Logs }
+
+func (f logsFeed) Apply(states []core.ServiceState) {
+	for _, s := range states {
+		f.l.SetRetention(s.Service.Name, s.Service.Policy.Retention())
+	}
+}
+
+func (f logsFeed) Remove(names []string) {
+	for _, n := range names {
+		f.l.RemoveService(n)
+	}
+}
+
+func (f logsFeed) Replace(states []core.ServiceState) { f.Apply(states) }
 
 type routerFeed struct{ r *router.Router }
 

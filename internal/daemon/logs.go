@@ -21,11 +21,13 @@ type capturer interface {
 var _ capturer = (*logs.Logs)(nil)
 
 // captureInterval is how often the activator's instances are listed for
-// captures. Every start and adoption also emits a platform event that
-// starts its capture at once (line E); the listing is the safety net (and
-// catches instances whose event was dropped), so a line is lost only by an
-// instance that came and went between two listings without its event.
-const captureInterval = 250 * time.Millisecond
+// captures. Every start and adoption emits a platform event that starts
+// its capture at once; the listing is the safety net for an event dropped
+// by a full queue (a capture reads from the instance's start, so it loses
+// nothing by starting late), and on a replica that does not lead, which
+// emits no lifecycle events, it is what captures the instances the leader
+// started, so every replica keeps the logs.
+const captureInterval = time.Second
 
 // runCaptures starts a capture for every instance the activator lists that
 // it has not seen, until ctx ends. The log store dedupes per instance.

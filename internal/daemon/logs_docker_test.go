@@ -161,10 +161,6 @@ func TestDockerLogsFollow(t *testing.T) {
 	// What the instances printed last reaches the follower too (the
 	// runtime's stream ends when the container goes).
 	final := lines()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("follow: %v", err)
-	}
 	if len(final) < 3 {
 		t.Fatalf("followed lines of %d instances, want at least 3", len(final))
 	}
@@ -186,26 +182,50 @@ func TestDockerLogsFollow(t *testing.T) {
 		t.Logf("instance %s: %d lines followed", inst, len(es))
 	}
 
-	// TODO(lead): enable once line E emits platform events. Per instance,
-	// the follow must have seen EventInstanceStarting (with reason), then
-	// EventInstanceReady, then its app lines, then EventInstanceRemoved,
-	// in increasing seq:
-	//
-	//	mu.Lock()
-	//	events := map[string][]string{}
-	//	for _, e := range got {
-	//		if e.Kind == core.LogPlatform && e.Instance != "" {
-	//			events[e.Instance] = append(events[e.Instance], e.Event)
-	//		}
-	//	}
-	//	mu.Unlock()
-	//	for inst := range final {
-	//		ev := strings.Join(events[inst], ",")
-	//		if !strings.HasPrefix(ev, core.EventInstanceStarting+","+core.EventInstanceReady) ||
-	//			!strings.HasSuffix(ev, core.EventInstanceRemoved) {
-	//			t.Errorf("instance %s: events %s", inst, ev)
-	//		}
-	//	}
+	// Each instance's platform events, in the same stream, in seq order:
+	// it started (with the reason), became ready and was removed.
+	events := func() map[string][]core.LogEntry {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string][]core.LogEntry{}
+		for _, e := range got {
+			if e.Kind == core.LogPlatform && e.Instance != "" {
+				out[e.Instance] = append(out[e.Instance], e)
+			}
+		}
+		return out
+	}
+	for inst := range final {
+		var names []string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			es := events()[inst]
+			names = names[:0]
+			for _, e := range es {
+				names = append(names, e.Event)
+			}
+			if len(es) >= 3 && es[len(es)-1].Event == core.EventInstanceRemoved {
+				first := es[0]
+				if first.Event != core.EventInstanceStarting || first.Fields["reason"] == "" {
+					t.Fatalf("instance %s: first event %+v, want %s with a reason", inst, first, core.EventInstanceStarting)
+				}
+				if es[1].Event != core.EventInstanceReady || es[1].Fields["duration_ms"] == "" {
+					t.Fatalf("instance %s: events %v, want %s with duration_ms second", inst, names, core.EventInstanceReady)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %s: events %v, want %s, %s, …, %s", inst, names,
+					core.EventInstanceStarting, core.EventInstanceReady, core.EventInstanceRemoved)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("instance %s: events %v", inst, names)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("follow: %v", err)
+	}
 }
 
 // TestDockerLogsAdopt: an instance left running across a daemon restart
