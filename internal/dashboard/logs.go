@@ -64,8 +64,8 @@ func (d *Dashboard) logsPage(w http.ResponseWriter, r *http.Request, a auth) err
 	switch {
 	case err != nil:
 		return err
-	case status == http.StatusNotFound && strings.Contains(string(body), "no route"):
-		p.Unavailable = "This daemon has no logs API (GET /v1/services/{name}/logs)."
+	case status == http.StatusServiceUnavailable && strings.Contains(string(body), "logs are not available"):
+		p.Unavailable = "This daemon keeps no logs (it was started without a log store)."
 	case status >= 400:
 		var eb struct {
 			Error struct{ Message string } `json:"error"`

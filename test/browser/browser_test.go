@@ -168,6 +168,40 @@ func value[T any](t *testing.T, ctx context.Context, shots *screenshots, step st
 	return v
 }
 
+// answered waits, after a click that submits a form, for the page that
+// answers it: one with a flash (the change was made) or an error (whose
+// text it returns). The form's post and redirect replace the document, and
+// a query that runs while they do fails ("Cannot find context with
+// specified id") or waits on the old document, so the page is looked at
+// with a script, and a look that failed is retried.
+func answered(ctx context.Context, t *testing.T, shots *screenshots, step string) string {
+	t.Helper()
+	// The page clicked on may show a flash or an error itself: its document
+	// was marked (markPage) and is not the answer.
+	const js = `window.wispBefore === true || document.readyState !== "complete" ? "" :
+		document.getElementById("flash") !== null ? "flash" :
+		document.getElementById("error") !== null ? "error:" + document.getElementById("error").textContent : ""`
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		switch {
+		case err != nil || got == "":
+			time.Sleep(100 * time.Millisecond)
+		case got == "flash":
+			return ""
+		default:
+			return strings.TrimPrefix(got, "error:")
+		}
+	}
+	shots.failed(ctx, step)
+	t.Fatalf("%s: no page with a flash or an error after 30 s (screenshots in %s)", step, shots.dir)
+	return ""
+}
+
+// markPage marks the document shown now, so answered can tell the page a
+// form's post brings from it.
+func markPage() chromedp.Action[bool] { return chromedp.Evaluate[bool](`window.wispBefore = true`) }
+
 func TestDashboardInBrowser(t *testing.T) {
 	exe := chromium(t)
 	dockertest.Skip(t)
@@ -281,10 +315,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	if tr, _ := w.c.GetTraffic(ctx, service); tr.ID != first.ID {
 		t.Fatalf("the preview changed the split: entry %d, was %d", tr.ID, first.ID)
 	}
-	run("apply 90/10",
-		chromedp.Click(chromedp.ID("apply")),
-		chromedp.WaitVisible(chromedp.ID("flash")),
-		shots.take("traffic-applied"))
+	value(t, bctx, shots, "apply 90/10", markPage())
+	run("apply 90/10", chromedp.Click(chromedp.ID("apply")))
+	// The answer is the page with its flash, or with the API's error: wait
+	// for either, so a refusal fails here with its message.
+	if errText := answered(bctx, t, shots, "apply 90/10"); errText != "" {
+		t.Fatalf("applying 90/10 in the editor: the page shows the error %q", errText)
+	}
+	run("applied", shots.take("traffic-applied"))
 	if flash := text("apply", "flash"); !strings.Contains(flash, "Traffic changed") {
 		t.Fatalf("after apply the page says %q", flash)
 	}
@@ -321,10 +359,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	run("roll back",
 		chromedp.Navigate(ui+"services/"+service+"#timeline"),
 		chromedp.WaitVisible(chromedp.ID(rb)),
-		shots.take("timeline"),
-		chromedp.Click(chromedp.ID(rb)),
-		chromedp.WaitVisible(chromedp.ID("flash")),
-		shots.take("rolled-back"))
+		shots.take("timeline"))
+	value(t, bctx, shots, "roll back", markPage())
+	run("roll back", chromedp.Click(chromedp.ID(rb)))
+	if errText := answered(bctx, t, shots, "roll back"); errText != "" {
+		t.Fatalf("rolling back from the timeline: the page shows the error %q", errText)
+	}
+	run("rolled back", shots.take("rolled-back"))
 	if flash := text("roll back", "flash"); !strings.Contains(flash, "Rolled back") {
 		t.Fatalf("after the rollback the page says %q", flash)
 	}
@@ -368,12 +409,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("the platform page does not name the runtime: %q", platform)
 	}
 
-	// Logs, followed live. LOGS API: this needs GET /v1/services/{name}/logs
-	// (line L of issue 12); the step skips only while the API answers 404
-	// for that route.
+	// Logs, followed live through GET /v1/services/{name}/logs.
 	t.Run("follow logs", func(t *testing.T) {
-		if status := logsRoute(t, w); status == http.StatusNotFound {
-			t.Skip("the logs API (GET /v1/services/{name}/logs) answers 404 on this build: merge the logs line to run this step")
+		if status := logsRoute(t, w); status != http.StatusOK {
+			t.Fatalf("GET /v1/services/%s/logs: %d, want 200", service, status)
 		}
 		marker := fmt.Sprintf("dashboard-marker-%d", time.Now().UnixNano())
 		run("logs page",
