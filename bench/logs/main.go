@@ -27,9 +27,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wisp-run/wisp/bench"
 	"github.com/wisp-run/wisp/internal/apiclient"
 	"github.com/wisp-run/wisp/internal/core"
-	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
 )
 
 const image = "wisp-greeter:bench-logs"
@@ -50,22 +50,11 @@ func main() {
 }
 
 func run(ctx context.Context, dur time.Duration, rounds, instances, rate, conns int) error {
-	if err := dockertest.Ping(ctx); err != nil {
-		return fmt.Errorf("no Docker Engine: %w", err)
-	}
-	fmt.Printf("building %s and wisp…\n", image)
-	if _, err := dockertest.BuildGoImage(ctx, "./testdata/greeter", image); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "wisp-bench-logs-")
+	tmp, bin, err := bench.Prepare(ctx, "logs", image)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "wisp")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/wisp").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, out)
-	}
 	var on, off []float64
 	for r := range rounds {
 		for _, capture := range []bool{true, false} {

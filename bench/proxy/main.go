@@ -31,9 +31,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wisp-run/wisp/bench"
 	"github.com/wisp-run/wisp/internal/apiclient"
 	"github.com/wisp-run/wisp/internal/core"
-	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
 )
 
 const image = "wisp-greeter:bench"
@@ -113,22 +113,11 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 			}
 		}
 	}
-	if err := dockertest.Ping(ctx); err != nil {
-		return fmt.Errorf("no Docker Engine: %w", err)
-	}
-	fmt.Printf("building %s and wisp…\n", image)
-	if _, err := dockertest.BuildGoImage(ctx, "./testdata/greeter", image); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "wisp-bench-proxy-")
+	tmp, bin, err := bench.Prepare(ctx, "proxy", image)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "wisp")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/wisp").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, out)
-	}
 
 	// Wisp, as users run it.
 	admin, router := freeAddr(ctx), freeAddr(ctx)
