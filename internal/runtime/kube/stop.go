@@ -157,6 +157,17 @@ func (k *Kube) scaleDownPod(ctx context.Context, p *corev1.Pod, grace time.Durat
 		}
 		return fmt.Errorf("kube: mark pod %s for removal: %w", p.Name, err)
 	}
+	// The ReplicaSet controller picks by its own cache of the pods. Scale
+	// down only once the mark reached ours (fed by the same API server), so
+	// it has most likely reached the controller's too: a scale-down that
+	// races the mark picks among equal pods and may take another
+	// instance's. Concurrent Stops of one version made that happen.
+	mctx, mcancel := context.WithTimeout(ctx, pickWindow)
+	_ = k.waitFor(mctx, func() (bool, error) {
+		cur := k.pod(p.Name)
+		return cur == nil || cur.Annotations[annotationDeletionCost] == costStopping, nil
+	})
+	mcancel()
 	// Pods whose removal would show that the ReplicaSet picked another:
 	// those not on their way out, nor picked by another Stop (here or in
 	// another Wisp: its deletion cost says so), by name with their instance.
