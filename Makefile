@@ -40,6 +40,8 @@ fuzz: ## Run each fuzz target on FUZZTIME inputs (default 20000x)
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestDecoding$$' -fuzztime=$(FUZZTIME) ./internal/api
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeList$$' -fuzztime=$(FUZZTIME) ./internal/store/sqlite
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeWeights$$' -fuzztime=$(FUZZTIME) ./internal/store/sqlite
+	$(GO) test -run='^$$' -fuzz='^FuzzFromHTTP$$' -fuzztime=$(FUZZTIME) ./internal/cloudevent
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/schedule
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run go vet and golangci-lint
@@ -66,9 +68,18 @@ bench-logs: ## Router throughput at 50 connections, 20 instances printing 500 li
 	$(GO) run ./bench/logs
 	$(GO) test -run '^$$' -bench Append -benchtime 200000x ./bench/logs
 
+.PHONY: bench-async
+bench-async: ## Durable async submissions/s and latency, enqueue-to-start, vs sync requests to the same function, at 50 connections (needs Docker; about 1 min)
+	$(GO) build -o bin/bench-async ./bench/async && ./bin/bench-async
+
 .PHONY: chaos
-chaos: ## 60 s of load on the real engine while containers are frozen and killed and the daemon is killed -9 (needs Docker)
-	$(GO) test -tags chaos -count=1 -v -timeout 10m -run TestChaos ./test/chaos
+chaos: ## The chaos tier: 60 s of load on the real engine while containers are frozen and killed and the daemon is killed -9, then chaos-async (needs Docker)
+	$(GO) test -tags chaos -count=1 -v -timeout 10m -run '^TestChaos$$' ./test/chaos
+	$(MAKE) --no-print-directory chaos-async
+
+.PHONY: chaos-async
+chaos-async: ## Nothing lost: 10,000 async calls through the real binary while the daemon is killed -9 twice (needs Docker; about 3 min)
+	$(GO) test -tags chaos -count=1 -v -timeout 20m -run '^TestChaosAsync$$' ./test/chaos
 
 .PHONY: test-browser
 test-browser: ## The dashboard in headless Chromium (Debian's chromium) against a real daemon on Docker; screenshots in a temp dir

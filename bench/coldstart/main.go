@@ -101,7 +101,19 @@ func run(ctx context.Context, n, wakes int) error {
 	if err := add("Docker API create+start+ready", func(int) (time.Duration, error) { return dockerAPI(ctx, cli, hc) }); err != nil {
 		return err
 	}
-	bridge, err := startWisp(ctx, network)
+	plain, err := startWisp(ctx, network, 0)
+	if err != nil {
+		return err
+	}
+	plainZero, err := plain.zeroStarts(ctx, hc)
+	if err != nil {
+		return err
+	}
+	if err := add("Wisp, bridge, no sandboxes, zero", func(int) (time.Duration, error) { return plainZero() }); err != nil {
+		return err
+	}
+	plain.stop()
+	bridge, err := startWisp(ctx, network, 2)
 	if err != nil {
 		return err
 	}
@@ -112,7 +124,7 @@ func run(ctx context.Context, n, wakes int) error {
 	if err != nil {
 		return err
 	}
-	if err := add("Wisp, bridge, after scale to zero", func(int) (time.Duration, error) { return zero() }); err != nil {
+	if err := add("Wisp, bridge + sandbox, after zero", func(int) (time.Duration, error) { return zero() }); err != nil {
 		return err
 	}
 	wakeWisp, err := bridge.wakes(ctx, hc, wakes)
@@ -120,7 +132,7 @@ func run(ctx context.Context, n, wakes int) error {
 		return err
 	}
 	bridge.stop()
-	host, err := startWisp(ctx, "host")
+	host, err := startWisp(ctx, "host", 0)
 	if err != nil {
 		return err
 	}
@@ -142,8 +154,10 @@ func run(ctx context.Context, n, wakes int) error {
 	for _, r := range rows {
 		fmt.Printf("%-34s %9.1f %9.1f\n", r.name, ms(r.p(50)), ms(r.p(90)))
 	}
-	run, api, first, wz, wh := rows[0], rows[1], rows[2], rows[3], rows[4]
+	run, api, nosb, first, wz, wh := rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]
 	fmt.Printf("\nRatios (p50)\n")
+	fmt.Printf("  Wisp with sandbox / docker run          %.2f   (aim: at most 0.40, and at most 100 ms)\n", ratio(wz.p(50), run.p(50)))
+	fmt.Printf("  Wisp with sandbox / without             %.2f\n", ratio(wz.p(50), nosb.p(50)))
 	fmt.Printf("  Wisp after scale to zero / Docker API   %.2f   (aim: at most 1.10)\n", ratio(wz.p(50), api.p(50)))
 	fmt.Printf("  Wisp after scale to zero / docker run   %.2f   (aim: clearly below 1)\n", ratio(wz.p(50), run.p(50)))
 	fmt.Printf("  Wisp new version / Docker API           %.2f\n", ratio(first.p(50), api.p(50)))
@@ -275,7 +289,7 @@ type wisp struct {
 	dir    string
 }
 
-func startWisp(ctx context.Context, netw string) (*wisp, error) {
+func startWisp(ctx context.Context, netw string, sandboxes int) (*wisp, error) {
 	dir, err := os.MkdirTemp("", "wisp-bench-")
 	if err != nil {
 		return nil, err
@@ -284,6 +298,7 @@ func startWisp(ctx context.Context, netw string) (*wisp, error) {
 	cfg.DataDir = dir
 	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DockerNetwork = netw
+	cfg.DockerSandboxes = sandboxes
 	cfg.ReapInterval = 100 * time.Millisecond
 	cfg.StopGrace = time.Second
 	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{})

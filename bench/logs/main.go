@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,7 +63,8 @@ func run(ctx context.Context, dur time.Duration, rounds, instances, rate, conns 
 			if err != nil {
 				return fmt.Errorf("round %d, capture %v: %w", r+1, capture, err)
 			}
-			fmt.Printf("  round %d  capture %-5v %9.0f req/s  %7d lines stored (%.0f/s)\n", r+1, capture, res.rps, res.lines, float64(res.lines)/res.window.Seconds())
+			fmt.Printf("  round %d  capture %-5v %9.0f req/s  %7d lines stored (%.0f/s)  CPU: wisp %.2f cores, engine %.2f\n",
+				r+1, capture, res.rps, res.lines, float64(res.lines)/res.window.Seconds(), res.wispCores, res.engineCores)
 			if capture {
 				on = append(on, res.rps)
 			} else {
@@ -88,12 +90,30 @@ type sideResult struct {
 	rps    float64
 	lines  int
 	window time.Duration
+	// CPU used while measuring, in cores: wisp serve (router and capture)
+	// and the Docker Engine (-1 when its process cannot be read).
+	wispCores, engineCores float64
+}
+
+// pidOf finds a process by its command name in /proc (0 if none).
+func pidOf(name string) int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == name {
+			return pid
+		}
+	}
+	return 0
 }
 
 // side starts wisp serve, a service of instances that print, measures the
 // router, and stops it all.
 func side(ctx context.Context, bin, dataDir string, capture bool, dur time.Duration, instances, rate, conns int) (sideResult, error) {
-	admin, router := freeAddr(ctx), freeAddr(ctx)
+	admin, router := bench.FreeAddr(ctx), bench.FreeAddr(ctx)
 	wisp := exec.CommandContext(context.WithoutCancel(ctx), bin, "serve", "--data-dir", dataDir, "--admin-addr", admin, "--addr", router,
 		"--log-level", "warn", "--log-capture="+fmt.Sprint(capture), "--docker-network", "wisp-bench-logs")
 	wisp.Stderr = os.Stderr
@@ -104,7 +124,7 @@ func side(ctx context.Context, bin, dataDir string, capture bool, dur time.Durat
 		_ = wisp.Process.Signal(syscall.SIGINT)
 		_ = wisp.Wait()
 	}()
-	if err := waitHTTP(ctx, "http://"+admin+"/healthz"); err != nil {
+	if err := bench.WaitHTTP(ctx, "http://"+admin+"/healthz"); err != nil {
 		return sideResult{}, err
 	}
 	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
@@ -145,11 +165,14 @@ func side(ctx context.Context, bin, dataDir string, capture bool, dur time.Durat
 		return sideResult{}, err
 	}
 	start := time.Now()
+	dockerd := pidOf("dockerd")
+	wispCPU0, engineCPU0 := bench.CPUSeconds(wisp.Process.Pid), bench.CPUSeconds(dockerd)
 	rps, err := load(ctx, router, "benchlogs.localhost", conns, dur)
 	if err != nil {
 		return sideResult{}, err
 	}
 	window := time.Since(start)
+	wispCPU, engineCPU := bench.CPUSeconds(wisp.Process.Pid)-wispCPU0, bench.CPUSeconds(dockerd)-engineCPU0
 	after, err := countLines(ctx, c)
 	if err != nil {
 		return sideResult{}, err
@@ -157,36 +180,14 @@ func side(ctx context.Context, bin, dataDir string, capture bool, dur time.Durat
 	if capture && after-before < int(float64(instances*rate)*dur.Seconds()/2) {
 		return sideResult{}, fmt.Errorf("only %d lines stored while measuring, want about %d", after-before, int(float64(instances*rate)*dur.Seconds()))
 	}
-	return sideResult{rps: rps, lines: after - before, window: window}, nil
+	return sideResult{rps: rps, lines: after - before, window: window,
+		wispCores: wispCPU / window.Seconds(), engineCores: engineCPU / window.Seconds()}, nil
 }
 
 func countLines(ctx context.Context, c *apiclient.Client) (int, error) {
 	n := 0
 	err := c.Logs(ctx, "benchlogs", core.LogQuery{Kinds: []core.LogKind{core.LogApp}}, func(core.LogEntry) error { n++; return nil })
 	return n, err
-}
-
-func freeAddr(ctx context.Context) string {
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitHTTP(ctx context.Context, url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within 30s", url)
 }
 
 // load sends GET / on conns keep-alive connections for dur (after a second

@@ -73,30 +73,6 @@ func serveBaseline(target, listen string) {
 	}
 }
 
-func freeAddr(ctx context.Context) string {
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitHTTP(ctx context.Context, url string) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within 20s", url)
-}
-
 func run(ctx context.Context, dur time.Duration, connList string) error {
 	var counts []int
 	for _, s := range strings.Split(connList, ",") {
@@ -120,7 +96,7 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	defer os.RemoveAll(tmp)
 
 	// Wisp, as users run it.
-	admin, router := freeAddr(ctx), freeAddr(ctx)
+	admin, router := bench.FreeAddr(ctx), bench.FreeAddr(ctx)
 	// Stopped with SIGINT below, not killed with the context.
 	wisp := exec.CommandContext(context.WithoutCancel(ctx), bin, "serve", "--data-dir", filepath.Join(tmp, "data"), "--admin-addr", admin, "--addr", router, "--log-level", "warn")
 	wisp.Stderr = os.Stderr
@@ -134,7 +110,7 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		_ = wisp.Process.Signal(syscall.SIGINT)
 		_ = wisp.Wait()
 	}()
-	if err := waitHTTP(ctx, "http://"+admin+"/healthz"); err != nil {
+	if err := bench.WaitHTTP(ctx, "http://"+admin+"/healthz"); err != nil {
 		return err
 	}
 	token, err := os.ReadFile(filepath.Join(tmp, "data", "admin-token"))
@@ -168,14 +144,14 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	if err != nil {
 		return err
 	}
-	baseAddr := freeAddr(ctx)
+	baseAddr := bench.FreeAddr(ctx)
 	base := exec.CommandContext(context.WithoutCancel(ctx), self, "-baseline-proxy", strings.TrimSuffix(direct, "/"), "-listen", baseAddr)
 	base.Stderr = os.Stderr
 	if err := base.Start(); err != nil {
 		return err
 	}
 	defer func() { _ = base.Process.Kill(); _ = base.Wait() }()
-	if err := waitHTTP(ctx, "http://"+baseAddr+"/"); err != nil {
+	if err := bench.WaitHTTP(ctx, "http://"+baseAddr+"/"); err != nil {
 		return err
 	}
 

@@ -200,6 +200,13 @@ func TestBadRequests(t *testing.T) {
 		{"policy log bytes too small", "PATCH", "/v1/services/hello", `{"policy":{"log_max_bytes":1024}}`, 422, "invalid", "policy.log_max_bytes", "between 1 MiB"},
 		{"policy log age too long", "PATCH", "/v1/services/hello", `{"policy":{"log_max_age":"2200h"}}`, 422, "invalid", "policy.log_max_age", "between 1m and 2160h"},
 		{"policy request logs not a bool", "PATCH", "/v1/services/hello", `{"policy":{"request_logs":"yes"}}`, 400, "bad_request", "policy.request_logs", "request_logs"},
+		{"policy async concurrency 0", "PATCH", "/v1/services/hello", `{"policy":{"async_concurrency":0}}`, 422, "invalid", "policy.async_concurrency", "between 1 and 1000"},
+		{"policy max attempts too many", "PATCH", "/v1/services/hello", `{"policy":{"max_attempts":101}}`, 422, "invalid", "policy.max_attempts", "between 1 and 100"},
+		{"policy min backoff too short", "PATCH", "/v1/services/hello", `{"policy":{"min_backoff":"5ms"}}`, 422, "invalid", "policy.min_backoff", "between 10ms and 1h"},
+		{"policy max backoff too long", "PATCH", "/v1/services/hello", `{"policy":{"max_backoff":"25h"}}`, 422, "invalid", "policy.max_backoff", "between 10ms and 24h"},
+		{"policy max backoff below min", "PATCH", "/v1/services/hello", `{"policy":{"min_backoff":"10s","max_backoff":"5s"}}`, 422, "invalid", "policy.max_backoff", "must not be below min_backoff"},
+		{"policy max age too long", "PATCH", "/v1/services/hello", `{"policy":{"max_age":"169h"}}`, 422, "invalid", "policy.max_age", "between 1s and 168h"},
+		{"create with bad async policy", "POST", "/v1/services", `{"name":"x","policy":{"max_attempts":0}}`, 422, "invalid", "policy.max_attempts", "between 1 and 100"},
 		{"policy negative target_rps", "PATCH", "/v1/services/hello", `{"policy":{"target_rps":-1}}`, 422, "invalid", "policy.target_rps", "between 0"},
 		{"metrics not enabled", "GET", "/metrics", ``, 503, "unavailable", "", "metrics are not enabled"},
 		{"policy unknown field", "PATCH", "/v1/services/hello", `{"policy":{"max":3}}`, 400, "bad_request", "max", "unknown field"},
@@ -433,6 +440,31 @@ func TestSeedWalkthrough(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestPatchAsyncPolicy: the async call fields of the policy change with
+// PATCH and read back; a service that never set them has the defaults.
+func TestPatchAsyncPolicy(t *testing.T) {
+	h := newHarness(t)
+	h.fixture()
+	resp, body := h.call("PATCH", "/v1/services/hello",
+		`{"policy":{"async_concurrency":3,"max_attempts":7,"min_backoff":"200ms","max_backoff":"2m","max_age":"48h"}}`, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PATCH: %d %s", resp.StatusCode, body)
+	}
+	_, body = h.call("GET", "/v1/services/hello", "", nil)
+	for _, want := range []string{`"async_concurrency":3`, `"max_attempts":7`, `"min_backoff":"200ms"`, `"max_backoff":"2m0s"`,
+		`"max_age":"48h0m0s"`, `"max_instances":10`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("service %s lacks %s", body, want)
+		}
+	}
+	_, body = h.call("GET", "/v1/services/other", "", nil)
+	for _, want := range []string{`"async_concurrency":10`, `"max_attempts":5`, `"min_backoff":"1s"`, `"max_backoff":"5m0s"`, `"max_age":"24h0m0s"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("a default service %s lacks %s", body, want)
+		}
+	}
+}
 
 // TestOpenAPIMatchesRoutes: every registered route is described, and every
 // described operation is registered.

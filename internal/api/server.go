@@ -92,6 +92,9 @@ type Server struct {
 	replicas  Replicas
 	events    EventSink
 	logs      LogReader
+	calls     Calls
+	triggers  Triggers
+	schedules Schedules
 }
 
 // ImageResolver pins an image reference to an image ID (the runtime).
@@ -204,6 +207,24 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /v1/builds", s.listBuilds)
 	s.handle("GET /v1/builds/{id}", s.getBuild)
 	s.handle("GET /v1/builds/{id}/logs", s.buildLogs)
+
+	s.handle("GET /v1/calls/{id}", s.getCall)
+	s.handle("POST /v1/calls/{id}/retry", s.retryCall)
+	s.handle("GET /v1/services/{name}/calls", s.listCalls)
+
+	s.handle("POST /v1/triggers", s.createTrigger)
+	s.handle("GET /v1/triggers", s.listTriggers)
+	s.handle("GET /v1/triggers/{name}", s.getTrigger)
+	s.handle("DELETE /v1/triggers/{name}", s.deleteTrigger)
+	s.handle("POST /v1/events", s.postEvents)
+
+	s.handle("POST /v1/schedules", s.createSchedule)
+	s.handle("GET /v1/schedules", s.listSchedules)
+	s.handle("GET /v1/schedules/{name}", s.getSchedule)
+	s.handle("PATCH /v1/schedules/{name}", s.updateSchedule)
+	s.handle("DELETE /v1/schedules/{name}", s.deleteSchedule)
+	s.handle("GET /v1/schedules/{name}/next", s.nextRuns)
+	s.handle("POST /v1/schedules/{name}/run", s.runSchedule)
 
 	s.handle("POST /serviceDefinitions", s.seedCreateService)
 	s.handle("GET /serviceDefinitions", s.seedListServices)

@@ -18,10 +18,10 @@ const module = "github.com/wisp-run/wisp"
 // Layers of the module, by package path relative to the module root.
 var (
 	features = []string{"internal/api", "internal/router", "internal/activator", "internal/autoscaler",
-		"internal/reaper", "internal/build", "internal/trigger", "internal/dashboard", "internal/metrics", "internal/logs"}
-	ports    = []string{"internal/store", "internal/runtime"}
+		"internal/reaper", "internal/build", "internal/trigger", "internal/dashboard", "internal/metrics", "internal/logs", "internal/async"}
+	ports    = []string{"internal/store", "internal/runtime", "internal/queue"}
 	adapters = []string{"internal/store/sqlite", "internal/store/postgres", "internal/runtime/docker",
-		"internal/runtime/kube", "internal/runtime/fake"}
+		"internal/runtime/kube", "internal/runtime/fake", "internal/queue/nats"}
 	// Conformance suites and fakes serve tests only.
 	testOnly = []string{"internal/store/storetest", "internal/store/postgres/pgtest", "internal/runtime/runtimetest", "internal/runtime/fake"}
 	// SDKs whose types must stay inside one adapter.
@@ -35,6 +35,7 @@ var (
 		"github.com/google/go-containerregistry/": "internal/runtime/kube",
 		"modernc.org/sqlite":                      "internal/store/sqlite",
 		"github.com/jackc/pgx":                    "internal/store/postgres",
+		"github.com/nats-io/":                     "internal/queue/nats",
 		"github.com/mattn/go-sqlite":              "(nowhere: no cgo)",
 	}
 )

@@ -123,7 +123,16 @@ Or from images you built yourself:
   wisp version create hello --image hello:2 --env GREETING=Docker
   wisp traffic set hello 1=90 2=10 --tag canary=2
   wisp traffic history hello
-  wisp traffic rollback hello`,
+  wisp traffic rollback hello
+
+Call it, sync or as an async call with retries:
+  wisp invoke hello /greet
+  wisp invoke hello /jobs -d @job.json --async
+  wisp calls list hello --state dead
+Or on events and on a schedule:
+  wisp trigger create on-orders --service hello --subject 'orders.>'
+  wisp event publish orders.created --type com.example.order --source /shop -d '{}'
+  wisp schedule create tick --service hello --cron '*/5 * * * *'`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// --version prints this client's build; "wisp version" stays the
@@ -154,7 +163,8 @@ Or from images you built yourself:
 		}
 		return nil
 	}
-	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.logsCommand(), a.buildCommand(), a.deployCommand())
+	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.logsCommand(), a.buildCommand(), a.deployCommand(),
+		a.invokeCommand(), a.callsCommand(), a.triggerCommand(), a.eventCommand(), a.scheduleCommand())
 	return root
 }
 

@@ -124,6 +124,16 @@ func TestWalkthrough(t *testing.T) {
 	if !strings.Contains(out, "Request logs:") || !strings.Contains(out, "on") || !strings.Contains(out, "20Mi, 48h0m0s") {
 		t.Fatalf("service update with the log policy: %s", out)
 	}
+	out = e.ok("service", "get", "hello")
+	if !strings.Contains(out, "Async concurrency:") || !strings.Contains(out, "5 attempts, backoff 1s to 5m0s") || !strings.Contains(out, "24h0m0s") {
+		t.Fatalf("service get with the default async policy: %s", out)
+	}
+	out = e.ok("service", "update", "hello", "--async-concurrency", "4", "--max-attempts", "10", "--min-backoff", "500ms",
+		"--max-backoff", "1m", "--max-age", "2d")
+	if !strings.Contains(out, "Async concurrency:") || !strings.Contains(out, "4") || !strings.Contains(out, "10 attempts, backoff 500ms to 1m0s") ||
+		!strings.Contains(out, "48h0m0s") {
+		t.Fatalf("service update with the async policy: %s", out)
+	}
 	var list []map[string]any
 	if err := json.Unmarshal([]byte(e.ok("service", "list", "-o", "json")), &list); err != nil || len(list) != 1 {
 		t.Fatalf("service list -o json: %v %v", list, err)
@@ -184,6 +194,13 @@ func TestErrors(t *testing.T) {
 		{"log size too small", []string{"service", "set", "hello", "--log-max-bytes", "1KiB"}, 1, "log_max_bytes must be between 1 MiB"},
 		{"bad log age", []string{"service", "set", "hello", "--log-max-age", "xd"}, 2, "--log-max-age"},
 		{"log age too long", []string{"service", "set", "hello", "--log-max-age", "100d"}, 1, "log_max_age must be between 1m and 2160h"},
+		{"async concurrency 0", []string{"service", "set", "hello", "--async-concurrency", "0"}, 1, "async_concurrency must be between 1 and 1000"},
+		{"max attempts too many", []string{"service", "set", "hello", "--max-attempts", "101"}, 1, "max_attempts must be between 1 and 100"},
+		{"bad min backoff", []string{"service", "set", "hello", "--min-backoff", "soon"}, 2, "--min-backoff"},
+		{"min backoff too short", []string{"service", "set", "hello", "--min-backoff", "1ms"}, 1, "min_backoff must be between 10ms and 1h"},
+		{"max backoff below min", []string{"service", "set", "hello", "--min-backoff", "10s", "--max-backoff", "5s"}, 1, "max_backoff (5s) must not be below min_backoff (10s)"},
+		{"bad max age", []string{"service", "set", "hello", "--max-age", "xd"}, 2, "--max-age"},
+		{"max age too long", []string{"service", "set", "hello", "--max-age", "8d"}, 1, "max_age must be between 1s and 168h"},
 		{"negative rollback entry", []string{"traffic", "rollback", "hello", "--to", "-1"}, 2, "--to must be an entry"},
 		{"bad output", []string{"service", "list", "-o", "yaml"}, 2, "--output must be table or json"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},

@@ -33,14 +33,20 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 		idle, pause             string
 		reqLogs, logBytes       string
 		logAge                  string
+		asyncConc, attempts     int
+		minBackoff, maxBackoff  string
+		maxAge                  string
 	)
 	def := func(v int) int { return v }
 	defS := func(v string) string { return v }
 	suffix := ""
+	// newDef names a default in the help of a change, where pflag shows none.
+	newDef := func(string) string { return "" }
 	if change {
 		def = func(int) int { return 0 }
 		defS = func(string) string { return "" }
 		suffix = "; unchanged unless given"
+		newDef = func(v string) string { return "; default " + v + " for a new service" }
 	}
 	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)"+suffix)
 	f.IntVar(&maxI, "max-instances", def(core.DefaultMaxInstances), "maximum instances per version"+suffix)
@@ -51,6 +57,11 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 	f.StringVar(&reqLogs, "request-logs", defS("off"), "log one line per request: on or off"+suffix)
 	f.StringVar(&logBytes, "log-max-bytes", defS(core.ByteSize(core.DefaultLogMaxBytes).String()), "keep at most this much of the service's logs (e.g. 50MiB, 1GiB)"+suffix)
 	f.StringVar(&logAge, "log-max-age", defS("7d"), "remove log entries older than this (e.g. 12h, 7d)"+suffix)
+	f.IntVar(&asyncConc, "async-concurrency", def(core.DefaultAsyncConcurrency), "async calls of the service dispatched at once by each replica, separately from sync traffic (1 to 1000)"+newDef("10")+suffix)
+	f.IntVar(&attempts, "max-attempts", def(core.DefaultMaxAttempts), "attempts of an async call before it is dead (1 to 100)"+newDef("5")+suffix)
+	f.StringVar(&minBackoff, "min-backoff", defS(core.DefaultMinBackoff.String()), "delay before an async call's first retry, doubled per attempt with jitter (10ms to 1h)"+newDef("1s")+suffix)
+	f.StringVar(&maxBackoff, "max-backoff", defS(core.DefaultMaxBackoff.String()), "the cap of an async call's retry delay (10ms to 24h, at least --min-backoff)"+newDef("5m")+suffix)
+	f.StringVar(&maxAge, "max-age", defS("24h"), "an async call not succeeded this long after it was submitted is dead (1s to 7d, e.g. 12h, 2d)"+newDef("24h")+suffix)
 	return func() (core.PolicyPatch, error) {
 		var p core.PolicyPatch
 		if f.Changed("request-logs") {
@@ -75,6 +86,19 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 			}
 			p.LogMaxAge = &d
 		}
+		if f.Changed("max-age") {
+			d, err := parseDays(maxAge)
+			if err != nil {
+				return p, usagef("--max-age: %v", err)
+			}
+			p.MaxAge = &d
+		}
+		if f.Changed("async-concurrency") {
+			p.AsyncConcurrency = &asyncConc
+		}
+		if f.Changed("max-attempts") {
+			p.MaxAttempts = &attempts
+		}
 		if f.Changed("min-instances") {
 			p.MinInstances = &minI
 		}
@@ -90,7 +114,8 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 		for _, d := range []struct {
 			flag, val string
 			dst       **core.Duration
-		}{{"idle-timeout", idle, &p.IdleTimeout}, {"pause-after", pause, &p.PauseAfter}} {
+		}{{"idle-timeout", idle, &p.IdleTimeout}, {"pause-after", pause, &p.PauseAfter},
+			{"min-backoff", minBackoff, &p.MinBackoff}, {"max-backoff", maxBackoff, &p.MaxBackoff}} {
 			if !f.Changed(d.flag) {
 				continue
 			}
@@ -204,6 +229,9 @@ func (a *app) printService(ctx context.Context, s core.Service) error {
 			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pause},
 			{"Request logs", onOffString(p.RequestLogs)},
 			{"Log retention", fmt.Sprintf("%s, %s", core.ByteSize(p.LogMaxBytes), p.LogMaxAge)},
+			{"Async concurrency", strconv.Itoa(p.AsyncConcurrency)},
+			{"Async retries", fmt.Sprintf("%d attempts, backoff %s to %s", p.MaxAttempts, p.MinBackoff, p.MaxBackoff)},
+			{"Async max age", p.MaxAge.String()},
 			{"Created", s.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 		})
 	})
@@ -245,7 +273,8 @@ func (a *app) serviceSet() *cobra.Command {
 		Short:   "Change a service's scaling and log policy (never creates a version)",
 		Example: `  wisp service set hello --idle-timeout 2s --pause-after 1s
   wisp service set hello --min-instances 1 --max-instances 20
-  wisp service update hello --request-logs on --log-max-bytes 50MiB --log-max-age 7d`,
+  wisp service update hello --request-logs on --log-max-bytes 50MiB --log-max-age 7d
+  wisp service update hello --async-concurrency 4 --max-attempts 10 --min-backoff 500ms --max-backoff 1m --max-age 2d`,
 		Args: cobra.ExactArgs(1),
 	}
 	patch := policyFlags(cmd.Flags(), true)

@@ -54,6 +54,9 @@ type Config struct {
 	DockerPublish bool
 	// DockerPull pulls images that are not on the machine.
 	DockerPull bool
+	// DockerSandboxes is how many network sandboxes the Docker runtime keeps
+	// started ahead of cold starts on the bridge network; 0 turns them off.
+	DockerSandboxes int
 	// Kubeconfig is the kubeconfig file of the kubernetes runtime; "" means
 	// $KUBECONFIG, then ~/.kube/config, then the configuration of the pod
 	// Wisp runs in.
@@ -117,6 +120,17 @@ type Config struct {
 	AdminTLSCert string
 	AdminTLSKey  string
 
+	// Async turns on async calls, triggers and schedules, kept in NATS
+	// JetStream: an embedded server (files under <DataDir>/nats) unless
+	// NATSURL names an existing one. NATSCreds (a .creds file) or NATSToken
+	// log in to NATSURL; NATSListen opens the embedded server's client port
+	// for outside producers, who then must send NATSToken.
+	Async      bool
+	NATSURL    string
+	NATSCreds  string
+	NATSToken  string
+	NATSListen string
+
 	// Registry, when set (host[:port][/path]), is where builds push their
 	// images, so a cluster's nodes can pull them; the version then pins the
 	// pushed digest. RegistryUsername and RegistryPassword log in to it.
@@ -157,6 +171,7 @@ func Default() Config {
 		Runtime:         RuntimeDocker,
 		Builder:         BuilderDocker,
 		DockerNetwork:   "wisp",
+		DockerSandboxes: 2,
 		StartTimeout:    30 * time.Second,
 		StopGrace:       10 * time.Second,
 		ReapInterval:    time.Second,
@@ -168,6 +183,7 @@ func Default() Config {
 		LogMaxBytes:     core.DefaultLogMaxBytes,
 		LogMaxAge:       core.DefaultLogMaxAge,
 		LogCapture:      true,
+		Async:           true,
 
 		ReadHeaderTimeout:  10 * time.Second,
 		BodyTimeout:        30 * time.Second,
@@ -209,6 +225,10 @@ const (
 	EnvKubeconfig = "WISP_KUBECONFIG"
 	EnvKubeNS     = "WISP_KUBE_NAMESPACE"
 	EnvPullSecret = "WISP_KUBE_PULL_SECRET" //nolint:gosec // G101: the name of a variable, not a credential
+	EnvNATSURL    = "WISP_NATS_URL"
+	EnvNATSCreds  = "WISP_NATS_CREDS" //nolint:gosec // G101: the name of a variable, not a credential
+	EnvNATSToken  = "WISP_NATS_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential
+	EnvNATSListen = "WISP_NATS_LISTEN"
 )
 
 // Runtimes and builders.
@@ -279,6 +299,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvRegistry, &c.Registry}, {EnvRegUser, &c.RegistryUsername}, {EnvRegPass, &c.RegistryPassword},
 		{EnvReplicaID, &c.ReplicaID}, {EnvAdvertise, &c.AdvertiseAdminURL},
 		{EnvKubeconfig, &c.Kubeconfig}, {EnvKubeNS, &c.KubeNamespace}, {EnvPullSecret, &c.KubePullSecret}, {EnvKubeOwner, &c.KubeOwner},
+		{EnvNATSURL, &c.NATSURL}, {EnvNATSCreds, &c.NATSCreds}, {EnvNATSToken, &c.NATSToken}, {EnvNATSListen, &c.NATSListen},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -321,6 +342,18 @@ func (c Config) Validate() error {
 	if c.Registry != "" && (strings.Contains(c.Registry, "://") || strings.ContainsAny(c.Registry, " @")) {
 		errs = append(errs, fmt.Errorf("registry (--registry, %s) is host[:port][/path] without a scheme or tag, e.g. registry.example.com:5000/wisp; got %q", EnvRegistry, c.Registry))
 	}
+	if c.NATSURL != "" && c.NATSListen != "" {
+		errs = append(errs, fmt.Errorf("--nats-listen (%s) opens the embedded NATS server's port; with --nats-url (%s) there is none: drop one of them", EnvNATSListen, EnvNATSURL))
+	}
+	if c.NATSListen != "" && c.NATSToken == "" {
+		errs = append(errs, fmt.Errorf("--nats-listen (%s) needs a token that producers send (--nats-token or %s)", EnvNATSListen, EnvNATSToken))
+	}
+	if !c.Async && (c.NATSURL != "" || c.NATSListen != "") {
+		errs = append(errs, fmt.Errorf("--nats-url and --nats-listen configure async calls, which --async=false turns off"))
+	}
+	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
+		errs = append(errs, fmt.Errorf("NATS URL (--nats-url, %s) must start with nats:// or tls://, got %q", EnvNATSURL, c.NATSURL))
+	}
 	if c.Registry == "" && (c.RegistryUsername != "" || c.RegistryPassword != "") {
 		errs = append(errs, fmt.Errorf("a registry login (--registry-username, %s, %s) needs the registry it is for: set --registry (%s)", EnvRegUser, EnvRegPass, EnvRegistry))
 	}
@@ -341,6 +374,9 @@ func (c Config) Validate() error {
 	}
 	if c.StartTimeout < time.Second || c.StartTimeout > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("start timeout (--start-timeout) must be between 1s and 10m, got %s", c.StartTimeout))
+	}
+	if c.DockerSandboxes < 0 || c.DockerSandboxes > 64 {
+		errs = append(errs, fmt.Errorf("docker sandboxes (--docker-sandboxes) must be between 0 (off) and 64, got %d", c.DockerSandboxes))
 	}
 	if c.StopGrace < 0 || c.StopGrace > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("stop grace (--stop-grace) must be between 0 and 5m, got %s", c.StopGrace))

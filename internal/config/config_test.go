@@ -55,6 +55,8 @@ func TestValidate(t *testing.T) {
 		{"docker network", func(c *config.Config) { c.DockerNetwork = "a b" }, "--docker-network"},
 		{"start timeout", func(c *config.Config) { c.StartTimeout = time.Millisecond }, "--start-timeout"},
 		{"stop grace", func(c *config.Config) { c.StopGrace = -time.Second }, "--stop-grace"},
+		{"negative sandboxes", func(c *config.Config) { c.DockerSandboxes = -1 }, "--docker-sandboxes"},
+		{"too many sandboxes", func(c *config.Config) { c.DockerSandboxes = 65 }, "between 0 (off) and 64"},
 		{"reap interval", func(c *config.Config) { c.ReapInterval = time.Hour }, "--reap-interval"},
 		{"windows", func(c *config.Config) { c.PanicWindow = time.Minute; c.StableWindow = time.Second }, "--panic-window"},
 		{"parallel starts", func(c *config.Config) { c.ParallelStarts = 0 }, "--parallel-starts"},

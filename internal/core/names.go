@@ -101,3 +101,9 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// ValidateObjectName checks the name of a trigger or a schedule (what
+// names it, for messages): a DNS label like a service name.
+func ValidateObjectName(what, name string) error {
+	return checkLabel("name", what+" name", name, MaxLabelLen)
+}

@@ -79,6 +79,18 @@ func TestPatchPolicy(t *testing.T) {
 	if cur.RequestLogs || cur.LogMaxBytes != core.DefaultLogMaxBytes || cur.LogMaxAge.Std() != core.DefaultLogMaxAge {
 		t.Fatalf("default policy %+v: want request logs off, 50 MiB and 168h", cur)
 	}
+	if cur.AsyncConcurrency != 10 || cur.MaxAttempts != 5 || cur.MinBackoff.Std() != time.Second ||
+		cur.MaxBackoff.Std() != 5*time.Minute || cur.MaxAge.Std() != 24*time.Hour {
+		t.Fatalf("default policy %+v: want async concurrency 10, 5 attempts, backoff 1s..5m, max age 24h", cur)
+	}
+	conc, attempts, minB, maxB, age := 50, 3, core.Duration(100*time.Millisecond), core.Duration(time.Minute), core.Duration(2*time.Hour)
+	async := cur
+	async.AsyncConcurrency, async.MaxAttempts, async.MinBackoff, async.MaxBackoff, async.MaxAge = conc, attempts, minB, maxB, age
+	zero, tooMany, tooManyAttempts := 0, 1001, 101
+	ms, twoHours, dayAndMore := core.Duration(9*time.Millisecond), core.Duration(2*time.Hour), core.Duration(24*time.Hour+1)
+	halfSec, week, weekAndMore := core.Duration(500*time.Millisecond), core.Duration(7*24*time.Hour), core.Duration(7*24*time.Hour+1)
+	weekAge := cur
+	weekAge.MaxAge = week
 	cases := []struct {
 		name  string
 		patch core.PolicyPatch
@@ -94,6 +106,19 @@ func TestPatchPolicy(t *testing.T) {
 		{"log bytes above 10 GiB", core.PolicyPatch{LogMaxBytes: &huge}, cur, core.ErrInvalid, "log_max_bytes must be between 1 MiB"},
 		{"log age below 1m", core.PolicyPatch{LogMaxAge: &short}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
 		{"log age above 90 days", core.PolicyPatch{LogMaxAge: &long}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
+		{"async", core.PolicyPatch{AsyncConcurrency: &conc, MaxAttempts: &attempts, MinBackoff: &minB, MaxBackoff: &maxB, MaxAge: &age}, async, nil, ""},
+		{"max age of 7 days", core.PolicyPatch{MaxAge: &week}, weekAge, nil, ""},
+		{"async concurrency 0", core.PolicyPatch{AsyncConcurrency: &zero}, cur, core.ErrInvalid, "async_concurrency must be between 1 and 1000, got 0"},
+		{"async concurrency above 1000", core.PolicyPatch{AsyncConcurrency: &tooMany}, cur, core.ErrInvalid, "async_concurrency must be between 1 and 1000"},
+		{"max attempts 0", core.PolicyPatch{MaxAttempts: &zero}, cur, core.ErrInvalid, "max_attempts must be between 1 and 100, got 0"},
+		{"max attempts above 100", core.PolicyPatch{MaxAttempts: &tooManyAttempts}, cur, core.ErrInvalid, "max_attempts must be between 1 and 100"},
+		{"min backoff below 10ms", core.PolicyPatch{MinBackoff: &ms}, cur, core.ErrInvalid, "min_backoff must be between 10ms and 1h"},
+		{"min backoff above 1h", core.PolicyPatch{MinBackoff: &twoHours, MaxBackoff: &twoHours}, cur, core.ErrInvalid, "min_backoff must be between 10ms and 1h"},
+		{"max backoff below 10ms", core.PolicyPatch{MaxBackoff: &ms}, cur, core.ErrInvalid, "max_backoff must be between 10ms and 24h"},
+		{"max backoff above 24h", core.PolicyPatch{MaxBackoff: &dayAndMore}, cur, core.ErrInvalid, "max_backoff must be between 10ms and 24h"},
+		{"max backoff under min backoff", core.PolicyPatch{MinBackoff: &maxB, MaxBackoff: &halfSec}, cur, core.ErrInvalid, "max_backoff (500ms) must not be below min_backoff (1m0s)"},
+		{"max age below 1s", core.PolicyPatch{MaxAge: &halfSec}, cur, core.ErrInvalid, "max_age must be between 1s and 168h"},
+		{"max age above 7 days", core.PolicyPatch{MaxAge: &weekAndMore}, cur, core.ErrInvalid, "max_age must be between 1s and 168h"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,6 +54,23 @@ type ScalingPolicy struct {
 	// LogMaxAge: log entries older than this are removed. Between 1m and
 	// 90 days (2160h). Default 168h (7 days).
 	LogMaxAge Duration `json:"log_max_age"`
+	// AsyncConcurrency is how many async calls of the service are
+	// dispatched at once by each replica, separately from sync
+	// traffic. Between 1 and 1000. Default 10.
+	AsyncConcurrency int `json:"async_concurrency"`
+	// MaxAttempts is how many times an async call is attempted before it
+	// is dead. Between 1 and 100. Default 5.
+	MaxAttempts int `json:"max_attempts"`
+	// MinBackoff is the delay before an async call's first retry; the
+	// delay doubles per attempt (exponential backoff with jitter). Between
+	// 10ms and 1h. Default 1s.
+	MinBackoff Duration `json:"min_backoff"`
+	// MaxBackoff caps the retry delay. Between 10ms and 24h, and at least
+	// MinBackoff. Default 5m.
+	MaxBackoff Duration `json:"max_backoff"`
+	// MaxAge: an async call that has not succeeded this long after it was
+	// submitted is dead. Between 1s and 168h (7 days). Default 24h.
+	MaxAge Duration `json:"max_age"`
 }
 
 // Retention returns the log retention the policy asks for.
@@ -79,6 +96,20 @@ const (
 	MaxLogMaxBytes = 10 << 30
 	MinLogMaxAge   = Duration(time.Minute)
 	MaxLogMaxAge   = Duration(90 * 24 * time.Hour)
+
+	DefaultAsyncConcurrency = 10
+	DefaultMaxAttempts      = 5
+	DefaultMinBackoff       = Duration(time.Second)
+	DefaultMaxBackoff       = Duration(5 * time.Minute)
+	DefaultMaxAge           = Duration(24 * time.Hour)
+
+	MaxAsyncConcurrency = 1000
+	MaxMaxAttempts      = 100
+	MinBackoffLimit     = Duration(10 * time.Millisecond) // the least min_backoff and max_backoff
+	MaxMinBackoff       = Duration(time.Hour)
+	MaxMaxBackoff       = Duration(24 * time.Hour)
+	MinMaxAge           = Duration(time.Second)
+	MaxMaxAge           = Duration(7 * 24 * time.Hour)
 )
 
 // DefaultPolicy returns the policy of a service created without one.
@@ -90,6 +121,11 @@ func DefaultPolicy() ScalingPolicy {
 		PauseAfter:        DefaultPauseAfter,
 		LogMaxBytes:       DefaultLogMaxBytes,
 		LogMaxAge:         Duration(DefaultLogMaxAge),
+		AsyncConcurrency:  DefaultAsyncConcurrency,
+		MaxAttempts:       DefaultMaxAttempts,
+		MinBackoff:        DefaultMinBackoff,
+		MaxBackoff:        DefaultMaxBackoff,
+		MaxAge:            DefaultMaxAge,
 	}
 }
 
@@ -114,6 +150,18 @@ func (p ScalingPolicy) Validate() error {
 		return Invalidf("policy.log_max_bytes", "log_max_bytes must be between 1 MiB (%d) and 10 GiB (%d), got %d", int64(MinLogMaxBytes), int64(MaxLogMaxBytes), p.LogMaxBytes)
 	case p.LogMaxAge < MinLogMaxAge || p.LogMaxAge > MaxLogMaxAge:
 		return Invalidf("policy.log_max_age", "log_max_age must be between 1m and 2160h (90 days), got %s", p.LogMaxAge)
+	case p.AsyncConcurrency < 1 || p.AsyncConcurrency > MaxAsyncConcurrency:
+		return Invalidf("policy.async_concurrency", "async_concurrency must be between 1 and %d, got %d", MaxAsyncConcurrency, p.AsyncConcurrency)
+	case p.MaxAttempts < 1 || p.MaxAttempts > MaxMaxAttempts:
+		return Invalidf("policy.max_attempts", "max_attempts must be between 1 and %d, got %d", MaxMaxAttempts, p.MaxAttempts)
+	case p.MinBackoff < MinBackoffLimit || p.MinBackoff > MaxMinBackoff:
+		return Invalidf("policy.min_backoff", "min_backoff must be between 10ms and 1h, got %s", p.MinBackoff)
+	case p.MaxBackoff < MinBackoffLimit || p.MaxBackoff > MaxMaxBackoff:
+		return Invalidf("policy.max_backoff", "max_backoff must be between 10ms and 24h, got %s", p.MaxBackoff)
+	case p.MaxBackoff < p.MinBackoff:
+		return Invalidf("policy.max_backoff", "max_backoff (%s) must not be below min_backoff (%s)", p.MaxBackoff, p.MinBackoff)
+	case p.MaxAge < MinMaxAge || p.MaxAge > MaxMaxAge:
+		return Invalidf("policy.max_age", "max_age must be between 1s and 168h (7 days), got %s", p.MaxAge)
 	}
 	return nil
 }
@@ -129,6 +177,11 @@ type PolicyPatch struct {
 	RequestLogs       *bool     `json:"request_logs,omitempty"`
 	LogMaxBytes       *int64    `json:"log_max_bytes,omitempty"`
 	LogMaxAge         *Duration `json:"log_max_age,omitempty"`
+	AsyncConcurrency  *int      `json:"async_concurrency,omitempty"`
+	MaxAttempts       *int      `json:"max_attempts,omitempty"`
+	MinBackoff        *Duration `json:"min_backoff,omitempty"`
+	MaxBackoff        *Duration `json:"max_backoff,omitempty"`
+	MaxAge            *Duration `json:"max_age,omitempty"`
 }
 
 // Apply returns p with the patch's fields set. It does not validate.
@@ -159,6 +212,21 @@ func (pp PolicyPatch) Apply(p ScalingPolicy) ScalingPolicy {
 	}
 	if pp.LogMaxAge != nil {
 		p.LogMaxAge = *pp.LogMaxAge
+	}
+	if pp.AsyncConcurrency != nil {
+		p.AsyncConcurrency = *pp.AsyncConcurrency
+	}
+	if pp.MaxAttempts != nil {
+		p.MaxAttempts = *pp.MaxAttempts
+	}
+	if pp.MinBackoff != nil {
+		p.MinBackoff = *pp.MinBackoff
+	}
+	if pp.MaxBackoff != nil {
+		p.MaxBackoff = *pp.MaxBackoff
+	}
+	if pp.MaxAge != nil {
+		p.MaxAge = *pp.MaxAge
 	}
 	return p
 }

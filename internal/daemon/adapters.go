@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/queue"
+	natsq "github.com/wisp-run/wisp/internal/queue/nats"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/runtime/docker"
 	"github.com/wisp-run/wisp/internal/runtime/kube"
@@ -22,6 +24,29 @@ import (
 // store (--store), the runtime (--runtime) and the builder (--builder). An
 // unknown value never gets this far: config.Validate names the accepted
 // ones.
+
+// openQueue opens NATS JetStream: the embedded server, or cfg.NATSURL. It
+// returns a nil queue when async calls are off.
+func openQueue(ctx context.Context, cfg config.Config, logger *slog.Logger) (queue.Queue, string, func(), error) {
+	if !cfg.Async {
+		return nil, "", func() {}, nil
+	}
+	nc := natsq.Config{URL: cfg.NATSURL, CredsFile: cfg.NATSCreds, DataDir: cfg.DataDir, Listen: cfg.NATSListen}
+	if cfg.NATSURL != "" {
+		nc.Token = cfg.NATSToken
+	} else {
+		nc.ListenToken = cfg.NATSToken
+	}
+	q, err := natsq.Open(ctx, nc, logger)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("async calls: %w (run with --async=false to go without them)", err)
+	}
+	u := q.ClientURL()
+	if u != "" {
+		logger.Info("NATS listening for outside producers", "url", u)
+	}
+	return q, u, q.Close, nil
+}
 
 // openStore opens the store cfg.Store names (opts.Store replaces it).
 func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (store.Store, string, error) {
@@ -103,7 +128,7 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 		}
 		if dk, err = docker.Open(ctx, docker.Config{
 			Network: cfg.DockerNetwork, Publish: cfg.DockerPublish, Pull: cfg.DockerPull, Logger: logger, Owner: owner,
-			RouterAddr: routerAddr,
+			RouterAddr: routerAddr, Sandboxes: cfg.DockerSandboxes,
 		}); err != nil {
 			return p, err
 		}

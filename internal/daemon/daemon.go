@@ -27,6 +27,7 @@ import (
 
 	"github.com/wisp-run/wisp/internal/activator"
 	"github.com/wisp-run/wisp/internal/api"
+	"github.com/wisp-run/wisp/internal/async"
 	"github.com/wisp-run/wisp/internal/autoscaler"
 	"github.com/wisp-run/wisp/internal/build"
 	"github.com/wisp-run/wisp/internal/buildinfo"
@@ -61,14 +62,22 @@ type Daemon struct {
 	storeHealth *storeHealth
 	rt          runtime.Runtime
 	closeR      func() error
+	closeQ      func()
+	natsURL     string // the embedded NATS server's client URL when it listens
 	act         *activator.Activator
 	scaler      *autoscaler.Autoscaler
 	router      *router.Router
 	builds      *build.Runner // nil when the runtime cannot build
 	logs        *logs.Logs
-	noCapture   bool
-	token       string
-	reps        *replicas
+	calls       *async.Calls // nil when async calls are off
+	triggers    *async.Triggers
+	schedules   *async.Schedules
+	// leaderSchedules: schedules fire only while this replica leads
+	// (replicas without a shared NATS).
+	leaderSchedules bool
+	noCapture       bool
+	token           string
+	reps            *replicas
 
 	admin, public     *http.Server
 	adminLn, publicLn net.Listener
@@ -97,7 +106,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, log: logger, token: token, closeR: func() error { return nil }}
+	d := &Daemon{cfg: cfg, log: logger, token: token, closeR: func() error { return nil }, closeQ: func() {}}
 	var cleanups []func()
 	defer func() {
 		if err != nil {
@@ -183,13 +192,39 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}, d.act, scalerMetrics, logger); err != nil {
 		return nil, err
 	}
-	if d.router, err = router.New(router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg,
-		RequestLogs: d.logs, RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
-			BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
-		}}, logger); err != nil {
+	q, natsURL, closeQ, err := openQueue(ctx, cfg, logger)
+	if err != nil {
 		return nil, err
 	}
-	d.feed = newFeed(d.store, logger, activatorFeed{d.act}, routerFeed{d.router}, logsFeed{d.logs})
+	cleanups = append(cleanups, closeQ)
+	d.closeQ, d.natsURL = closeQ, natsURL
+	routerCfg := router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg,
+		RequestLogs: d.logs, RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
+			BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
+		}}
+	if q != nil {
+		// Calls are sent through the router's handler, in process.
+		toRouter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.router.ServeHTTP(w, r) })
+		if d.calls, err = async.New(ctx, async.Config{Queue: q, Handler: toRouter, Domain: cfg.Domain, Registerer: reg}, logger); err != nil {
+			return nil, err
+		}
+		routerCfg.Async = d.calls
+		if d.triggers, err = async.NewTriggers(ctx, d.calls, reg, logger); err != nil {
+			return nil, err
+		}
+		if d.schedules, err = async.NewSchedules(ctx, d.calls, reg, logger); err != nil {
+			return nil, err
+		}
+		routerCfg.Events = d.triggers
+	}
+	if d.router, err = router.New(routerCfg, logger); err != nil {
+		return nil, err
+	}
+	appliers := []applier{activatorFeed{d.act}, routerFeed{d.router}, logsFeed{d.logs}}
+	if d.calls != nil {
+		appliers = append(appliers, d.calls)
+	}
+	d.feed = newFeed(d.store, logger, appliers...)
 
 	if b := parts.builder; b != nil {
 		watchdog, err := findWatchdog(cfg.Watchdog, logger)
@@ -221,6 +256,9 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	if d.builds != nil {
 		apiOpts = append(apiOpts, api.WithBuilds(d.builds))
+	}
+	if d.calls != nil {
+		apiOpts = append(apiOpts, api.WithCalls(d.calls), api.WithTriggers(d.triggers), api.WithSchedules(d.schedules))
 	}
 	handler, err := api.New(api.Config{
 		Token:      token,
@@ -354,6 +392,10 @@ func (d *Daemon) AdminAddr() net.Addr { return d.adminLn.Addr() }
 // RouterAddr is the bound address of the router.
 func (d *Daemon) RouterAddr() net.Addr { return d.publicLn.Addr() }
 
+// NATSURL is the embedded NATS server's client URL when --nats-listen
+// opened it, else "".
+func (d *Daemon) NATSURL() string { return d.natsURL }
+
 // Token is the admin API's bearer token.
 func (d *Daemon) Token() string { return d.token }
 
@@ -387,6 +429,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.feed.Run(loopCtx) })
 	g.Go(func() error { return d.storeHealth.Run(loopCtx) })
 	g.Go(func() error { return d.sampler.Run(loopCtx) })
+	if d.calls != nil {
+		g.Go(func() error { return d.calls.Run(loopCtx) })
+		g.Go(func() error { return d.triggers.Run(loopCtx) })
+		if d.reps.elector != nil && d.cfg.NATSURL == "" {
+			// Replicas each with their own embedded NATS do not share
+			// schedules' records: only the leader fires them.
+			d.log.Warn("several replicas share this runtime, but each keeps async calls in its own embedded NATS: a call's status is known only to the replica that took it, and only the leader fires schedules; give every replica one NATS with --nats-url")
+			d.leaderSchedules = true
+		} else {
+			g.Go(func() error { return d.schedules.Run(loopCtx) })
+		}
+	}
 	if e := d.reps.elector; e != nil {
 		// The autoscaler runs in the leader's terms only.
 		g.Go(func() error { return e.Run(loopCtx, d.lead) })
@@ -436,6 +490,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		runErr = errors.Join(runErr, fmt.Errorf("logs: %w", err))
 	}
 	d.endLife()
+	d.closeQ()
 	if err := d.closeR(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("close runtime: %w", err))
 	}

@@ -611,7 +611,7 @@ func TestDockerAutoscale(t *testing.T) {
 	// Watch the instance count while the load runs.
 	reached := time.Duration(0)
 	peakInstances := 0
-	addrs := map[string]bool{}
+	addrs := map[string]string{} // address -> the instance seen there
 	for time.Now().Before(stop) {
 		ins, err := w.c.Instances(t.Context(), "scale")
 		if err != nil {
@@ -621,7 +621,7 @@ func TestDockerAutoscale(t *testing.T) {
 		for _, in := range ins {
 			if in.State == core.InstanceReady {
 				ready++
-				addrs[in.Address] = true
+				addrs[in.Address] = in.ID
 			}
 		}
 		peakInstances = max(peakInstances, ready)
@@ -635,8 +635,20 @@ func TestDockerAutoscale(t *testing.T) {
 	}
 	stopped.Store(true)
 	stop = time.Now()
-	// Each instance reports the most requests it ever served at once.
-	for addr := range addrs {
+	// Each instance reports the most requests it ever served at once. An
+	// address whose instance was removed may belong to a new instance by
+	// now (the network reuses addresses), which has served nothing: only
+	// instances still at their address are asked.
+	now := map[string]string{}
+	if ins, err := w.c.Instances(t.Context(), "scale"); err == nil {
+		for _, in := range ins {
+			now[in.Address] = in.ID
+		}
+	}
+	for addr, id := range addrs {
+		if now[addr] != id {
+			continue
+		}
 		body, err := getDirect(t, "http://"+addr+"/max")
 		if err != nil {
 			continue // scaled down meanwhile

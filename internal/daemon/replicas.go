@@ -148,6 +148,11 @@ func (d *Daemon) lead(ctx context.Context) {
 	if err := d.act.Lead(ctx); err != nil && ctx.Err() == nil {
 		d.log.Warn("leading: could not list the runtime's instances; the next re-list adopts them", "err", err)
 	}
+	if d.leaderSchedules {
+		done := make(chan struct{})
+		go func() { defer close(done); _ = d.schedules.Run(ctx) }()
+		defer func() { <-done }()
+	}
 	_ = d.scaler.Run(ctx)
 	d.act.Follow()
 }

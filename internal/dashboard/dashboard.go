@@ -149,6 +149,14 @@ func (d *Dashboard) routes() {
 	m.Handle("GET /ui/services/{name}/logs/stream", d.private(http.HandlerFunc(d.logStream)))
 	m.Handle("GET /ui/builds/{id}", d.page(d.buildPage))
 	m.Handle("GET /ui/builds/{id}/log", d.private(http.HandlerFunc(d.buildLogStream)))
+	m.Handle("GET /ui/calls/{id}", d.page(d.callPage))
+	m.Handle("POST /ui/calls/{id}/retry", d.change(d.retryCall))
+	m.Handle("GET /ui/async", d.page(d.eventsPage))
+	m.Handle("GET /ui/triggers/{name}", d.page(d.triggerPage))
+	m.Handle("GET /ui/schedules/{name}", d.page(d.schedulePage))
+	m.Handle("POST /ui/schedules/{name}/suspend", d.change(d.suspendSchedule(true)))
+	m.Handle("POST /ui/schedules/{name}/resume", d.change(d.suspendSchedule(false)))
+	m.Handle("POST /ui/schedules/{name}/run", d.change(d.runSchedule))
 	m.Handle("GET /ui/api/overview", d.private(http.HandlerFunc(d.overviewJSON)))
 	m.Handle("GET /ui/api/services/{name}/live", d.private(http.HandlerFunc(d.liveJSON)))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
@@ -251,6 +259,10 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, a auth, err err
 }
 
 func errorStatus(err error) (int, string) {
+	var off *offError
+	if errors.As(err, &off) {
+		return http.StatusServiceUnavailable, asyncOffMessage
+	}
 	var ae *apiclient.Error
 	if errors.As(err, &ae) {
 		if ae.Status >= 400 && ae.Status < 500 || ae.Status == http.StatusServiceUnavailable {

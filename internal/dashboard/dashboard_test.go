@@ -60,12 +60,19 @@ func newHarness(t *testing.T, edit func(*dashboard.Config)) *harness {
 // newHarnessWith is newHarness with extra API routes in front of the API.
 func newHarnessWith(t *testing.T, edit func(*dashboard.Config), extra func(*http.ServeMux)) *harness {
 	t.Helper()
+	return newHarnessAPI(t, edit, extra)
+}
+
+// newHarnessAPI is newHarnessWith with options of the API (its async
+// parts, for instance).
+func newHarnessAPI(t *testing.T, edit func(*dashboard.Config), extra func(*http.ServeMux), opts ...api.Option) *harness {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "wisp.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	a, err := api.New(api.Config{Token: token, Domain: "localhost", RouterPort: 8080}, st, slog.New(slog.DiscardHandler))
+	a, err := api.New(api.Config{Token: token, Domain: "localhost", RouterPort: 8080}, st, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

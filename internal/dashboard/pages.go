@@ -40,6 +40,13 @@ var funcs = template.FuncMap{
 	"split": splitString,
 	"tags":  tagString,
 	"join":  strings.Join,
+	// Async calls, triggers and schedules.
+	"lastStatus": lastStatus,
+	"origin":     originLink,
+	"ms":         durationMS,
+	"utcp":       timeOrDash,
+	"inc":        func(i int) int { return i + 1 },
+	"utcz":       func(t time.Time) string { return timeOrDash(&t) },
 }
 
 func splitString(t core.Traffic) string {

@@ -23,6 +23,7 @@ type servicePageData struct {
 	Builds    []core.Build
 	BuildsErr string
 	Charts    []versionCharts
+	Calls     callsSection
 	Editor    editor
 	Preview   *preview
 	NewVer    newVersionForm
@@ -103,6 +104,7 @@ func (d *Dashboard) loadService(r *http.Request, name string) (*servicePageData,
 		p.Charts = append(p.Charts, versionCharts{Version: v.Number, SVG: d.versionSVGs(name, v.Number, now)})
 	}
 	p.Editor = editorFor(p.Versions, p.Current)
+	p.Calls = d.loadCalls(r, name)
 	return p, nil
 }
 
@@ -163,6 +165,17 @@ func doneMessage(q url.Values) string {
 		return fmt.Sprintf("Rolled back (new entry %d).", n)
 	case "version":
 		return fmt.Sprintf("Version %d created.", n)
+	case "retry":
+		return "The call is queued again, with a fresh budget of attempts."
+	case "suspend":
+		return "The schedule is suspended: it fires no more until it is resumed."
+	case "resume":
+		return "The schedule is resumed."
+	case "run":
+		if id := q.Get("call"); callIDPattern.MatchString(id) {
+			return "The schedule fired now: call " + id + "."
+		}
+		return "The schedule fired now."
 	}
 	return ""
 }

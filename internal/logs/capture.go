@@ -20,6 +20,16 @@ type Runtime interface {
 // EventInstanceRemoved: the runtime may still hand over its last lines.
 const removedGrace = 5 * time.Second
 
+// captureCoalesce is how long a capture lets an instance's new lines
+// gather before it reads them (runtime.LogOptions.Coalesce): a line
+// reaches the store at most this much later, and a busy instance costs a
+// read, a wake-up and a hand-off to the writer per batch instead of per
+// line (docs/benchmarks.md, bench-logs).
+const captureCoalesce = 50 * time.Millisecond
+
+// maxCaptureBatch bounds the lines of one hand-off to the writer.
+const maxCaptureBatch = 512
+
 // captureRec is one instance's capture.
 type captureRec struct {
 	removed    chan struct{} // closed on EventInstanceRemoved
@@ -78,7 +88,7 @@ func (l *Logs) capture(ctx context.Context, rec *captureRec, e core.LogEntry, si
 	deadline := time.Now().Add(l.cfg.CaptureRetry)
 	backoff := 50 * time.Millisecond
 	for {
-		r, err := l.cfg.Runtime.Logs(ctx, e.Instance, runtime.LogOptions{Follow: true, Since: since})
+		r, err := l.cfg.Runtime.Logs(ctx, e.Instance, runtime.LogOptions{Follow: true, Since: since, Coalesce: captureCoalesce})
 		if err == nil {
 			l.copyLines(ctx, rec, r, e, skip)
 			return
@@ -131,28 +141,54 @@ func (l *Logs) copyLines(ctx context.Context, rec *captureRec, r runtime.LogRead
 		closer.Wait()
 		_ = r.Close()
 	}()
+	next := batchesOf(r)
+	var lines []runtime.LogLine
 	for {
-		line, err := r.Next()
+		var err error
+		lines, err = next(lines[:0])
+		batch := make([]core.LogEntry, 0, len(lines))
+		for _, line := range lines {
+			if !skip.IsZero() && !line.Time.IsZero() && !line.Time.After(skip) {
+				continue
+			}
+			t := line.Time
+			if t.IsZero() {
+				t = time.Now()
+			}
+			stream := line.Stream
+			if stream == "" {
+				stream = runtime.Stdout
+			}
+			batch = append(batch, core.LogEntry{Time: t, Kind: core.LogApp, Service: e.Service, Version: e.Version,
+				Instance: e.Instance, Stream: stream, Message: line.Text})
+		}
+		for len(batch) > 0 {
+			n := min(len(batch), maxCaptureBatch)
+			if l.appendBatchWait(ctx, batch[:n]) != nil {
+				return
+			}
+			batch = batch[n:]
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				l.log.Warn("read an instance's output", "instance", e.Instance, "error", err)
 			}
 			return
 		}
-		if !skip.IsZero() && !line.Time.IsZero() && !line.Time.After(skip) {
-			continue
+	}
+}
+
+// batchesOf reads r a batch at a time: with NextBatch when r has it, else
+// a line at a time.
+func batchesOf(r runtime.LogReader) func([]runtime.LogLine) ([]runtime.LogLine, error) {
+	if br, ok := r.(runtime.LogBatchReader); ok {
+		return br.NextBatch
+	}
+	return func(dst []runtime.LogLine) ([]runtime.LogLine, error) {
+		line, err := r.Next()
+		if err != nil {
+			return dst, err
 		}
-		t := line.Time
-		if t.IsZero() {
-			t = time.Now()
-		}
-		stream := line.Stream
-		if stream == "" {
-			stream = runtime.Stdout
-		}
-		if l.appendWait(ctx, core.LogEntry{Time: t, Kind: core.LogApp, Service: e.Service, Version: e.Version,
-			Instance: e.Instance, Stream: stream, Message: line.Text}) != nil {
-			return
-		}
+		return append(dst, line), nil
 	}
 }

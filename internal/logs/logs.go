@@ -3,7 +3,6 @@ package logs
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,13 +110,15 @@ type Logs struct {
 	notify   chan struct{}          // closed and replaced after each flush that wrote
 	lastTime map[string]time.Time   // newest app line stored, by instance
 	captures map[string]*captureRec // by instance; owned by the writer (under mu)
+	encBuf   []byte                 // the writer's encoding buffer (under mu)
 }
 
 // item is an entry or a control message for the writer.
 type item struct {
 	entry   core.LogEntry
-	remove  string // RemoveService
-	capture bool   // Capture: entry names the instance, stored not
+	batch   []core.LogEntry // a capture's app lines, written as they are
+	remove  string          // RemoveService
+	capture bool            // Capture: entry names the instance, stored not
 }
 
 // service is one service's stream: its segments (oldest first) and the
@@ -269,11 +270,12 @@ func (l *Logs) Append(e core.LogEntry) {
 	}
 }
 
-// appendWait queues e, waiting while the queue is full (captures: the
-// runtime keeps the output meanwhile).
-func (l *Logs) appendWait(ctx context.Context, e core.LogEntry) error {
+// appendBatchWait queues entries (of one capture: app lines), waiting
+// while the queue is full (the runtime keeps the output meanwhile). The
+// writer owns entries after.
+func (l *Logs) appendBatchWait(ctx context.Context, entries []core.LogEntry) error {
 	select {
-	case l.queue <- item{entry: e}:
+	case l.queue <- item{batch: entries}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -427,6 +429,10 @@ func (l *Logs) handleLocked(ctx context.Context, captures *sync.WaitGroup, it it
 		l.captureEventLocked(ctx, captures, it.entry)
 		return
 	}
+	if it.batch != nil {
+		l.writeBatchLocked(it.batch)
+		return
+	}
 	e := it.entry
 	if !validName(e.Service) {
 		l.m.dropped.Inc()
@@ -453,6 +459,35 @@ func (l *Logs) handleLocked(ctx context.Context, captures *sync.WaitGroup, it it
 	}
 }
 
+// writeBatchLocked writes a capture's lines: app entries of one
+// instance, each with its service, time and stream set.
+func (l *Logs) writeBatchLocked(batch []core.LogEntry) {
+	if len(batch) == 0 {
+		return
+	}
+	if !validName(batch[0].Service) {
+		l.m.dropped.Add(float64(len(batch)))
+		return
+	}
+	written := 0
+	var newest time.Time
+	for _, e := range batch {
+		if err := l.writeLocked(e); err != nil {
+			l.log.Error("write a log entry", "service", e.Service, "error", err)
+			l.m.dropped.Inc()
+			continue
+		}
+		written++
+		if e.Time.After(newest) {
+			newest = e.Time
+		}
+	}
+	l.m.app.Add(float64(written))
+	if in := batch[0].Instance; in != "" && newest.After(l.lastTime[in]) {
+		l.lastTime[in] = newest
+	}
+}
+
 // segmentBytes is where a service's segments roll: an eighth of what it
 // keeps, within 1-8 MiB, so that retention removes at most an eighth at a
 // time and a tail reads at most one or two files.
@@ -471,12 +506,13 @@ func (l *Logs) writeLocked(e core.LogEntry) error {
 	s := l.serviceLocked(e.Service)
 	s.seq++
 	e.Seq = s.seq
-	b, err := json.Marshal(e)
+	b, err := appendEntry(l.encBuf[:0], &e)
 	if err != nil {
 		s.seq--
 		return err
 	}
 	b = append(b, '\n')
+	l.encBuf = b
 	if s.file == nil || s.segs[len(s.segs)-1].size >= segmentBytes(l.retentionOf(s)) {
 		if err := l.rollLocked(s, e.Seq); err != nil {
 			s.seq--

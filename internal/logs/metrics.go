@@ -6,6 +6,7 @@ import (
 
 type metrics struct {
 	entries  *prometheus.CounterVec
+	app      prometheus.Counter // entries{kind="app"}, looked up once
 	dropped  prometheus.Counter
 	platform *prometheus.CounterVec
 }
@@ -25,6 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Platform events (instance starting, ready, removed, …), by service and event.",
 		}, []string{"service", "event"}),
 	}
+	m.app = m.entries.WithLabelValues("app")
 	if reg == nil {
 		return m, nil
 	}

@@ -85,6 +85,11 @@ type Config struct {
 	// RequestLogRate is the lines per second per service written before
 	// they are sampled; 0 means DefaultRequestLogRate.
 	RequestLogRate float64
+	// Async stores async calls (async.go); nil turns them off.
+	Async AsyncSubmitter
+	// Events takes CloudEvents posted to /events/<subject> (async.go);
+	// nil turns that off.
+	Events EventIngester
 }
 
 // Header names.
@@ -310,9 +315,17 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		statePool.Put(st)
 	}()
 	snap := r.snap.Load()
-	sr, pin, path, err := r.resolve(snap, req)
+	if subject, ok := strings.CutPrefix(req.URL.Path, eventsPrefix); ok && r.cfg.Events != nil && r.serviceLabel(req.Host) == "" {
+		r.ingestEvent(w, req, subject)
+		return
+	}
+	sr, pin, path, viaAsync, err := r.resolve(snap, req)
 	if err != nil {
 		r.fail(w, req, err)
+		return
+	}
+	if viaAsync || preferAsync(req) {
+		r.submitAsync(w, req, sr.name, pin, path)
 		return
 	}
 	v, err = r.chooseVersion(sr, pin, w, req)
@@ -387,22 +400,19 @@ func setWaitHeaders(h http.Header, lease Lease) {
 
 // resolve finds the service of a request, the version pinned by its host
 // (tag or v<N>) if any, and the path to forward when the /s/ prefix is used.
-func (r *Router) resolve(snap *Snapshot, req *http.Request) (sr *serviceRoute, pin, path string, err error) {
-	host := strings.ToLower(req.Host)
-	if h, _, splitErr := net.SplitHostPort(host); splitErr == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(host, ".")
-	label := ""
-	if strings.HasSuffix(host, r.suffix) {
-		label = host[:len(host)-len(r.suffix)]
-	}
-	if label == "" || strings.Contains(label, ".") {
-		// Clients that cannot set Host use /s/<service>/….
+func (r *Router) resolve(snap *Snapshot, req *http.Request) (sr *serviceRoute, pin, path string, viaAsync bool, err error) {
+	label := r.serviceLabel(req.Host)
+	if label == "" {
+		// Clients that cannot set Host use /s/<service>/…, and
+		// /async/<service>/… for an async call.
 		rest, ok := strings.CutPrefix(req.URL.Path, "/s/")
 		if !ok {
-			return nil, "", "", &routeError{status: http.StatusNotFound, msg: fmt.Sprintf(
-				"no service is served at host %q; services are reached at <service>%s or under /s/<service>/", req.Host, r.suffix)}
+			rest, ok = strings.CutPrefix(req.URL.Path, asyncPrefix)
+			viaAsync = ok
+		}
+		if !ok {
+			return nil, "", "", false, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf(
+				"no service is served at host %q; services are reached at <service>%s or under /s/<service>/ (/async/<service>/ for async calls)", req.Host, r.suffix)}
 		}
 		label, path, _ = strings.Cut(rest, "/")
 		path = "/" + path
@@ -413,9 +423,24 @@ func (r *Router) resolve(snap *Snapshot, req *http.Request) (sr *serviceRoute, p
 	}
 	sr = snap.lookup(name)
 	if sr == nil {
-		return nil, "", "", &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("no service named %q", name)}
+		return nil, "", "", false, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("no service named %q", name)}
 	}
-	return sr, pin, path, nil
+	return sr, pin, path, viaAsync, nil
+}
+
+// serviceLabel returns the label before the domain when host is a
+// service's (<[tag--]service>.<domain>), else "".
+func (r *Router) serviceLabel(host string) string {
+	host = strings.ToLower(host)
+	if h, _, splitErr := net.SplitHostPort(host); splitErr == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	label, ok := strings.CutSuffix(host, r.suffix)
+	if !ok || strings.Contains(label, ".") {
+		return ""
+	}
+	return label
 }
 
 // chooseVersion picks the version that serves a request.
@@ -484,6 +509,10 @@ func (r *Router) fail(w http.ResponseWriter, req *http.Request, err error) {
 	case errors.Is(err, core.ErrUnavailable):
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, core.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, core.ErrTooLarge):
+		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, context.Canceled) && req.Context().Err() != nil:
 		return // the client is gone; nobody reads an answer
 	case errors.Is(err, context.DeadlineExceeded):

@@ -126,6 +126,11 @@ type LogOptions struct {
 	// Tail, when above 0, starts with the last Tail lines (of those Since
 	// selects); 0 means all.
 	Tail int
+	// Coalesce, when above 0, lets a following reader hold new lines up
+	// to this long so that it reads them in bulk: one read and one wake-up
+	// for many lines instead of one each. For a capture, not for a person
+	// watching.
+	Coalesce time.Duration
 }
 
 // Log streams.
@@ -147,6 +152,16 @@ type LogReader interface {
 	Next() (LogLine, error)
 	// Close ends the stream; a Next in progress returns.
 	Close() error
+}
+
+// LogBatchReader is a LogReader that can hand over, at once, every line
+// it has read.
+type LogBatchReader interface {
+	LogReader
+	// NextBatch waits for at least one line and appends it, and every
+	// other line that can be had without waiting, to dst. At the end of
+	// the stream it returns what is left (maybe nothing) and io.EOF.
+	NextBatch(dst []LogLine) ([]LogLine, error)
 }
 
 // StreamMerger is a runtime whose logs may not tell stdout from stderr

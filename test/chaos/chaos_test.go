@@ -137,38 +137,7 @@ func TestChaos(t *testing.T) {
 		duration = d
 	}
 	ctx := t.Context()
-	root, err := dockertest.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "wisp")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/wisp")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build wisp: %v\n%s", err, out)
-	}
-	dockertest.MustBuildGoImage(t, "./testdata/greeter", image)
-	cli, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-
-	tok := make([]byte, 16)
-	_, _ = crand.Read(tok)
-	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "wisp.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, bin: bin, dir: dir, admin: freeAddr(t), router: freeAddr(t), token: hex.EncodeToString(tok), log: logf}
-	d.start()
-	t.Cleanup(func() {
-		if d.up.Load() {
-			_ = d.stop()
-		}
-		removeAll(t, cli, owner(t, dir))
-	})
+	d, cli := startChaos(t, "./testdata/greeter", image)
 	c := apiclient.New(d.admin, d.token)
 	for _, name := range []string{"alpha", "beta"} {
 		if _, err := c.CreateService(ctx, name, core.PolicyPatch{}); err != nil {
@@ -208,13 +177,13 @@ func TestChaos(t *testing.T) {
 		time.Sleep(time.Duration(2000+rand.IntN(3000)) * time.Millisecond)
 		switch rand.IntN(3) {
 		case 0:
-			if id := randomContainer(t, cli, owner(t, dir), "running"); id != "" {
+			if id := randomContainer(t, cli, owner(t, d.dir), "running"); id != "" {
 				if _, err := cli.ContainerPause(ctx, id, client.ContainerPauseOptions{}); err == nil {
 					counts["paused a container by hand"]++
 				}
 			}
 		case 1:
-			if id := randomContainer(t, cli, owner(t, dir), ""); id != "" {
+			if id := randomContainer(t, cli, owner(t, d.dir), ""); id != "" {
 				if _, err := cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"}); err == nil {
 					counts["killed a container"]++
 				}
@@ -233,11 +202,11 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	containers := list(t, cli, owner(t, dir))
+	containers := list(t, cli, owner(t, d.dir))
 	if err := d.stop(); err != nil {
 		t.Errorf("clean shutdown: %v", err)
 	}
-	left := list(t, cli, owner(t, dir))
+	left := list(t, cli, owner(t, d.dir))
 
 	// Tally.
 	var ok, answeredOther, lostUp, lostDown, late int
@@ -278,7 +247,7 @@ func TestChaos(t *testing.T) {
 			orphans = append(orphans, c.instance+" ("+c.state+", "+id[:12]+")")
 		}
 	}
-	integrity := integrityCheck(t, filepath.Join(dir, "wisp.db"))
+	integrity := integrityCheck(t, filepath.Join(d.dir, "wisp.db"))
 
 	faults := make([]string, 0, len(counts))
 	for f, n := range counts {
@@ -305,7 +274,7 @@ chaos: %s of load at concurrency %d against two services, faults every 2-5 s
   store integrity check:       %s
   the daemon's log:            %s
 `, duration, concurrency, strings.Join(faults, ", "), len(results), ok, answeredOther, strings.Join(statuses, ", "),
-		lostUp, lostDown, late, slowest.Round(time.Millisecond), len(orphans), orphans, len(dupes), dupes, len(left), integrity, logf.Name())
+		lostUp, lostDown, late, slowest.Round(time.Millisecond), len(orphans), orphans, len(dupes), dupes, len(left), integrity, d.log.Name())
 
 	if lostUp > 0 {
 		t.Errorf("%d requests got no answer while the daemon was up", lostUp)
@@ -454,4 +423,44 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// startChaos builds the wisp binary and the image of imageDir, starts the
+// daemon on a fresh data dir, and removes what it made at the end of the
+// test.
+func startChaos(t *testing.T, imageDir, imageName string) (*daemon, *client.Client) {
+	t.Helper()
+	root, err := dockertest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "wisp")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/wisp")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build wisp: %v\n%s", err, out)
+	}
+	dockertest.MustBuildGoImage(t, imageDir, imageName)
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+
+	tok := make([]byte, 16)
+	_, _ = crand.Read(tok)
+	dir := t.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "wisp.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, bin: bin, dir: dir, admin: freeAddr(t), router: freeAddr(t), token: hex.EncodeToString(tok), log: logf}
+	d.start()
+	t.Cleanup(func() {
+		if d.up.Load() {
+			_ = d.stop()
+		}
+		removeAll(t, cli, owner(t, dir))
+	})
+	return d, cli
 }

@@ -70,6 +70,10 @@ type Config struct {
 	// instance gets the router's address as seen from inside its
 	// container in WISP_ROUTER_URL; "" gives none.
 	RouterAddr string
+	// Sandboxes is how many network sandboxes are kept started ahead of
+	// demand on the bridge network (sandbox.go); 0 turns them off. Not
+	// used with host networking or Publish.
+	Sandboxes int
 }
 
 // Docker is the Docker Engine runtime.
@@ -79,6 +83,8 @@ type Docker struct {
 	log *slog.Logger
 	// routerURL is WISP_ROUTER_URL for instances (network.go).
 	routerURL string
+	// pool holds the network sandboxes; nil when they are off.
+	pool *pool
 }
 
 // Open connects to the Docker Engine (DOCKER_HOST and friends are honoured),
@@ -118,13 +124,25 @@ func Open(ctx context.Context, cfg Config) (*Docker, error) {
 		}
 	}
 	d.routerURL = d.routerURLFor(gateway, strings.Contains(info.Info.OperatingSystem, "Docker Desktop"))
+	if cfg.Sandboxes > 0 && cfg.Network != HostNetwork && !d.cfg.Publish {
+		if d.pool, err = d.openPool(ctx, cfg.Sandboxes, info.Info.Architecture); err != nil {
+			d.log.Warn("network sandboxes are off: instances start on the network directly, which is slower", "err", err)
+		}
+	}
 	d.log.Info("docker runtime ready", "engine", info.Info.ServerVersion, "api", cli.ClientVersion(),
-		"network", cfg.Network, "publish", d.cfg.Publish)
+		"network", cfg.Network, "publish", d.cfg.Publish, "sandboxes", d.pool != nil)
 	return d, nil
 }
 
-// Close releases the client.
-func (d *Docker) Close() error { return d.cli.Close() }
+// Close removes the free sandboxes and releases the client.
+func (d *Docker) Close() error {
+	if d.pool != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		d.pool.close(ctx)
+		cancel()
+	}
+	return d.cli.Close()
+}
 
 // NetworkMode describes how instances are reached, for logs and docs.
 func (d *Docker) NetworkMode() string {
@@ -133,6 +151,8 @@ func (d *Docker) NetworkMode() string {
 		return "host"
 	case d.cfg.Publish:
 		return "publish"
+	case d.pool != nil:
+		return "bridge with sandboxes"
 	}
 	return "bridge"
 }
@@ -173,6 +193,7 @@ func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.
 	in, err := d.StartCreated(ctx, spec.ID)
 	if err != nil {
 		d.removeQuietly(ctx, created)
+		d.releaseSandbox(ctx, spec.ID)
 		return runtime.Instance{}, err
 	}
 	return in, nil
@@ -187,7 +208,12 @@ func (d *Docker) Create(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	if _, err := d.create(ctx, spec); err != nil {
 		return runtime.Instance{}, err
 	}
-	return d.Inspect(ctx, spec.ID)
+	in, err := d.Inspect(ctx, spec.ID)
+	if err != nil {
+		d.removeQuietly(ctx, containerName(spec.ID))
+		d.releaseSandbox(ctx, spec.ID)
+	}
+	return in, err
 }
 
 // StartCreated implements runtime.Precreator.
@@ -260,6 +286,17 @@ func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string,
 	if d.cfg.Publish && d.cfg.Network != HostNetwork {
 		host.PortBindings = network.PortMap{cport: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
 	}
+	if d.pool != nil {
+		if sb, ok := d.pool.take(spec.ID); ok {
+			// The sandbox's namespace: no ports to expose, the engine
+			// refuses them with this network mode.
+			host.NetworkMode = container.NetworkMode("container:" + sb.name)
+			cfg.ExposedPorts = nil
+			cfg.Labels[LabelSandbox] = sb.name
+		} else {
+			d.log.Debug("no free sandbox; creating the instance on the network directly", "instance", spec.ID)
+		}
+	}
 	// Creation is not cancelled halfway: a create cancelled on the client
 	// side can still finish in the engine after the caller cleaned up,
 	// leaving a container behind. It is short; bound it instead.
@@ -267,6 +304,7 @@ func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string,
 	defer cancel()
 	created, err := d.cli.ContainerCreate(cctx, client.ContainerCreateOptions{Name: containerName(spec.ID), Config: cfg, HostConfig: host})
 	if err != nil {
+		d.releaseSandbox(ctx, spec.ID)
 		if cerrdefs.IsNotFound(err) {
 			return "", fmt.Errorf("image %s of version %d (%s) is no longer on this machine; rebuild or pull it and create a new version", shortID(spec.Image), spec.VersionNumber, spec.ImageRef)
 		}
@@ -304,9 +342,15 @@ func shortID(id string) string {
 
 // Stop implements runtime.Runtime.
 func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
-	// A frozen process cannot handle SIGTERM: thaw it first.
-	if in, err := d.Inspect(ctx, id); err == nil && in.State == runtime.StatePaused {
-		_, _ = d.cli.ContainerUnpause(ctx, containerName(id), client.ContainerUnpauseOptions{})
+	sandbox := ""
+	if res, err := d.cli.ContainerInspect(ctx, containerName(id), client.ContainerInspectOptions{}); err == nil {
+		if res.Container.Config != nil {
+			sandbox = res.Container.Config.Labels[LabelSandbox]
+		}
+		// A frozen process cannot handle SIGTERM: thaw it first.
+		if res.Container.State != nil && res.Container.State.Paused {
+			_, _ = d.cli.ContainerUnpause(ctx, containerName(id), client.ContainerUnpauseOptions{})
+		}
 	}
 	secs := int(grace.Round(time.Second) / time.Second)
 	_, err := d.cli.ContainerStop(ctx, containerName(id), client.ContainerStopOptions{Timeout: &secs})
@@ -316,13 +360,39 @@ func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error
 	_, err = d.cli.ContainerRemove(ctx, containerName(id), client.ContainerRemoveOptions{Force: true})
 	switch {
 	case err == nil || cerrdefs.IsNotFound(err):
-		return nil
+		err = nil
 	case cerrdefs.IsConflict(err):
 		// Another removal is in progress (the engine says so while it
 		// tears the container down): wait for it, so that "removed" holds.
-		return d.waitGone(ctx, id)
+		err = d.waitGone(ctx, id)
+	default:
+		return fmt.Errorf("docker: remove %s: %w", id, err)
 	}
-	return fmt.Errorf("docker: remove %s: %w", id, err)
+	if err == nil {
+		// After the instance: it must not outlive its network.
+		switch {
+		case d.pool != nil:
+			d.pool.release(ctx, id, sandbox)
+		case sandbox != "": // made by a run with sandboxes on
+			d.removeQuietly(ctx, sandbox)
+		}
+	}
+	return err
+}
+
+// releaseSandbox removes instance id's sandbox, if it has one.
+func (d *Docker) releaseSandbox(ctx context.Context, id string) {
+	if d.pool != nil {
+		d.pool.release(ctx, id, "")
+	}
+}
+
+// sandboxAddr returns the address of sandbox name on the network.
+func (d *Docker) sandboxAddr(ctx context.Context, name string) string {
+	if d.pool != nil {
+		return d.pool.addr(ctx, name)
+	}
+	return inspectAddr(ctx, d, name)
 }
 
 // waitGone waits until the engine no longer knows instance id.
@@ -358,7 +428,12 @@ func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Instance, erro
 		in.ExitCode = c.State.ExitCode
 		in.StartedAt, _ = time.Parse(time.RFC3339Nano, c.State.StartedAt)
 	}
-	if c.NetworkSettings != nil {
+	switch sb := c.Config.Labels[LabelSandbox]; {
+	case sb != "":
+		if a := d.sandboxAddr(ctx, sb); a != "" {
+			in.Addr = net.JoinHostPort(a, envPort(c.Config.Env))
+		}
+	case c.NetworkSettings != nil:
 		in.Addr = d.addr(c.NetworkSettings.Networks, c.NetworkSettings.Ports, c.Config.Env)
 	}
 	in.Proxied = d.cfg.Publish && d.cfg.Network != HostNetwork
@@ -367,12 +442,7 @@ func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Instance, erro
 
 // addr works out where the router reaches a container.
 func (d *Docker) addr(nets map[string]*network.EndpointSettings, ports network.PortMap, env []string) string {
-	port := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PORT="); ok {
-			port = v
-		}
-	}
+	port := envPort(env)
 	switch {
 	case d.cfg.Network == HostNetwork:
 		return net.JoinHostPort("127.0.0.1", port)
@@ -392,6 +462,17 @@ func (d *Docker) addr(nets map[string]*network.EndpointSettings, ports network.P
 		return net.JoinHostPort(ep.IPAddress.String(), port)
 	}
 	return ""
+}
+
+// envPort returns $PORT of a container's environment.
+func envPort(env []string) string {
+	port := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PORT="); ok {
+			port = v
+		}
+	}
+	return port
 }
 
 func instanceFromLabels(containerID string, labels map[string]string) runtime.Instance {
@@ -428,12 +509,34 @@ func (d *Docker) List(ctx context.Context) ([]runtime.Instance, error) {
 		return nil, fmt.Errorf("docker: list containers: %w", err)
 	}
 	out := make([]runtime.Instance, 0, len(res.Items))
+	// Sandboxes come in the same list (they carry no instance label).
+	var sandboxes []container.Summary
+	up := map[string]bool{}   // running sandboxes by name
+	used := map[string]bool{} // sandboxes the instances name
+	for _, c := range res.Items {
+		if c.Labels[LabelRole] == RoleSandbox {
+			sandboxes = append(sandboxes, c)
+			up[summaryName(c)] = c.State == container.StateRunning
+		} else if sb := c.Labels[LabelSandbox]; sb != "" {
+			used[sb] = true
+		}
+	}
 	for _, c := range res.Items {
 		in := instanceFromLabels(c.ID, c.Labels)
 		if in.ID == "" {
 			continue
 		}
 		in.State = mapState(string(c.State))
+		if sb := c.Labels[LabelSandbox]; sb != "" && !up[sb] && (in.State == runtime.StateRunning || in.State == runtime.StatePaused) {
+			// Its sandbox is gone (killed while this Wisp was not
+			// watching): the instance has no network left. It is
+			// reported as exited and taken down.
+			d.log.Warn("an instance's sandbox is not running: the instance lost its network, stopping it", "instance", in.ID, "sandbox", sb)
+			d.killInstance(ctx, in.ID)
+			in.State = runtime.StateExited
+			out = append(out, in)
+			continue
+		}
 		in.StartedAt = time.Unix(c.Created, 0)
 		if in.State == runtime.StateRunning || in.State == runtime.StatePaused {
 			// The summary lacks the environment (and so $PORT); inspect.
@@ -442,6 +545,9 @@ func (d *Docker) List(ctx context.Context) ([]runtime.Instance, error) {
 			}
 		}
 		out = append(out, in)
+	}
+	if d.pool != nil {
+		d.pool.sweep(ctx, sandboxes, used)
 	}
 	return out, nil
 }
@@ -463,7 +569,7 @@ func (d *Docker) Logs(ctx context.Context, id string, opts runtime.LogOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("docker: logs of %s: %w", id, err)
 	}
-	return newLogReader(rc), nil
+	return newLogReader(rc, opts.Coalesce), nil
 }
 
 // Pause implements runtime.Pauser.
@@ -521,6 +627,8 @@ func (d *Docker) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error)
 					e = runtime.Event{Kind: runtime.EventDied, InstanceID: id, ExitCode: code}
 				case events.ActionDestroy:
 					e = runtime.Event{Kind: runtime.EventRemoved, InstanceID: id}
+					// Removed behind Wisp's back, its sandbox would stay.
+					d.releaseSandbox(ctx, id)
 				case events.ActionOOM:
 					e = runtime.Event{Kind: runtime.EventOOM, InstanceID: id}
 				case events.ActionPause:

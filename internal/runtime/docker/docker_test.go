@@ -32,6 +32,7 @@ func TestConformance(t *testing.T) {
 		{"bridge", docker.Config{Network: "wisp-test", Owner: "conformance"}},
 		{"publish", docker.Config{Network: "wisp-test", Publish: true, Owner: "conformance"}},
 		{"host", docker.Config{Network: docker.HostNetwork, Owner: "conformance"}},
+		{"bridge with sandboxes", docker.Config{Network: "wisp-test", Owner: "conformance-sandbox", Sandboxes: 2}},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {

@@ -21,17 +21,25 @@ import (
 // line the engine recorded starts with an RFC 3339 time and a space. A
 // frame may end mid-line and the next frame of the same stream continue it,
 // so each stream keeps its partial line.
+//
+// With a coalesce interval the reader reads the engine's stream at most
+// once per interval: lines wait in the socket meanwhile, and one read
+// brings them all. At 500 lines/s an instance that is 25 lines a read
+// instead of one, and 40 wake-ups a second instead of 500.
 type logReader struct {
-	rc      io.ReadCloser
-	br      *bufio.Reader
-	partial [3]strings.Builder // by stream byte
-	ready   []runtime.LogLine
-	err     error
-	closed  atomic.Bool
+	rc       io.ReadCloser
+	br       *bufio.Reader
+	partial  [3]strings.Builder // by stream byte
+	ready    []runtime.LogLine
+	err      error
+	closed   atomic.Bool
+	closedc  chan struct{}
+	coalesce time.Duration
+	lastRead time.Time
 }
 
-func newLogReader(rc io.ReadCloser) *logReader {
-	return &logReader{rc: rc, br: bufio.NewReaderSize(rc, 32<<10)}
+func newLogReader(rc io.ReadCloser, coalesce time.Duration) *logReader {
+	return &logReader{rc: rc, br: bufio.NewReaderSize(rc, 32<<10), closedc: make(chan struct{}), coalesce: coalesce}
 }
 
 // maxLogFrame bounds one frame: the engine splits output into frames of at
@@ -50,7 +58,56 @@ func (r *logReader) Next() (runtime.LogLine, error) {
 	return l, nil
 }
 
+// NextBatch implements runtime.LogBatchReader: it reads one frame (waiting
+// for it), then every further frame already buffered whole.
+func (r *logReader) NextBatch(dst []runtime.LogLine) ([]runtime.LogLine, error) {
+	for len(r.ready) == 0 && r.err == nil {
+		r.readFrame()
+	}
+	for r.err == nil && r.frameBuffered() {
+		r.readFrame()
+	}
+	n := len(r.ready)
+	dst = append(dst, r.ready...)
+	r.ready = r.ready[:0]
+	if n == 0 && r.err != nil {
+		return dst, r.err
+	}
+	return dst, nil
+}
+
+// frameBuffered reports whether a whole frame is in the buffer.
+func (r *logReader) frameBuffered() bool {
+	if r.br.Buffered() < 8 {
+		return false
+	}
+	hdr, err := r.br.Peek(8)
+	if err != nil {
+		return false
+	}
+	size := int64(binary.BigEndian.Uint32(hdr[4:]))
+	return int64(r.br.Buffered()) >= 8+size
+}
+
+// pace waits, before a read from the engine, until a coalesce interval has
+// passed since the last one, so that lines gather in the socket.
+func (r *logReader) pace() {
+	if r.coalesce <= 0 || r.br.Buffered() > 0 {
+		return
+	}
+	if wait := r.coalesce - time.Since(r.lastRead); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-r.closedc:
+			t.Stop()
+		}
+	}
+	r.lastRead = time.Now()
+}
+
 func (r *logReader) readFrame() {
+	r.pace()
 	var hdr [8]byte
 	if _, err := io.ReadFull(r.br, hdr[:]); err != nil {
 		r.finish(err)
@@ -117,6 +174,8 @@ func parseLogLine(stream, s string) runtime.LogLine {
 
 // Close implements runtime.LogReader.
 func (r *logReader) Close() error {
-	r.closed.Store(true)
+	if r.closed.CompareAndSwap(false, true) {
+		close(r.closedc)
+	}
 	return r.rc.Close()
 }

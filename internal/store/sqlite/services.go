@@ -9,7 +9,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, created_at, updated_at`
+const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency, max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, created_at, updated_at`
 
 func scanService(r scanner) (core.Service, error) {
 	return newServiceRow().scan(r)
@@ -22,6 +22,7 @@ type serviceRow struct {
 	idle, pause      int64
 	requestLogs      int64
 	logAge           int64
+	minB, maxB, age  int64
 	created, updated string
 	dest             []any
 }
@@ -31,7 +32,8 @@ func newServiceRow() *serviceRow {
 	sv, p := &r.sv, &r.sv.Policy
 	r.dest = []any{int64Col{&sv.ID}, &sv.Name, intCol{&p.MinInstances}, intCol{&p.MaxInstances}, intCol{&p.TargetConcurrency},
 		intCol{&p.TargetRPS}, int64Col{&r.idle}, int64Col{&r.pause}, int64Col{&r.requestLogs}, int64Col{&p.LogMaxBytes},
-		int64Col{&r.logAge}, &r.created, &r.updated}
+		int64Col{&r.logAge}, intCol{&p.AsyncConcurrency}, intCol{&p.MaxAttempts}, int64Col{&r.minB}, int64Col{&r.maxB},
+		int64Col{&r.age}, &r.created, &r.updated}
 	return r
 }
 
@@ -44,6 +46,9 @@ func (r *serviceRow) scan(sc scanner) (core.Service, error) {
 	sv.Policy.PauseAfter = core.Duration(r.pause)
 	sv.Policy.RequestLogs = r.requestLogs != 0
 	sv.Policy.LogMaxAge = core.Duration(r.logAge)
+	sv.Policy.MinBackoff = core.Duration(r.minB)
+	sv.Policy.MaxBackoff = core.Duration(r.maxB)
+	sv.Policy.MaxAge = core.Duration(r.age)
 	var err error
 	if sv.CreatedAt, err = parseTime(r.created); err != nil {
 		return sv, err
@@ -80,10 +85,12 @@ func (s *Store) CreateService(ctx context.Context, sv core.Service) (core.Servic
 		}
 		p := sv.Policy
 		res, err := tx.ExecContext(ctx, `INSERT INTO services (name, min_instances, max_instances, target_concurrency,
-			target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency,
+			max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sv.Name, p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
-			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), formatTime(now), formatTime(now))
+			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
+			int64(p.MaxBackoff), int64(p.MaxAge), formatTime(now), formatTime(now))
 		if err != nil {
 			return err
 		}
@@ -146,9 +153,11 @@ func (s *Store) UpdatePolicy(ctx context.Context, name string, patch core.Policy
 		now := s.now().UTC()
 		_, err = tx.ExecContext(ctx, `UPDATE services SET min_instances = ?, max_instances = ?, target_concurrency = ?,
 			target_rps = ?, idle_timeout_ns = ?, pause_after_ns = ?, request_logs = ?, log_max_bytes = ?, log_max_age_ns = ?,
+			async_concurrency = ?, max_attempts = ?, min_backoff_ns = ?, max_backoff_ns = ?, max_age_ns = ?,
 			updated_at = ? WHERE id = ?`,
 			p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
-			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), formatTime(now), sv.ID)
+			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
+			int64(p.MaxBackoff), int64(p.MaxAge), formatTime(now), sv.ID)
 		if err != nil {
 			return err
 		}

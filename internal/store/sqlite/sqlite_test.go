@@ -114,6 +114,50 @@ func TestMigrationFillsCurrentTraffic(t *testing.T) {
 	}
 }
 
+// TestMigrationAsyncPolicyDefaults: a service from before migration 0009
+// (no async call columns) reads back the default async policy.
+func TestMigrationAsyncPolicyDefaults(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateService(ctx, core.Service{Name: "hello", Policy: core.DefaultPolicy()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before 0009.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`ALTER TABLE services DROP COLUMN async_concurrency`, `ALTER TABLE services DROP COLUMN max_attempts`,
+		`ALTER TABLE services DROP COLUMN min_backoff_ns`, `ALTER TABLE services DROP COLUMN max_backoff_ns`,
+		`ALTER TABLE services DROP COLUMN max_age_ns`, `DELETE FROM schema_migrations WHERE version = 9`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	sv, err := s.GetService(ctx, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sv.Policy != core.DefaultPolicy() {
+		t.Fatalf("policy after the migration: %+v; want the defaults %+v", sv.Policy, core.DefaultPolicy())
+	}
+}
+
 // TestWatchSeesOtherProcesses: a commit made through another connection to
 // the same file (another process, a script) wakes this store's watchers
 // within a poll interval or two; with no commit there is no wake-up.

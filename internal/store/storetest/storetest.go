@@ -255,6 +255,44 @@ func testPolicy(t *testing.T, s store.Store) {
 	if err := s.DeleteService(ctx, "logged"); err != nil {
 		t.Fatal(err)
 	}
+
+	// The async call fields round-trip too, and the backoff bounds are
+	// checked together.
+	conc, attempts := 25, 8
+	minB, maxB, maxAge := core.Duration(250*time.Millisecond), core.Duration(90*time.Second), core.Duration(36*time.Hour)
+	if _, err := s.UpdatePolicy(ctx, "hello", core.PolicyPatch{AsyncConcurrency: &conc, MaxAttempts: &attempts,
+		MinBackoff: &minB, MaxBackoff: &maxB, MaxAge: &maxAge}); err != nil {
+		t.Fatal(err)
+	}
+	want.AsyncConcurrency, want.MaxAttempts, want.MinBackoff, want.MaxBackoff, want.MaxAge = conc, attempts, minB, maxB, maxAge
+	if diff := cmp.Diff(want, mustGetService(t, s, "hello").Policy); diff != "" {
+		t.Fatalf("stored async policy (-want +got):\n%s", diff)
+	}
+	if all, err = s.ListServices(ctx); err != nil || len(all) != 1 {
+		t.Fatalf("ListServices: %v, %v", all, err)
+	}
+	if diff := cmp.Diff(want, all[0].Policy); diff != "" {
+		t.Fatalf("listed async policy (-want +got):\n%s", diff)
+	}
+	async := core.DefaultPolicy()
+	async.AsyncConcurrency, async.MaxAttempts = 1000, 100
+	async.MinBackoff, async.MaxBackoff, async.MaxAge = core.Duration(time.Hour), core.Duration(24*time.Hour), core.Duration(7*24*time.Hour)
+	created, err = s.CreateService(ctx, core.Service{Name: "async", Policy: async})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(async, mustGetService(t, s, "async").Policy); diff != "" || created.Policy != async {
+		t.Fatalf("created async policy (-want +got):\n%s", diff)
+	}
+	under := core.Duration(100 * time.Millisecond)
+	_, err = s.UpdatePolicy(ctx, "hello", core.PolicyPatch{MaxBackoff: &under})
+	wantKind(t, err, core.ErrInvalid, "UpdatePolicy with max_backoff below min_backoff")
+	if got := mustGetService(t, s, "hello").Policy; got.MaxBackoff != maxB {
+		t.Fatalf("an invalid async policy update changed it: %+v", got)
+	}
+	if err := s.DeleteService(ctx, "async"); err != nil {
+		t.Fatal(err)
+	}
 	versions := mustVersions(t, s, "hello")
 	if len(versions) != 1 {
 		t.Fatalf("policy change created versions: got %d, want 1", len(versions))

@@ -330,3 +330,63 @@ func RunOn(ctx context.Context, image, network string) (string, error) {
 	}
 	return created.ID, nil
 }
+
+// Sandbox is a network sandbox container as the tests see it.
+type Sandbox struct {
+	ID, Name, State string
+}
+
+// Sandboxes lists the sandbox containers of the Wisp installation owner,
+// in every state, straight from the engine.
+func Sandboxes(ctx context.Context, owner string) ([]Sandbox, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: client.Filters{}.Add("label", runtime.LabelOwner+"="+owner, "wisp.role=sandbox")})
+	if err != nil {
+		return nil, err
+	}
+	var out []Sandbox
+	for _, c := range res.Items {
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out = append(out, Sandbox{ID: c.ID, Name: name, State: string(c.State)})
+	}
+	return out, nil
+}
+
+// Container is what the tests look at in a container.
+type Container struct {
+	Labels      map[string]string
+	NetworkMode string
+	State       string
+}
+
+// InspectContainer returns a container's labels, network mode and state.
+func InspectContainer(ctx context.Context, id string) (Container, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return Container{}, err
+	}
+	defer cli.Close()
+	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return Container{}, err
+	}
+	c := Container{}
+	if res.Container.Config != nil {
+		c.Labels = res.Container.Config.Labels
+	}
+	if res.Container.HostConfig != nil {
+		c.NetworkMode = string(res.Container.HostConfig.NetworkMode)
+	}
+	if res.Container.State != nil {
+		c.State = string(res.Container.State.Status)
+	}
+	return c, nil
+}
