@@ -59,6 +59,10 @@ demo: ## Replay the part-4 walkthrough (DEMO_ADMIN, DEMO_ROUTER: its addresses):
 bench-coldstart: ## Cold start and wake from pause through Wisp vs docker run and the bare Docker API (needs Docker)
 	$(GO) run ./bench/coldstart
 
+.PHONY: bench-burst
+bench-burst: ## Time from a burst to 10 ready instances, by sandbox pool size and parallel starts, vs no pool and 3 starts (needs Docker; about 3 min)
+	$(GO) run ./bench/burst
+
 .PHONY: bench-proxy
 bench-proxy: ## Router throughput and latency vs the container directly and a plain ReverseProxy, at 1 and 50 connections (needs Docker)
 	$(GO) build -o bin/bench-proxy ./bench/proxy && ./bin/bench-proxy

@@ -148,6 +148,10 @@ func run(ctx context.Context, n, wakes int) error {
 	if err != nil {
 		return err
 	}
+	pCreate, pStart, pAnswer, pNone, err := profile(ctx, cli, hc, n)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
 
 	fmt.Printf("\nCold start, request to first byte (%d runs each)\n", n)
 	fmt.Printf("%-34s %9s %9s\n", "", "p50 ms", "p90 ms")
@@ -166,6 +170,7 @@ func run(ctx context.Context, n, wakes int) error {
 	fmt.Printf("\nWake from pause, request to first byte (%d runs each)\n", wakes)
 	fmt.Printf("  bare unpause + request        p50 %6.2f ms\n", ms(wakeBare.p(50)))
 	fmt.Printf("  Wisp, paused instance         p50 %6.2f ms   (+%.2f ms)\n", ms(wakeWisp.p(50)), ms(wakeWisp.p(50)-wakeBare.p(50)))
+	printProfile(pCreate, pStart, pAnswer, pNone, wz)
 	return nil
 }
 

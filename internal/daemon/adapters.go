@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/queue"
 	natsq "github.com/wisp-run/wisp/internal/queue/nats"
@@ -109,6 +110,9 @@ type runtimeParts struct {
 	builder runtime.Builder // nil: builds are off
 	close   func() error
 	name    string // for /v1/info and logs
+	// metrics are the adapter's own collectors (the Docker runtime's
+	// sandbox pool); registered with the daemon's.
+	metrics []prometheus.Collector
 }
 
 // openRuntime opens the runtime cfg.Runtime names, and the builder
@@ -132,7 +136,7 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 		}); err != nil {
 			return p, err
 		}
-		p = runtimeParts{rt: dk, close: dk.Close, name: config.RuntimeDocker}
+		p = runtimeParts{rt: dk, close: dk.Close, name: config.RuntimeDocker, metrics: sandboxMetrics(dk)}
 	case config.RuntimeKubernetes:
 		// Not the data directory's ID as on Docker: every replica of an
 		// installation must see the same objects.
@@ -183,4 +187,34 @@ func openRuntime(ctx context.Context, cfg config.Config, logger *slog.Logger, op
 func registryAuth(cfg config.Config) runtime.RegistryAuth {
 	server, _, _ := strings.Cut(cfg.Registry, "/")
 	return runtime.RegistryAuth{Server: server, Username: cfg.RegistryUsername, Password: cfg.RegistryPassword}
+}
+
+// sandboxMetrics reports the Docker runtime's pool of network sandboxes
+// (none when sandboxes are off or unavailable).
+func sandboxMetrics(dk *docker.Docker) []prometheus.Collector {
+	if !dk.SandboxStats().On {
+		return nil
+	}
+	gauge := func(name, help string, f func(docker.SandboxStats) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return float64(f(dk.SandboxStats())) })
+	}
+	counter := func(name, help string, f func(docker.SandboxStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(dk.SandboxStats())) })
+	}
+	return []prometheus.Collector{
+		gauge("wisp_sandboxes_free", "Network sandboxes started ahead and not yet used.",
+			func(s docker.SandboxStats) int { return s.Free }),
+		gauge("wisp_sandboxes_in_use", "Network sandboxes that hold an instance (one each, for its whole life).",
+			func(s docker.SandboxStats) int { return s.InUse }),
+		gauge("wisp_sandboxes_target", "Free network sandboxes the pool keeps (--docker-sandboxes).",
+			func(s docker.SandboxStats) int { return s.Size }),
+		counter("wisp_sandbox_takes_total", "Instances created in a sandbox from the pool.",
+			func(s docker.SandboxStats) uint64 { return s.Taken }),
+		counter("wisp_sandbox_misses_total", "Instances created without a sandbox because the pool was empty (their start wires the network: slower).",
+			func(s docker.SandboxStats) uint64 { return s.Misses }),
+		counter("wisp_sandbox_failures_total", "Sandboxes the pool could not create.",
+			func(s docker.SandboxStats) uint64 { return s.Failed }),
+	}
 }

@@ -148,6 +148,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(parts.metrics...)
 	if d.storeHealth, err = newStoreHealth(reg, d.store.Revision, logger, 10*time.Second); err != nil {
 		return nil, err
 	}

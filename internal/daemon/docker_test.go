@@ -161,19 +161,47 @@ func TestDockerSplit(t *testing.T) {
 }
 
 // TestDockerStorm: 100 concurrent requests to a scaled-to-zero service all
-// answer 200, and exactly one container is started.
+// answer 200, and exactly one instance is started for them, in a network
+// sandbox from the pool (issue 14). With max_instances 1 the property is
+// coalescing alone; with the default policy the autoscaler may add instances
+// after the first (reason autoscaler), but only one start is for the first
+// request.
 func TestDockerStorm(t *testing.T) {
 	setup(t, "storm")
 	w := startWisp(t, t.TempDir(), nil)
-	one := 1 // the property is coalescing, not autoscaling
-	w.deploy("storm", core.PolicyPatch{MaxInstances: &one}, []string{"GREETING=storm"})
+	for _, tc := range []struct {
+		name string
+		max  *int
+	}{{"storm-one", new(1)}, {"storm-scale", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A full pool, as in steady operation (it fills in the
+			// background after the daemon starts and after each take).
+			for deadline := time.Now().Add(30 * time.Second); metricSum(t, w, "wisp_sandboxes_free") < 2; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the sandbox pool did not fill to 2 within 30 s")
+				}
+			}
+			takes := metricSum(t, w, "wisp_sandbox_takes_total")
+			w.deploy(tc.name, core.PolicyPatch{MaxInstances: tc.max}, []string{"GREETING=storm"})
+			storm(t, w, tc.name)
+			if got := metricSum(t, w, "wisp_sandbox_takes_total"); got <= takes {
+				t.Errorf("wisp_sandbox_takes_total went from %v to %v over the deploy and the storm, want it to grow", takes, got)
+			}
+			if got := metricSum(t, w, "wisp_sandboxes_target"); got != 2 {
+				t.Errorf("wisp_sandboxes_target = %v, want the default 2", got)
+			}
+		})
+	}
+}
+
+func storm(t *testing.T, w *wisp, service string) {
 	var wg sync.WaitGroup
 	replies := make(chan reply, 100)
 	for range 100 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replies <- w.get("storm.localhost", "/")
+			replies <- w.get(service+".localhost", "/")
 		}()
 	}
 	wg.Wait()
@@ -187,10 +215,54 @@ func TestDockerStorm(t *testing.T) {
 			cold++
 		}
 	}
-	if got := containers(t, "storm"); len(got) != 1 {
-		t.Fatalf("the storm started %d containers, want 1: %v", len(got), got)
-	}
 	t.Logf("%d of 100 requests waited for the cold start", cold)
+	if cold == 0 {
+		t.Fatal("no request reports a cold start (Wisp-Cold-Start), but the service was at zero")
+	}
+	// The platform events say why each instance started.
+	reasons := map[string]int{}
+	var firstInstance string
+	err := w.c.Logs(t.Context(), service, core.LogQuery{Kinds: []core.LogKind{core.LogPlatform}}, func(e core.LogEntry) error {
+		if e.Event == core.EventInstanceStarting {
+			reasons[e.Fields["reason"]]++
+			if e.Fields["reason"] == core.StartFirstRequest {
+				firstInstance = e.Instance
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("starts by reason: %v", reasons)
+	if reasons[core.StartFirstRequest] != 1 {
+		t.Fatalf("%d instances started for the first request, want exactly 1 (starts by reason: %v)", reasons[core.StartFirstRequest], reasons)
+	}
+	started := containers(t, service)
+	if len(started) < 1 || len(started) != sumCounts(reasons) {
+		t.Fatalf("%d containers started, the platform events name %d starts (%v): %v", len(started), sumCounts(reasons), reasons, started)
+	}
+	// The first instance runs in a sandbox from the pool, not on the network
+	// directly: its container joins the sandbox's namespace.
+	for id := range started {
+		c, err := dockertest.InspectContainer(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Labels["wisp.instance"] == firstInstance || len(started) == 1 {
+			if sb := c.Labels["wisp.sandbox"]; sb == "" || !strings.HasPrefix(c.NetworkMode, "container:") {
+				t.Fatalf("the first instance's container: sandbox label %q, network mode %q; want it in a sandbox", sb, c.NetworkMode)
+			}
+		}
+	}
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // TestDockerSlowStartIsolation: a service whose start takes 3s never delays

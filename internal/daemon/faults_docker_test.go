@@ -148,21 +148,38 @@ func TestDockerCrashLoopBacksOff(t *testing.T) {
 // coldStarts reads wisp_cold_starts_total{service,result} from /metrics.
 func coldStarts(t *testing.T, w *wisp, service, result string) int {
 	t.Helper()
+	return int(metricSum(t, w, "wisp_cold_starts_total", `service="`+service+`"`, `result="`+result+`"`))
+}
+
+// metricSum adds up the samples of metric name on /metrics whose labels
+// contain every one of match (name="value" strings).
+func metricSum(t *testing.T, w *wisp, name string, match ...string) float64 {
+	t.Helper()
 	body, err := w.c.Raw(t.Context(), "GET", "/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	sum := 0.0
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
+next:
 	for sc.Scan() {
 		l := sc.Text()
-		if strings.HasPrefix(l, "wisp_cold_starts_total{") && strings.Contains(l, `service="`+service+`"`) && strings.Contains(l, `result="`+result+`"`) {
-			f := strings.Fields(l)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			n += int(v)
+		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
+			continue
 		}
+		for _, m := range match {
+			if !strings.Contains(l, m) {
+				continue next
+			}
+		}
+		f := strings.Fields(l)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("/metrics: %q: %v", l, err)
+		}
+		sum += v
 	}
-	return n
+	return sum
 }
 
 // TestDockerAdoptedMidStart: a container an earlier run left in the middle

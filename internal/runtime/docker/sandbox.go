@@ -68,6 +68,8 @@ type pool struct {
 	addrs   map[string]string // sandbox name → address, free and in use
 	used    map[string]string // instance ID → sandbox name
 	wake    chan struct{}
+	// Counts since Open, for the metrics (SandboxStats).
+	taken, misses, failed uint64
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -174,9 +176,11 @@ func (p *pool) take(id string) (sandbox, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.free) == 0 {
+		p.misses++
 		p.kick()
 		return sandbox{}, false
 	}
+	p.taken++
 	sb := p.free[0]
 	p.free = p.free[1:]
 	p.used[id] = sb.name
@@ -255,6 +259,9 @@ func (p *pool) refill(ctx context.Context) {
 				if ctx.Err() != nil {
 					break
 				}
+				p.mu.Lock()
+				p.failed++
+				p.mu.Unlock()
 				p.d.log.Warn("could not create a sandbox; instances start without one meanwhile", "err", err, "retry_in", wait)
 				select {
 				case <-ctx.Done():
@@ -426,10 +433,29 @@ func (p *pool) sweep(ctx context.Context, sbs []container.Summary, inUse map[str
 // Sandboxes reports the pool: free sandboxes and sandboxes in use. Zero
 // when sandboxes are off.
 func (d *Docker) Sandboxes() (free, inUse int) {
-	if d.pool == nil {
-		return 0, 0
+	st := d.SandboxStats()
+	return st.Free, st.InUse
+}
+
+// SandboxStats is the pool as the metrics report it.
+type SandboxStats struct {
+	On          bool // sandboxes are in use (not off, nor unavailable)
+	Size        int  // the free sandboxes the pool keeps
+	Free, InUse int
+	// Since Open: instances created in a sandbox (Taken) and without one
+	// because the pool was empty (Misses); sandboxes that could not be
+	// created (Failed).
+	Taken, Misses, Failed uint64
+}
+
+// SandboxStats reports the pool; the zero value when sandboxes are off.
+func (d *Docker) SandboxStats() SandboxStats {
+	p := d.pool
+	if p == nil {
+		return SandboxStats{}
 	}
-	d.pool.mu.Lock()
-	defer d.pool.mu.Unlock()
-	return len(d.pool.free), len(d.pool.used)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return SandboxStats{On: true, Size: p.size, Free: len(p.free), InUse: len(p.used),
+		Taken: p.taken, Misses: p.misses, Failed: p.failed}
 }

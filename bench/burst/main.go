@@ -1,0 +1,264 @@
+// Command burst measures how long a burst takes to bring a scaled-to-zero
+// version to 10 ready instances through Wisp on the real engine (issue 14:
+// sandboxes shorten scale-ups), in one run on this machine, for several
+// settings of the Docker runtime's sandbox pool (--docker-sandboxes) and
+// the autoscaler's parallel starts (--parallel-starts), against today's
+// defaults before sandboxes (no pool, 3 parallel starts) measured in the
+// same run. The load is issue 4's acceptance test: 200 workers sending
+// GET /sleep?ms=100 to a version with max_concurrency 10 and
+// max_instances 20. Run it with make bench-burst.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/daemon"
+	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
+)
+
+const (
+	image   = "wisp-greeter:bench"
+	network = "wisp-bench"
+	workers = 200
+	target  = 10
+	// limit bounds one burst: past it the row fails.
+	limit = 30 * time.Second
+)
+
+// setting is one row: the pool size and the parallel starts.
+type setting struct {
+	sandboxes, parallel int
+}
+
+func (s setting) String() string {
+	return fmt.Sprintf("sandboxes %2d, parallel starts %d", s.sandboxes, s.parallel)
+}
+
+func main() {
+	n := flag.Int("n", 3, "bursts per row")
+	rows := flag.String("rows", "0:3,2:3,10:3,10:6", "settings to measure, as sandboxes:parallel-starts; the first is the baseline")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	settings, err := parseRows(*rows)
+	if err == nil {
+		err = run(ctx, *n, settings)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "burst:", err)
+		os.Exit(1)
+	}
+}
+
+func parseRows(s string) ([]setting, error) {
+	var out []setting
+	for f := range strings.SplitSeq(s, ",") {
+		a, b, ok := strings.Cut(f, ":")
+		sb, err1 := strconv.Atoi(a)
+		par, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || sb < 0 || sb > 64 || par < 1 || par > 100 {
+			return nil, fmt.Errorf("-rows: %q: want sandboxes:parallel-starts, e.g. 10:3 (sandboxes 0..64, parallel starts 1..100)", f)
+		}
+		out = append(out, setting{sb, par})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-rows: no settings")
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, n int, settings []setting) error {
+	if err := dockertest.Ping(ctx); err != nil {
+		return fmt.Errorf("no Docker Engine: %w", err)
+	}
+	fmt.Printf("building %s (static Go binary, FROM scratch)…\n", image)
+	if _, err := dockertest.BuildGoImage(ctx, "./testdata/greeter", image); err != nil {
+		return err
+	}
+	if _, err := dockertest.InspectNetwork(ctx, network); err != nil {
+		if err := dockertest.CreateNetwork(ctx, network, nil, nil); err != nil {
+			return err
+		}
+	}
+	base, err := dockertest.StartBaseline(ctx, image, network, 8080, target-1, 3)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("the bare engine starts %d containers, 3 at a time, in %.0f ms\n", target-1, ms(base))
+	fmt.Printf("measuring %d bursts per row: %d workers, GET /sleep?ms=100, max_concurrency 10, until %d instances are ready…\n",
+		n, workers, target)
+	type result struct {
+		s       setting
+		samples []time.Duration
+	}
+	var results []result
+	for _, s := range settings {
+		r := result{s: s}
+		for i := range n {
+			d, err := burst(ctx, s, i)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+			r.samples = append(r.samples, d)
+		}
+		results = append(results, r)
+		fmt.Printf("  %-34s median %6.0f ms   (%s)\n", s, ms(median(r.samples)), list(r.samples))
+	}
+	fmt.Println("ratios (median to 10 ready instances / the first row's; aim: at most 0.50, twice as fast):")
+	b := median(results[0].samples)
+	for _, r := range results[1:] {
+		fmt.Printf("  %-34s %.2f\n", r.s, float64(median(r.samples))/float64(b))
+	}
+	return nil
+}
+
+// burst starts Wisp with s, deploys a version, and times the load's start
+// to target ready instances. Wisp and the service are gone after it.
+func burst(ctx context.Context, s setting, i int) (time.Duration, error) {
+	dir, err := os.MkdirTemp("", "wisp-bench-burst-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DockerNetwork = network
+	cfg.DockerSandboxes = s.sandboxes
+	cfg.ParallelStarts = s.parallel
+	cfg.StopGrace = time.Second
+	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{})
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "burst: wisp:", err)
+		}
+	}()
+	c := apiclient.New(d.AdminAddr().String(), d.Token())
+	router := d.RouterAddr().String()
+	if s.sandboxes > 0 {
+		// The pool fills in the background after the start; a burst is
+		// measured against a full pool, as in steady operation.
+		if err := waitPool(ctx, c, s.sandboxes); err != nil {
+			return 0, err
+		}
+	}
+	name := "burst-" + strconv.Itoa(i)
+	maxI, idle := 20, core.Duration(time.Minute)
+	if _, err := c.CreateService(ctx, name, core.PolicyPatch{MaxInstances: &maxI, IdleTimeout: &idle}); err != nil {
+		return 0, err
+	}
+	if _, err := c.CreateVersion(ctx, name, core.VersionSpec{Image: image, MaxConcurrency: 10}); err != nil {
+		return 0, err
+	}
+	defer func() { _ = c.DeleteService(context.WithoutCancel(ctx), name) }()
+
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 30 * time.Second}
+	lctx, stopLoad := context.WithTimeout(ctx, limit)
+	defer stopLoad()
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for lctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(lctx, "GET", "http://"+router+"/sleep?ms=100", nil)
+				req.Host = name + ".localhost"
+				resp, err := hc.Do(req)
+				if err != nil {
+					if lctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	var reached time.Duration
+	for lctx.Err() == nil && reached == 0 {
+		ins, err := c.Instances(lctx, name)
+		if err == nil {
+			ready := 0
+			for _, in := range ins {
+				if in.State == core.InstanceReady {
+					ready++
+				}
+			}
+			if ready >= target {
+				reached = time.Since(start)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopLoad()
+	wg.Wait()
+	hc.CloseIdleConnections()
+	if reached == 0 {
+		return 0, fmt.Errorf("fewer than %d ready instances after %s", target, limit)
+	}
+	if n := failed.Load(); n > 0 {
+		return 0, fmt.Errorf("%d requests failed during the burst (every one must answer 200)", n)
+	}
+	return reached, nil
+}
+
+// waitPool waits until the daemon's /metrics shows n free sandboxes.
+func waitPool(ctx context.Context, c *apiclient.Client, n int) error {
+	want := fmt.Sprintf("wisp_sandboxes_free %d", n)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		body, err := c.Raw(ctx, "GET", "/metrics", nil)
+		if err != nil {
+			return err
+		}
+		for l := range strings.SplitSeq(string(body), "\n") {
+			if l == want {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the sandbox pool did not fill to %d within a minute", n)
+}
+
+func median(s []time.Duration) time.Duration {
+	c := append([]time.Duration(nil), s...)
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	return c[len(c)/2]
+}
+
+func list(s []time.Duration) string {
+	var parts []string
+	for _, d := range s {
+		parts = append(parts, strconv.FormatFloat(ms(d), 'f', 0, 64))
+	}
+	return strings.Join(parts, ", ") + " ms"
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
