@@ -42,6 +42,13 @@ const (
 	limit = 30 * time.Second
 )
 
+// phases are the times, from the load's start, to the first ready
+// instance, to the first scale-up (a second instance listed, in any
+// state), and to target ready instances.
+type phases struct {
+	firstReady, scaleUp, ready time.Duration
+}
+
 // setting is one row: the pool size and the parallel starts.
 type setting struct {
 	sandboxes, parallel int
@@ -105,21 +112,24 @@ func run(ctx context.Context, n int, settings []setting) error {
 	fmt.Printf("measuring %d bursts per row: %d workers, GET /sleep?ms=100, max_concurrency 10, until %d instances are ready…\n",
 		n, workers, target)
 	type result struct {
-		s       setting
-		samples []time.Duration
+		s                        setting
+		samples, first, scaleUps []time.Duration
 	}
 	var results []result
 	for _, s := range settings {
 		r := result{s: s}
 		for i := range n {
-			d, err := burst(ctx, s, i)
+			p, err := burst(ctx, s, i)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s, err)
 			}
-			r.samples = append(r.samples, d)
+			r.samples = append(r.samples, p.ready)
+			r.first = append(r.first, p.firstReady)
+			r.scaleUps = append(r.scaleUps, p.scaleUp)
 		}
 		results = append(results, r)
-		fmt.Printf("  %-34s median %6.0f ms   (%s)\n", s, ms(median(r.samples)), list(r.samples))
+		fmt.Printf("  %-34s median %6.0f ms   (%s); first ready %4.0f ms, scale-up listed %4.0f ms\n", s,
+			ms(median(r.samples)), list(r.samples), ms(median(r.first)), ms(median(r.scaleUps)))
 	}
 	fmt.Println("ratios (median to 10 ready instances / the first row's; aim: at most 0.50, twice as fast):")
 	b := median(results[0].samples)
@@ -131,10 +141,10 @@ func run(ctx context.Context, n int, settings []setting) error {
 
 // burst starts Wisp with s, deploys a version, and times the load's start
 // to target ready instances. Wisp and the service are gone after it.
-func burst(ctx context.Context, s setting, i int) (time.Duration, error) {
+func burst(ctx context.Context, s setting, i int) (p phases, err error) {
 	dir, err := os.MkdirTemp("", "wisp-bench-burst-")
 	if err != nil {
-		return 0, err
+		return p, err
 	}
 	defer os.RemoveAll(dir)
 	cfg := config.Default()
@@ -146,7 +156,7 @@ func burst(ctx context.Context, s setting, i int) (time.Duration, error) {
 	cfg.StopGrace = time.Second
 	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{})
 	if err != nil {
-		return 0, err
+		return p, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -163,16 +173,16 @@ func burst(ctx context.Context, s setting, i int) (time.Duration, error) {
 		// The pool fills in the background after the start; a burst is
 		// measured against a full pool, as in steady operation.
 		if err := waitPool(ctx, c, s.sandboxes); err != nil {
-			return 0, err
+			return p, err
 		}
 	}
 	name := "burst-" + strconv.Itoa(i)
 	maxI, idle := 20, core.Duration(time.Minute)
 	if _, err := c.CreateService(ctx, name, core.PolicyPatch{MaxInstances: &maxI, IdleTimeout: &idle}); err != nil {
-		return 0, err
+		return p, err
 	}
 	if _, err := c.CreateVersion(ctx, name, core.VersionSpec{Image: image, MaxConcurrency: 10}); err != nil {
-		return 0, err
+		return p, err
 	}
 	defer func() { _ = c.DeleteService(context.WithoutCancel(ctx), name) }()
 
@@ -212,8 +222,15 @@ func burst(ctx context.Context, s setting, i int) (time.Duration, error) {
 					ready++
 				}
 			}
+			now := time.Since(start)
+			if ready >= 1 && p.firstReady == 0 {
+				p.firstReady = now
+			}
+			if len(ins) >= 2 && p.scaleUp == 0 {
+				p.scaleUp = now
+			}
 			if ready >= target {
-				reached = time.Since(start)
+				reached = now
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -222,12 +239,13 @@ func burst(ctx context.Context, s setting, i int) (time.Duration, error) {
 	wg.Wait()
 	hc.CloseIdleConnections()
 	if reached == 0 {
-		return 0, fmt.Errorf("fewer than %d ready instances after %s", target, limit)
+		return p, fmt.Errorf("fewer than %d ready instances after %s", target, limit)
 	}
 	if n := failed.Load(); n > 0 {
-		return 0, fmt.Errorf("%d requests failed during the burst (every one must answer 200)", n)
+		return p, fmt.Errorf("%d requests failed during the burst (every one must answer 200)", n)
 	}
-	return reached, nil
+	p.ready = reached
+	return p, nil
 }
 
 // waitPool waits until the daemon's /metrics shows n free sandboxes.
