@@ -91,6 +91,11 @@ func TestPatchPolicy(t *testing.T) {
 	halfSec, week, weekAndMore := core.Duration(500*time.Millisecond), core.Duration(7*24*time.Hour), core.Duration(7*24*time.Hour+1)
 	weekAge := cur
 	weekAge.MaxAge = week
+	two, seventeen, negative, three := 2, 17, -1, 3
+	standby := cur
+	standby.Standby = 2
+	standbyAll := cur
+	standbyAll.Standby, standbyAll.MaxInstances = 3, 3
 	cases := []struct {
 		name  string
 		patch core.PolicyPatch
@@ -107,6 +112,11 @@ func TestPatchPolicy(t *testing.T) {
 		{"log age below 1m", core.PolicyPatch{LogMaxAge: &short}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
 		{"log age above 90 days", core.PolicyPatch{LogMaxAge: &long}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
 		{"async", core.PolicyPatch{AsyncConcurrency: &conc, MaxAttempts: &attempts, MinBackoff: &minB, MaxBackoff: &maxB, MaxAge: &age}, async, nil, ""},
+		{"standby", core.PolicyPatch{Standby: &two}, standby, nil, ""},
+		{"standby equal to max_instances", core.PolicyPatch{Standby: &three, MaxInstances: &three}, standbyAll, nil, ""},
+		{"standby negative", core.PolicyPatch{Standby: &negative}, cur, core.ErrInvalid, "standby must be between 0 and 16, got -1"},
+		{"standby above 16", core.PolicyPatch{Standby: &seventeen}, cur, core.ErrInvalid, "standby must be between 0 and 16, got 17"},
+		{"standby above max_instances", core.PolicyPatch{Standby: &three, MaxInstances: &two}, cur, core.ErrInvalid, "standby (3) must not exceed max_instances (2)"},
 		{"max age of 7 days", core.PolicyPatch{MaxAge: &week}, weekAge, nil, ""},
 		{"async concurrency 0", core.PolicyPatch{AsyncConcurrency: &zero}, cur, core.ErrInvalid, "async_concurrency must be between 1 and 1000, got 0"},
 		{"async concurrency above 1000", core.PolicyPatch{AsyncConcurrency: &tooMany}, cur, core.ErrInvalid, "async_concurrency must be between 1 and 1000"},
