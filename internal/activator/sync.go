@@ -125,16 +125,8 @@ func (a *Activator) removeVersion(id int64) {
 // routableVersions returns the numbers of the versions that get a share of
 // s's traffic or carry a tag.
 func routableVersions(s core.ServiceState) map[int]bool {
-	out := map[int]bool{}
-	if t := s.Traffic; t != nil {
-		for _, w := range t.Weights {
-			if w.Percent > 0 {
-				out[w.Version] = true
-			}
-		}
-		for _, n := range t.Tags {
-			out[n] = true
-		}
+	if s.Traffic == nil {
+		return map[int]bool{}
 	}
-	return out
+	return s.Traffic.Routable()
 }
