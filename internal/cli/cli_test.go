@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/wisp-run/wisp/internal/cli"
-	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/daemon"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/runtime/fake"

@@ -324,15 +324,15 @@ func TestStandbyCost(t *testing.T) {
 		noPause  bool
 		want     string
 	}{
-		{"none", 0, []core.Version{lim(1, 128 << 20)}, false, "none (a version with no traffic for idle_timeout scales to zero)"},
-		{"one version", 2, []core.Version{lim(3, 128 << 20)}, false,
+		{"none", 0, []core.Version{lim(1, 128<<20)}, false, "none (a version with no traffic for idle_timeout scales to zero)"},
+		{"one version", 2, []core.Version{lim(3, 128<<20)}, false,
 			"2 paused instance(s) per version with traffic: memory, not CPU; v3: up to 2 × 128Mi (its memory limit) = 256Mi"},
-		{"two versions, in order", 1, []core.Version{lim(4, 1 << 30), lim(2, 64 << 20)}, false,
+		{"two versions, in order", 1, []core.Version{lim(4, 1<<30), lim(2, 64<<20)}, false,
 			"1 paused instance(s) per version with traffic: memory, not CPU; v2: up to 1 × 64Mi (its memory limit) = 64Mi; v4: up to 1 × 1Gi (its memory limit) = 1Gi; in all up to 1088Mi"},
-		{"no limit", 1, []core.Version{lim(1, 0), lim(2, 64 << 20)}, false,
+		{"no limit", 1, []core.Version{lim(1, 0), lim(2, 64<<20)}, false,
 			"1 paused instance(s) per version with traffic: memory, not CPU; v1: no memory limit, each keeps what it holds resident; v2: up to 1 × 64Mi (its memory limit) = 64Mi"},
 		{"no traffic", 1, nil, false, "1 paused instance(s) per version with traffic: memory, not CPU; no version has traffic yet"},
-		{"cannot pause", 1, []core.Version{lim(1, 64 << 20)}, true,
+		{"cannot pause", 1, []core.Version{lim(1, 64<<20)}, true,
 			"1 paused instance(s) per version with traffic: memory, not CPU; no effect: the runtime cannot pause instances"},
 	}
 	for _, tc := range cases {
