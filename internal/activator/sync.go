@@ -70,6 +70,11 @@ func (a *Activator) applyLocked(s core.ServiceState) {
 		vs.ver = v // immutable in the store; kept as given
 		vs.policy = s.Service.Policy
 		vs.routable = routable[v.Number]
+		if vs.policy.Standby > 0 && (a.pauser == nil || a.shared) && !vs.standbyNoted {
+			vs.standbyNoted = true
+			a.log.Info("policy.standby is ignored: the runtime cannot pause instances, or several replicas share them",
+				"service", v.Service, "version", v.Number, "standby", vs.policy.Standby)
+		}
 		if !vs.routable {
 			for _, in := range append([]*instance(nil), vs.instances...) {
 				if in.state == Spare || in.state == Creating {
