@@ -278,11 +278,11 @@ type instance struct {
 	wakeAfterPause bool
 	// standby: started to be a standby, so it is paused as soon as it is
 	// ready unless a request wants it.
-	standby bool
-	oom            bool          // the runtime reported an out-of-memory kill
-	dropped        chan struct{} // queued: closed when the start is dropped
-	liveFailures   int           // consecutive liveness probe failures
-	nextLive       time.Time     // when the next liveness probe is due
+	standby      bool
+	oom          bool          // the runtime reported an out-of-memory kill
+	dropped      chan struct{} // queued: closed when the start is dropped
+	liveFailures int           // consecutive liveness probe failures
+	nextLive     time.Time     // when the next liveness probe is due
 	// withheld: on a follower, the leader said it is draining, stopping
 	// or failing there, so it gets no new request here either.
 	withheld bool
