@@ -15,10 +15,10 @@ import (
 )
 
 type servicePageData struct {
-	Service   core.Service
-	Versions  []core.Version
+	Service  core.Service
+	Versions []core.Version
 	// Standby says what the policy's standbys cost (core.StandbyCost).
-	Standby string
+	Standby   string
 	Current   *core.TrafficEntry
 	History   []core.TrafficEntry // newest first
 	Instances []core.InstanceInfo
