@@ -12,7 +12,9 @@
 //     has no spares);
 //
 // and wake from pause: a request to Wisp's paused instance against the bare
-// unpause plus request. Run it with make bench-coldstart.
+// unpause plus request; and the first request to a service whose version
+// keeps a paused standby (policy.standby 1). Run it with make
+// bench-coldstart.
 package main
 
 import (
@@ -131,6 +133,13 @@ func run(ctx context.Context, n, wakes int) error {
 	if err != nil {
 		return err
 	}
+	standby, err := bridge.standbyWakes(ctx)
+	if err != nil {
+		return err
+	}
+	if err := add("Wisp, waking a standby", func(int) (time.Duration, error) { return standby(hc) }); err != nil {
+		return err
+	}
 	bridge.stop()
 	host, err := startWisp(ctx, "host", 0)
 	if err != nil {
@@ -158,7 +167,7 @@ func run(ctx context.Context, n, wakes int) error {
 	for _, r := range rows {
 		fmt.Printf("%-34s %9.1f %9.1f\n", r.name, ms(r.p(50)), ms(r.p(90)))
 	}
-	run, api, nosb, first, wz, wh := rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]
+	run, api, nosb, first, wz, ws, wh := rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6]
 	fmt.Printf("\nRatios (p50)\n")
 	fmt.Printf("  Wisp with sandbox / docker run          %.2f   (aim: at most 0.40, and at most 100 ms)\n", ratio(wz.p(50), run.p(50)))
 	fmt.Printf("  Wisp with sandbox / without             %.2f\n", ratio(wz.p(50), nosb.p(50)))
@@ -167,6 +176,7 @@ func run(ctx context.Context, n, wakes int) error {
 	fmt.Printf("  Wisp new version / Docker API           %.2f\n", ratio(first.p(50), api.p(50)))
 	fmt.Printf("  Wisp new version / docker run           %.2f\n", ratio(first.p(50), run.p(50)))
 	fmt.Printf("  Wisp host / Wisp bridge (scale to zero) %.2f\n", ratio(wh.p(50), wz.p(50)))
+	fmt.Printf("  Wisp waking a standby / after zero      %.2f   (p50 %.1f ms; aim: at most 20 ms)\n", ratio(ws.p(50), wz.p(50)), ms(ws.p(50)))
 	fmt.Printf("\nWake from pause, request to first byte (%d runs each)\n", wakes)
 	fmt.Printf("  bare unpause + request        p50 %6.2f ms\n", ms(wakeBare.p(50)))
 	fmt.Printf("  Wisp, paused instance         p50 %6.2f ms   (+%.2f ms)\n", ms(wakeWisp.p(50)), ms(wakeWisp.p(50)-wakeBare.p(50)))
@@ -416,6 +426,46 @@ func (w *wisp) zeroStarts(ctx context.Context, hc *http.Client) (func() (time.Du
 		if err == nil && cold == "" {
 			err = fmt.Errorf("the request after scale to zero reported no cold start")
 		}
+		return d, err
+	}, nil
+}
+
+// standbyWakes deploys one service with standby 1 (idle timeout 1 s, no
+// pause_after: the standby is paused once ready, and again at the idle
+// timeout) and returns a function that waits until its instance is paused
+// and times the next request, the first request after a quiet spell that a
+// service with a standby pays. It fails if the standby was replaced rather
+// than woken.
+func (w *wisp) standbyWakes(ctx context.Context) (func(*http.Client) (time.Duration, error), error) {
+	one, idle, never := 1, core.Duration(time.Second), core.Duration(0)
+	if _, err := w.c.CreateService(ctx, "bench-standby", core.PolicyPatch{Standby: &one, IdleTimeout: &idle, PauseAfter: &never}); err != nil {
+		return nil, err
+	}
+	if _, err := w.c.CreateVersion(ctx, "bench-standby", core.VersionSpec{Image: image}); err != nil {
+		return nil, err
+	}
+	var id string
+	return func(hc *http.Client) (time.Duration, error) {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ins, err := w.c.Instances(ctx, "bench-standby")
+			if err != nil {
+				return 0, err
+			}
+			if len(ins) == 1 && ins[0].State == core.InstancePaused {
+				if id != "" && ins[0].ID != id {
+					return 0, fmt.Errorf("the standby %s was replaced by %s", id, ins[0].ID)
+				}
+				id = ins[0].ID
+				break
+			}
+			if time.Now().After(deadline) {
+				return 0, fmt.Errorf("no paused standby within 15s: %+v", ins)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // let the pause itself finish
+		d, _, err := w.timeGet(ctx, hc, "bench-standby")
 		return d, err
 	}, nil
 }

@@ -191,6 +191,9 @@ type versionState struct {
 	changed   chan struct{} // closed and replaced on every change; nil until a waiter needs it
 	backoff   backoff
 	noSpare   bool // the runtime refused to create one ahead
+	// standbyNoted: the policy asks for standbys this runtime cannot keep,
+	// and that was logged.
+	standbyNoted bool
 	// replaceDue counts the instances lost lately (until replaceBy) that
 	// the next starts replace (their reason is replace).
 	replaceDue int
@@ -273,10 +276,13 @@ type instance struct {
 	unhealthy bool
 	// wakeAfterPause: a request wants it while it is being paused.
 	wakeAfterPause bool
-	oom            bool          // the runtime reported an out-of-memory kill
-	dropped        chan struct{} // queued: closed when the start is dropped
-	liveFailures   int           // consecutive liveness probe failures
-	nextLive       time.Time     // when the next liveness probe is due
+	// standby: started to be a standby, so it is paused as soon as it is
+	// ready unless a request wants it.
+	standby      bool
+	oom          bool          // the runtime reported an out-of-memory kill
+	dropped      chan struct{} // queued: closed when the start is dropped
+	liveFailures int           // consecutive liveness probe failures
+	nextLive     time.Time     // when the next liveness probe is due
 	// withheld: on a follower, the leader said it is draining, stopping
 	// or failing there, so it gets no new request here either.
 	withheld bool

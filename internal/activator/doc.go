@@ -36,7 +36,12 @@
 // Scale to zero, exactly: an instance with no request in flight and none
 // finished for the policy's pause_after is paused (frozen); the next request
 // thaws it. One with none for idle_timeout is stopped and removed, unless that
-// would leave its version with fewer than min_instances. The reaper looks
+// would leave its version with fewer than min_instances, or fewer than its
+// standbys: a version that gets traffic keeps policy.standby instances
+// paused rather than none (paused at idle_timeout if not before), and the
+// reaper starts them, to be paused once ready, for such a version with
+// fewer; only where instances can be paused and no other replica shares
+// them (otherwise standby is ignored, logged once per version). The reaper looks
 // every ReapInterval, so an idle instance is gone within idle_timeout plus one
 // interval (plus the time the container takes to stop).
 package activator

@@ -169,6 +169,12 @@ func (a *Activator) Reap(now time.Time) {
 func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 	pol := vs.policy
 	live := vs.count(State.counts)
+	// Standbys: instances idle for idle_timeout that would leave the
+	// version with fewer than standby are paused instead of removed; awake
+	// counts those not paused, so that min_instances stay awake.
+	standby := a.standbyOf(vs)
+	keep := max(pol.MinInstances, standby)
+	awake := vs.count(func(s State) bool { return s.counts() && s != Pausing && s != Paused })
 	for _, in := range append([]*instance(nil), vs.instances...) {
 		if in.state == Draining && in.inflight.Load() == 0 && a.drainedOut(in) {
 			// The replicas that used it went quiet, or away.
@@ -181,20 +187,53 @@ func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 		// lastRequest includes the requests other replicas reported.
 		idle := now.Sub(time.Unix(0, in.lastRequest.Load()))
 		switch {
-		case idle >= pol.IdleTimeout.Std() && live > pol.MinInstances:
+		case idle >= pol.IdleTimeout.Std() && live > keep:
 			// With nothing in flight and under the lock Acquire takes, no
 			// request can be handed it from here on; other replicas drain
 			// it first (remove).
 			live--
+			if in.state != Paused {
+				awake--
+			}
 			in.idleFor = idle
 			a.remove(in, "idle for "+idle.Round(time.Millisecond).String())
+		case idle >= pol.IdleTimeout.Std() && in.state == Ready && standby > 0 && awake > pol.MinInstances:
+			// Kept as a standby: paused even when pause_after would not
+			// have paused it (0, or at or above idle_timeout).
+			awake--
+			a.beginPause(in, idle, "paused as a standby: idle for "+seconds(idle)+" s")
 		case in.state == Ready && a.pauser != nil && !a.shared && pol.PauseAfter > 0 && pol.PauseAfter < pol.IdleTimeout &&
 			idle >= pol.PauseAfter.Std():
 			// Not on a shared runtime: other replicas would keep sending
 			// requests to a frozen instance until its event reached them
 			// (and Kubernetes cannot pause anyway).
-			a.beginPause(in, idle)
+			a.beginPause(in, idle, "paused: idle for "+seconds(idle)+" s")
 		}
+	}
+	a.topUpStandby(vs, standby, now)
+}
+
+// standbyOf returns how many standbys vs keeps: its policy's, for a version
+// that gets traffic, where instances can be paused (not on a shared
+// runtime, see reapVersion); else 0. Caller holds vs.mu.
+func (a *Activator) standbyOf(vs *versionState) int {
+	if !vs.routable || vs.gone || a.pauser == nil || a.shared {
+		return 0
+	}
+	return vs.policy.Standby
+}
+
+// topUpStandby queues the starts that bring a version with fewer than
+// standby instances up to standby; each is paused as soon as it is ready
+// (runStart), unless a request wants it. Not while the version's starts
+// back off, or at shutdown. Caller holds vs.mu.
+func (a *Activator) topUpStandby(vs *versionState, standby int, now time.Time) {
+	if standby == 0 || a.closing.Load() || vs.backoff.active(now) {
+		return
+	}
+	for n := vs.count(State.counts); n < standby; n++ {
+		a.queueStart(vs, core.StartStandby)
+		vs.instances[len(vs.instances)-1].standby = true
 	}
 }
 

@@ -160,6 +160,12 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 		if in.onDemand {
 			a.ensureSpare(vs) // for the next cold start
 		}
+		if in.standby && in.inflight.Load() == 0 && vs.waiters == 0 && a.standbyOf(vs) > 0 {
+			// Under the lock Acquire takes: no request got it since it
+			// became ready, so it is frozen before any can.
+			a.beginPause(in, 0, "paused as a standby, once ready")
+		}
+		in.standby = false
 	case err == nil || in.abort != "" || vs.gone:
 		why := in.abort
 		if vs.gone {
@@ -374,10 +380,11 @@ func (a *Activator) unpause(id string) error {
 	return err
 }
 
-// beginPause freezes an instance idle for idle in the background. A request that
-// wants it meanwhile marks it, and it is thawed as soon as the pause is
-// done, so a pause and a wake never run at once. Caller holds in.vs.mu.
-func (a *Activator) beginPause(in *instance, idle time.Duration) {
+// beginPause freezes an instance idle for idle in the background; msg is
+// the message of its instance.paused event. A request that wants it
+// meanwhile marks it, and it is thawed as soon as the pause is done, so a
+// pause and a wake never run at once. Caller holds in.vs.mu.
+func (a *Activator) beginPause(in *instance, idle time.Duration, msg string) {
 	a.move(in, Pausing, "")
 	a.wg.Add(1)
 	go func() {
@@ -397,8 +404,7 @@ func (a *Activator) beginPause(in *instance, idle time.Duration) {
 		default:
 			a.move(in, Paused, "")
 			a.log.Debug("instance paused", "instance", in.id)
-			a.emit(time.Time{}, core.EventInstancePaused, &vs.ver, in.id, "paused: idle for "+seconds(idle)+" s",
-				"idle_ms", core.Millis(idle))
+			a.emit(time.Time{}, core.EventInstancePaused, &vs.ver, in.id, msg, "idle_ms", core.Millis(idle))
 			if in.wakeAfterPause {
 				in.wakeAfterPause = false
 				a.beginWake(in)

@@ -70,6 +70,11 @@ func (a *Activator) applyLocked(s core.ServiceState) {
 		vs.ver = v // immutable in the store; kept as given
 		vs.policy = s.Service.Policy
 		vs.routable = routable[v.Number]
+		if vs.policy.Standby > 0 && (a.pauser == nil || a.shared) && !vs.standbyNoted {
+			vs.standbyNoted = true
+			a.log.Info("policy.standby is ignored: the runtime cannot pause instances, or several replicas share them",
+				"service", v.Service, "version", v.Number, "standby", vs.policy.Standby)
+		}
 		if !vs.routable {
 			for _, in := range append([]*instance(nil), vs.instances...) {
 				if in.state == Spare || in.state == Creating {
@@ -125,16 +130,8 @@ func (a *Activator) removeVersion(id int64) {
 // routableVersions returns the numbers of the versions that get a share of
 // s's traffic or carry a tag.
 func routableVersions(s core.ServiceState) map[int]bool {
-	out := map[int]bool{}
-	if t := s.Traffic; t != nil {
-		for _, w := range t.Weights {
-			if w.Percent > 0 {
-				out[w.Version] = true
-			}
-		}
-		for _, n := range t.Tags {
-			out[n] = true
-		}
+	if s.Traffic == nil {
+		return map[int]bool{}
 	}
-	return out
+	return s.Traffic.Routable()
 }

@@ -84,6 +84,7 @@ func (a *Activator) Load() []core.VersionLoad {
 		for _, in := range vs.instances {
 			l.Concurrency += in.inflight.Load()
 		}
+		l.Policy.Standby = a.standbyOf(vs) // what applies here (core.VersionLoad)
 		keep := vs.routable && vs.policy.MinInstances > 0
 		vs.mu.Unlock()
 		if l.Instances > 0 || l.Concurrency > 0 || keep {

@@ -15,7 +15,10 @@
 //     the scale-down delay since the last change;
 //   - never below min_instances, never above max_instances, and never below
 //     one instance while there are any: the last one goes only through the
-//     reaper's idle timeout, so "scale to zero" has one meaning;
+//     reaper's idle timeout, so "scale to zero" has one meaning; never below
+//     the standbys that apply (the load's Policy.Standby) of those there
+//     are: the reaper keeps them paused and starts them, never the
+//     autoscaler;
 //   - never from zero because of load: the first instance comes from a
 //     request (the activator starts it on demand) or from min_instances. Old
 //     samples of a version whose instances are gone (a crash loop, say)
@@ -160,6 +163,12 @@ func (c Config) Decide(p core.ScalingPolicy, s Stats, now time.Time) Decision {
 func (c Config) bound(p core.ScalingPolicy, s Stats, d Decision) Decision {
 	if s.Current > 0 && d.Desired < 1 {
 		d.Desired = 1
+	}
+	if keep := min(p.Standby, s.Current); d.Desired < keep {
+		// The reaper keeps these paused; removing them here would only
+		// have it start them again.
+		d.Desired = keep
+		d.Reason += fmt.Sprintf("; standby %d", p.Standby)
 	}
 	if d.Desired < p.MinInstances {
 		d.Desired = p.MinInstances

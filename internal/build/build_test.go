@@ -42,6 +42,7 @@ memory: 128Mi
 timeout: 10s
 scaling:
   min_instances: 1
+  standby: 2
   idle_timeout: 2m
 build:
   base_image: python:3.12-slim
@@ -51,7 +52,8 @@ build:
 		t.Fatal(err)
 	}
 	if s.Service != "hello" || s.Runtime != "stdio" || s.Port != 9000 || s.Build.BaseImage != "python:3.12-slim" ||
-		s.Scaling == nil || *s.Scaling.MinInstances != 1 || s.Scaling.IdleTimeout.String() != "2m0s" {
+		s.Scaling == nil || *s.Scaling.MinInstances != 1 || s.Scaling.Standby == nil || *s.Scaling.Standby != 2 ||
+		s.Scaling.IdleTimeout.String() != "2m0s" {
 		t.Fatalf("parsed %+v", s)
 	}
 	if _, err := build.ParseSpec(nil); err != nil {
@@ -70,6 +72,8 @@ build:
 		{"zero timeout", "timeout: 0s\n", "timeout must be between 1s and 1h"},
 		{"duplicate env", "env: [A=1, A=2]\n", "A is set twice"},
 		{"bad scaling", "scaling:\n  min_instances: 50\n", "must not exceed max_instances"},
+		{"standby above max", "scaling:\n  standby: 12\n", "scaling: standby (12) must not exceed max_instances (10)"},
+		{"standby negative", "scaling:\n  standby: -1\n", "standby must be between 0 and 16, got -1"},
 		{"bad scaling duration", "scaling:\n  idle_timeout: forever\n", "scaling.idle_timeout"},
 		{"not yaml", "service: [\n", "wisp.yaml:"},
 		{"dockerfile outside the source", "build:\n  dockerfile: ../../etc/passwd\n", "inside the source directory"},

@@ -40,6 +40,7 @@ type Spec struct {
 type ScalingSpec struct {
 	MinInstances      *int   `yaml:"min_instances"`
 	MaxInstances      *int   `yaml:"max_instances"`
+	Standby           *int   `yaml:"standby"`
 	TargetConcurrency *int   `yaml:"target_concurrency"`
 	TargetRPS         *int   `yaml:"target_rps"`
 	IdleTimeout       string `yaml:"idle_timeout"`
@@ -229,7 +230,7 @@ func (s *Spec) validate() error {
 		return fmt.Errorf("%s: %w", SpecFile, err)
 	}
 	if sc := s.ScalingYAML; sc != nil {
-		p := core.PolicyPatch{MinInstances: sc.MinInstances, MaxInstances: sc.MaxInstances,
+		p := core.PolicyPatch{MinInstances: sc.MinInstances, MaxInstances: sc.MaxInstances, Standby: sc.Standby,
 			TargetConcurrency: sc.TargetConcurrency, TargetRPS: sc.TargetRPS}
 		for _, d := range []struct {
 			name, val string

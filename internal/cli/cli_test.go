@@ -14,6 +14,7 @@ import (
 
 	"github.com/wisp-run/wisp/internal/cli"
 	"github.com/wisp-run/wisp/internal/config"
+	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/daemon"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/runtime/fake"
@@ -133,6 +134,27 @@ func TestWalkthrough(t *testing.T) {
 	if !strings.Contains(out, "Async concurrency:") || !strings.Contains(out, "4") || !strings.Contains(out, "10 attempts, backoff 500ms to 1m0s") ||
 		!strings.Contains(out, "48h0m0s") {
 		t.Fatalf("service update with the async policy: %s", out)
+	}
+	// Standbys: the line says what they cost from the memory limits of the
+	// versions with traffic (v1: none, v2: 128Mi), and a bad value is
+	// refused naming the field.
+	if out := e.ok("service", "get", "hello"); !strings.Contains(out, "Standby:") || !strings.Contains(out, "none (a version with no traffic") {
+		t.Fatalf("service get without standbys: %s", out)
+	}
+	out = e.ok("service", "update", "hello", "--standby", "2")
+	if !strings.Contains(out, "2 paused instance(s) per version with traffic: memory, not CPU") ||
+		!strings.Contains(out, "v1: no memory limit") || !strings.Contains(out, "v2: up to 2 × 128Mi (its memory limit) = 256Mi") {
+		t.Fatalf("service update --standby 2: %s", out)
+	}
+	var got core.Service
+	if err := json.Unmarshal([]byte(e.ok("service", "get", "hello", "-o", "json")), &got); err != nil || got.Policy.Standby != 2 {
+		t.Fatalf("service get -o json after --standby 2: %+v %v", got.Policy, err)
+	}
+	if code, _, stderr := e.run("service", "update", "hello", "--standby", "17"); code != 1 || !strings.Contains(stderr, "standby must be between 0 and 16, got 17") {
+		t.Fatalf("service update --standby 17: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := e.run("service", "create", "cold", "--standby", "11"); code != 1 || !strings.Contains(stderr, "must not exceed max_instances") {
+		t.Fatalf("service create --standby 11: exit %d, %s", code, stderr)
 	}
 	var list []map[string]any
 	if err := json.Unmarshal([]byte(e.ok("service", "list", "-o", "json")), &list); err != nil || len(list) != 1 {

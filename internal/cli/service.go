@@ -30,6 +30,7 @@ func (a *app) serviceCommand() *cobra.Command {
 func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error) {
 	var (
 		minI, maxI, target, rps int
+		standby                 int
 		idle, pause             string
 		reqLogs, logBytes       string
 		logAge                  string
@@ -49,6 +50,7 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 		newDef = func(v string) string { return "; default " + v + " for a new service" }
 	}
 	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)"+suffix)
+	f.IntVar(&standby, "standby", 0, "paused instances kept per version with traffic that would otherwise be at zero (0 to 16, at most --max-instances): memory, not CPU; a request thaws one in milliseconds"+suffix)
 	f.IntVar(&maxI, "max-instances", def(core.DefaultMaxInstances), "maximum instances per version"+suffix)
 	f.IntVar(&target, "target-concurrency", def(core.DefaultTargetConcurrency), "in-flight requests per instance the autoscaler aims for"+suffix)
 	f.IntVar(&rps, "target-rps", 0, "requests per second per instance the autoscaler aims for instead of --target-concurrency (0: off)"+suffix)
@@ -104,6 +106,9 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 		}
 		if f.Changed("max-instances") {
 			p.MaxInstances = &maxI
+		}
+		if f.Changed("standby") {
+			p.Standby = &standby
 		}
 		if f.Changed("target-concurrency") {
 			p.TargetConcurrency = &target
@@ -219,12 +224,15 @@ func (a *app) printService(ctx context.Context, s core.Service) error {
 	return a.emit(s, func() error {
 		p := s.Policy
 		pause := pauseString(p.PauseAfter)
-		if info, err := a.client().Info(ctx); err == nil && info.NoPause && p.PauseAfter != 0 {
+		info, infoErr := a.client().Info(ctx)
+		noPause := infoErr == nil && info.NoPause
+		if noPause && p.PauseAfter != 0 {
 			pause += " (no effect: the " + info.Runtime + " runtime cannot pause instances)"
 		}
 		return a.fields([][2]string{
 			{"Name", s.Name}, {"URL", s.URL}, {"Host", s.Host},
 			{"Min instances", strconv.Itoa(p.MinInstances)}, {"Max instances", strconv.Itoa(p.MaxInstances)},
+			{"Standby", a.standbyCost(ctx, s, noPause)},
 			{"Target concurrency", strconv.Itoa(p.TargetConcurrency)}, {"Target RPS", rpsString(p.TargetRPS)},
 			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pause},
 			{"Request logs", onOffString(p.RequestLogs)},
@@ -235,6 +243,32 @@ func (a *app) printService(ctx context.Context, s core.Service) error {
 			{"Created", s.CreatedAt.Local().Format("2006-01-02 15:04:05")},
 		})
 	})
+}
+
+// standbyCost describes what the service's standbys cost, from the memory
+// limits of the versions that get traffic (core.StandbyCost). Without the
+// traffic it gives the count alone.
+func (a *app) standbyCost(ctx context.Context, s core.Service, noPause bool) string {
+	n := s.Policy.Standby
+	if n == 0 {
+		return core.StandbyCost(0, nil, noPause)
+	}
+	t, err := a.client().GetTraffic(ctx, s.Name)
+	if err != nil {
+		return fmt.Sprintf("%d paused instance(s) per version with traffic (memory, not CPU)", n)
+	}
+	versions, err := a.client().ListVersions(ctx, s.Name)
+	if err != nil {
+		return fmt.Sprintf("%d paused instance(s) per version with traffic (memory, not CPU)", n)
+	}
+	routable := t.Routable()
+	var on []core.Version
+	for _, v := range versions {
+		if routable[v.Number] {
+			on = append(on, v)
+		}
+	}
+	return core.StandbyCost(n, on, noPause)
 }
 
 func rpsString(n int) string {
@@ -273,6 +307,7 @@ func (a *app) serviceSet() *cobra.Command {
 		Short:   "Change a service's scaling and log policy (never creates a version)",
 		Example: `  wisp service set hello --idle-timeout 2s --pause-after 1s
   wisp service set hello --min-instances 1 --max-instances 20
+  wisp service set hello --standby 1 --pause-after 5s
   wisp service update hello --request-logs on --log-max-bytes 50MiB --log-max-age 7d
   wisp service update hello --async-concurrency 4 --max-attempts 10 --min-backoff 500ms --max-backoff 1m --max-age 2d`,
 		Args: cobra.ExactArgs(1),
@@ -284,7 +319,7 @@ func (a *app) serviceSet() *cobra.Command {
 			return err
 		}
 		if p.IsEmpty() {
-			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --target-concurrency, --target-rps, --idle-timeout, --pause-after, --request-logs, --log-max-bytes, --log-max-age")
+			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --standby, --target-concurrency, --target-rps, --idle-timeout, --pause-after, --request-logs, --log-max-bytes, --log-max-age")
 		}
 		s, err := a.client().UpdatePolicy(cmd.Context(), args[0], p)
 		if err != nil {

@@ -64,7 +64,10 @@ type VersionLoad struct {
 	VersionID int64
 	Service   string
 	Version   int
-	Policy    ScalingPolicy
+	// Policy is the service's policy, except that Standby is the number of
+	// standbys that apply to this version: 0 when it carries no traffic or
+	// its instances cannot be paused.
+	Policy ScalingPolicy
 	// Concurrency is requests in flight at instances plus requests waiting
 	// for one.
 	Concurrency int64

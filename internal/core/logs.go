@@ -97,6 +97,7 @@ const (
 	StartFirstRequest = "first-request"
 	StartAutoscaler   = "autoscaler"
 	StartMinInstances = "min-instances"
+	StartStandby      = "standby"
 	StartRollout      = "rollout"
 	StartReplace      = "replace"
 )

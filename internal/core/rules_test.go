@@ -91,6 +91,11 @@ func TestPatchPolicy(t *testing.T) {
 	halfSec, week, weekAndMore := core.Duration(500*time.Millisecond), core.Duration(7*24*time.Hour), core.Duration(7*24*time.Hour+1)
 	weekAge := cur
 	weekAge.MaxAge = week
+	two, seventeen, negative, three := 2, 17, -1, 3
+	standby := cur
+	standby.Standby = 2
+	standbyAll := cur
+	standbyAll.Standby, standbyAll.MaxInstances = 3, 3
 	cases := []struct {
 		name  string
 		patch core.PolicyPatch
@@ -107,6 +112,11 @@ func TestPatchPolicy(t *testing.T) {
 		{"log age below 1m", core.PolicyPatch{LogMaxAge: &short}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
 		{"log age above 90 days", core.PolicyPatch{LogMaxAge: &long}, cur, core.ErrInvalid, "log_max_age must be between 1m"},
 		{"async", core.PolicyPatch{AsyncConcurrency: &conc, MaxAttempts: &attempts, MinBackoff: &minB, MaxBackoff: &maxB, MaxAge: &age}, async, nil, ""},
+		{"standby", core.PolicyPatch{Standby: &two}, standby, nil, ""},
+		{"standby equal to max_instances", core.PolicyPatch{Standby: &three, MaxInstances: &three}, standbyAll, nil, ""},
+		{"standby negative", core.PolicyPatch{Standby: &negative}, cur, core.ErrInvalid, "standby must be between 0 and 16, got -1"},
+		{"standby above 16", core.PolicyPatch{Standby: &seventeen}, cur, core.ErrInvalid, "standby must be between 0 and 16, got 17"},
+		{"standby above max_instances", core.PolicyPatch{Standby: &three, MaxInstances: &two}, cur, core.ErrInvalid, "standby (3) must not exceed max_instances (2)"},
 		{"max age of 7 days", core.PolicyPatch{MaxAge: &week}, weekAge, nil, ""},
 		{"async concurrency 0", core.PolicyPatch{AsyncConcurrency: &zero}, cur, core.ErrInvalid, "async_concurrency must be between 1 and 1000, got 0"},
 		{"async concurrency above 1000", core.PolicyPatch{AsyncConcurrency: &tooMany}, cur, core.ErrInvalid, "async_concurrency must be between 1 and 1000"},
@@ -301,4 +311,42 @@ func TestRollbackTraffic(t *testing.T) {
 			t.Fatalf("the cut message must be a valid entry: %v", err)
 		}
 	})
+}
+
+func TestStandbyCost(t *testing.T) {
+	lim := func(n int, b core.ByteSize) core.Version {
+		return core.Version{Number: n, VersionSpec: core.VersionSpec{MemoryLimit: b}}
+	}
+	cases := []struct {
+		name     string
+		standby  int
+		versions []core.Version
+		noPause  bool
+		want     string
+	}{
+		{"none", 0, []core.Version{lim(1, 128<<20)}, false, "none (a version with no traffic for idle_timeout scales to zero)"},
+		{"one version", 2, []core.Version{lim(3, 128<<20)}, false,
+			"2 paused instance(s) per version with traffic: memory, not CPU; v3: up to 2 × 128Mi (its memory limit) = 256Mi"},
+		{"two versions, in order", 1, []core.Version{lim(4, 1<<30), lim(2, 64<<20)}, false,
+			"1 paused instance(s) per version with traffic: memory, not CPU; v2: up to 1 × 64Mi (its memory limit) = 64Mi; v4: up to 1 × 1Gi (its memory limit) = 1Gi; in all up to 1088Mi"},
+		{"no limit", 1, []core.Version{lim(1, 0), lim(2, 64<<20)}, false,
+			"1 paused instance(s) per version with traffic: memory, not CPU; v1: no memory limit, each keeps what it holds resident; v2: up to 1 × 64Mi (its memory limit) = 64Mi"},
+		{"no traffic", 1, nil, false, "1 paused instance(s) per version with traffic: memory, not CPU; no version has traffic yet"},
+		{"cannot pause", 1, []core.Version{lim(1, 64<<20)}, true,
+			"1 paused instance(s) per version with traffic: memory, not CPU; no effect: the runtime cannot pause instances"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := core.StandbyCost(tc.standby, tc.versions, tc.noPause); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTrafficRoutable(t *testing.T) {
+	tr := core.Traffic{Weights: []core.Weight{{Version: 1, Percent: 0}, {Version: 2, Percent: 100}}, Tags: map[string]int{"canary": 3}}
+	if diff := cmp.Diff(map[int]bool{2: true, 3: true}, tr.Routable()); diff != "" {
+		t.Fatalf("routable (-want +got):\n%s", diff)
+	}
 }

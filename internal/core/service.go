@@ -26,6 +26,17 @@ type ScalingPolicy struct {
 	// MinInstances is kept running per version that carries traffic, even when
 	// idle. 0 allows scale to zero. Default 0.
 	MinInstances int `json:"min_instances"`
+	// Standby is how many paused instances are kept per version that carries
+	// traffic and would otherwise be at zero: an idle instance that would be
+	// removed is paused instead while the version has no more than Standby,
+	// and a version with none starts them and pauses each once it is ready.
+	// A standby costs memory (its resident memory stays), not CPU; a request
+	// thaws it in milliseconds instead of a cold start. It is paused at
+	// idle_timeout when pause_after has not paused it earlier (pause_after 0
+	// or at or above idle_timeout included). It counts toward MaxInstances,
+	// and it is ignored where instances cannot be paused (Kubernetes). Between
+	// 0 and MaxStandby, and at most MaxInstances. Default 0.
+	Standby int `json:"standby"`
 	// MaxInstances bounds instances per version. Default 10.
 	MaxInstances int `json:"max_instances"`
 	// TargetConcurrency is the number of in-flight requests per instance the
@@ -86,6 +97,7 @@ const (
 	DefaultPauseAfter        = Duration(30 * time.Second)
 
 	MaxInstancesLimit      = 1000
+	MaxStandby             = 16 // paused instances hold memory: a cap keeps a typo from filling the host
 	MaxTargetConcurrency   = 10000
 	MaxTargetRPS           = 1000000
 	MinIdleTimeout         = Duration(time.Second)
@@ -138,6 +150,10 @@ func (p ScalingPolicy) Validate() error {
 		return Invalidf("policy.max_instances", "max_instances must be between 1 and %d, got %d", MaxInstancesLimit, p.MaxInstances)
 	case p.MinInstances > p.MaxInstances:
 		return Invalidf("policy.min_instances", "min_instances (%d) must not exceed max_instances (%d)", p.MinInstances, p.MaxInstances)
+	case p.Standby < 0 || p.Standby > MaxStandby:
+		return Invalidf("policy.standby", "standby must be between 0 and %d, got %d", MaxStandby, p.Standby)
+	case p.Standby > p.MaxInstances:
+		return Invalidf("policy.standby", "standby (%d) must not exceed max_instances (%d): standbys count as instances", p.Standby, p.MaxInstances)
 	case p.TargetConcurrency < 1 || p.TargetConcurrency > MaxTargetConcurrency:
 		return Invalidf("policy.target_concurrency", "target_concurrency must be between 1 and %d, got %d", MaxTargetConcurrency, p.TargetConcurrency)
 	case p.TargetRPS < 0 || p.TargetRPS > MaxTargetRPS:
@@ -170,6 +186,7 @@ func (p ScalingPolicy) Validate() error {
 type PolicyPatch struct {
 	MinInstances      *int      `json:"min_instances,omitempty"`
 	MaxInstances      *int      `json:"max_instances,omitempty"`
+	Standby           *int      `json:"standby,omitempty"`
 	TargetConcurrency *int      `json:"target_concurrency,omitempty"`
 	TargetRPS         *int      `json:"target_rps,omitempty"`
 	IdleTimeout       *Duration `json:"idle_timeout,omitempty"`
@@ -191,6 +208,9 @@ func (pp PolicyPatch) Apply(p ScalingPolicy) ScalingPolicy {
 	}
 	if pp.MaxInstances != nil {
 		p.MaxInstances = *pp.MaxInstances
+	}
+	if pp.Standby != nil {
+		p.Standby = *pp.Standby
 	}
 	if pp.TargetConcurrency != nil {
 		p.TargetConcurrency = *pp.TargetConcurrency

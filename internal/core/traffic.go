@@ -126,3 +126,18 @@ func sortedKeys(m map[string]int) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Routable returns the numbers of the versions that get a share of the
+// traffic or carry a tag: the versions a request can reach.
+func (t Traffic) Routable() map[int]bool {
+	out := map[int]bool{}
+	for _, w := range t.Weights {
+		if w.Percent > 0 {
+			out[w.Version] = true
+		}
+	}
+	for _, n := range t.Tags {
+		out[n] = true
+	}
+	return out
+}

@@ -732,3 +732,28 @@ func TestBuildsOnPages(t *testing.T) {
 		t.Errorf("platform: %d %s", r.status, r.body)
 	}
 }
+
+// TestStandbyOnServicePage: the service page shows the standby count and
+// what the standbys cost, from the memory limit of the version with
+// traffic.
+func TestStandbyOnServicePage(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy("warm", 0)
+	if _, err := h.c.CreateVersion(t.Context(), "warm", core.VersionSpec{Image: "greeter:1", MemoryLimit: 64 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	h.login()
+	if r := h.do("GET", "/ui/services/warm", nil, nil); r.status != 200 ||
+		!strings.Contains(r.body, `Standby: <strong id="standby-count">0</strong>`) || !strings.Contains(r.body, "none (a version with no traffic") {
+		t.Fatalf("without standbys: %d %s", r.status, r.body)
+	}
+	two := 2
+	if _, err := h.c.UpdatePolicy(t.Context(), "warm", core.PolicyPatch{Standby: &two}); err != nil {
+		t.Fatal(err)
+	}
+	r := h.do("GET", "/ui/services/warm", nil, nil)
+	if r.status != 200 || !strings.Contains(r.body, `Standby: <strong id="standby-count">2</strong>`) ||
+		!strings.Contains(r.body, "2 paused instance(s) per version with traffic: memory, not CPU; v1: up to 2 × 64Mi (its memory limit) = 128Mi") {
+		t.Fatalf("with standby 2: %d %s", r.status, r.body)
+	}
+}

@@ -15,8 +15,10 @@ import (
 )
 
 type servicePageData struct {
-	Service   core.Service
-	Versions  []core.Version
+	Service  core.Service
+	Versions []core.Version
+	// Standby says what the policy's standbys cost (core.StandbyCost).
+	Standby   string
 	Current   *core.TrafficEntry
 	History   []core.TrafficEntry // newest first
 	Instances []core.InstanceInfo
@@ -104,8 +106,28 @@ func (d *Dashboard) loadService(r *http.Request, name string) (*servicePageData,
 		p.Charts = append(p.Charts, versionCharts{Version: v.Number, SVG: d.versionSVGs(name, v.Number, now)})
 	}
 	p.Editor = editorFor(p.Versions, p.Current)
+	p.Standby = d.standbyCost(r, svc, p.Versions, p.Current)
 	p.Calls = d.loadCalls(r, name)
 	return p, nil
+}
+
+// standbyCost describes the cost of the service's standbys for the
+// versions that get traffic now.
+func (d *Dashboard) standbyCost(r *http.Request, svc core.Service, versions []core.Version, cur *core.TrafficEntry) string {
+	noPause := false
+	if info, err := d.api.Info(r.Context()); err == nil {
+		noPause = info.NoPause
+	}
+	var routable []core.Version
+	if cur != nil {
+		on := cur.Routable()
+		for _, v := range versions {
+			if on[v.Number] {
+				routable = append(routable, v)
+			}
+		}
+	}
+	return core.StandbyCost(svc.Policy.Standby, routable, noPause)
 }
 
 func (d *Dashboard) versionSVGs(service string, version int, now time.Time) []template.HTML {

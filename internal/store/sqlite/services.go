@@ -9,7 +9,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency, max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, created_at, updated_at`
+const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency, max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, created_at, updated_at`
 
 func scanService(r scanner) (core.Service, error) {
 	return newServiceRow().scan(r)
@@ -33,7 +33,7 @@ func newServiceRow() *serviceRow {
 	r.dest = []any{int64Col{&sv.ID}, &sv.Name, intCol{&p.MinInstances}, intCol{&p.MaxInstances}, intCol{&p.TargetConcurrency},
 		intCol{&p.TargetRPS}, int64Col{&r.idle}, int64Col{&r.pause}, int64Col{&r.requestLogs}, int64Col{&p.LogMaxBytes},
 		int64Col{&r.logAge}, intCol{&p.AsyncConcurrency}, intCol{&p.MaxAttempts}, int64Col{&r.minB}, int64Col{&r.maxB},
-		int64Col{&r.age}, &r.created, &r.updated}
+		int64Col{&r.age}, intCol{&p.Standby}, &r.created, &r.updated}
 	return r
 }
 
@@ -86,11 +86,11 @@ func (s *Store) CreateService(ctx context.Context, sv core.Service) (core.Servic
 		p := sv.Policy
 		res, err := tx.ExecContext(ctx, `INSERT INTO services (name, min_instances, max_instances, target_concurrency,
 			target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency,
-			max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sv.Name, p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
 			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
-			int64(p.MaxBackoff), int64(p.MaxAge), formatTime(now), formatTime(now))
+			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, formatTime(now), formatTime(now))
 		if err != nil {
 			return err
 		}
@@ -154,10 +154,10 @@ func (s *Store) UpdatePolicy(ctx context.Context, name string, patch core.Policy
 		_, err = tx.ExecContext(ctx, `UPDATE services SET min_instances = ?, max_instances = ?, target_concurrency = ?,
 			target_rps = ?, idle_timeout_ns = ?, pause_after_ns = ?, request_logs = ?, log_max_bytes = ?, log_max_age_ns = ?,
 			async_concurrency = ?, max_attempts = ?, min_backoff_ns = ?, max_backoff_ns = ?, max_age_ns = ?,
-			updated_at = ? WHERE id = ?`,
+			standby = ?, updated_at = ? WHERE id = ?`,
 			p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
 			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
-			int64(p.MaxBackoff), int64(p.MaxAge), formatTime(now), sv.ID)
+			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, formatTime(now), sv.ID)
 		if err != nil {
 			return err
 		}

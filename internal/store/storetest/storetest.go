@@ -293,6 +293,41 @@ func testPolicy(t *testing.T, s store.Store) {
 	if err := s.DeleteService(ctx, "async"); err != nil {
 		t.Fatal(err)
 	}
+
+	// Standby round-trips through an update, every read and a create, and
+	// an invalid value changes nothing.
+	two := 2
+	if _, err := s.UpdatePolicy(ctx, "hello", core.PolicyPatch{Standby: &two}); err != nil {
+		t.Fatal(err)
+	}
+	want.Standby = 2
+	if diff := cmp.Diff(want, mustGetService(t, s, "hello").Policy); diff != "" {
+		t.Fatalf("stored standby (-want +got):\n%s", diff)
+	}
+	if all, err = s.ListServices(ctx); err != nil || len(all) != 1 {
+		t.Fatalf("ListServices: %v, %v", all, err)
+	}
+	if diff := cmp.Diff(want, all[0].Policy); diff != "" {
+		t.Fatalf("listed standby (-want +got):\n%s", diff)
+	}
+	warm := core.DefaultPolicy()
+	warm.Standby = 3
+	created, err = s.CreateService(ctx, core.Service{Name: "warm", Policy: warm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(warm, mustGetService(t, s, "warm").Policy); diff != "" || created.Policy != warm {
+		t.Fatalf("created standby policy (-want +got):\n%s", diff)
+	}
+	tooMany := 11 // above max_instances 10
+	_, err = s.UpdatePolicy(ctx, "hello", core.PolicyPatch{Standby: &tooMany})
+	wantKind(t, err, core.ErrInvalid, "UpdatePolicy with standby above max_instances")
+	if got := mustGetService(t, s, "hello").Policy; got.Standby != 2 {
+		t.Fatalf("an invalid standby update changed it: %+v", got)
+	}
+	if err := s.DeleteService(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
 	versions := mustVersions(t, s, "hello")
 	if len(versions) != 1 {
 		t.Fatalf("policy change created versions: got %d, want 1", len(versions))
