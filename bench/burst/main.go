@@ -2,9 +2,10 @@
 // version to 10 ready instances through Wisp on the real engine (issue 14:
 // sandboxes shorten scale-ups), in one run on this machine, for several
 // settings of the Docker runtime's sandbox pool (--docker-sandboxes) and
-// the autoscaler's parallel starts (--parallel-starts), against today's
-// defaults before sandboxes (no pool, 3 parallel starts) measured in the
-// same run. The load is issue 4's acceptance test: 200 workers sending
+// the autoscaler's parallel starts (--parallel-starts) and early scale-ups
+// (--early-scale-up), against the defaults before issue 14 (no pool, 3
+// parallel starts, scale-ups at the autoscaler's ticks only) measured in
+// the same run. The load is issue 4's acceptance test: 200 workers sending
 // GET /sleep?ms=100 to a version with max_concurrency 10 and
 // max_instances 20. Run it with make bench-burst.
 package main
@@ -49,18 +50,24 @@ type phases struct {
 	firstReady, scaleUp, ready time.Duration
 }
 
-// setting is one row: the pool size and the parallel starts.
+// setting is one row: the pool size, the parallel starts, and whether
+// the autoscaler scales up early (--early-scale-up) or at its ticks only.
 type setting struct {
 	sandboxes, parallel int
+	tickOnly            bool
 }
 
 func (s setting) String() string {
-	return fmt.Sprintf("sandboxes %2d, parallel starts %d", s.sandboxes, s.parallel)
+	when := "early"
+	if s.tickOnly {
+		when = "ticks"
+	}
+	return fmt.Sprintf("sandboxes %2d, parallel %d, %s", s.sandboxes, s.parallel, when)
 }
 
 func main() {
 	n := flag.Int("n", 3, "bursts per row")
-	rows := flag.String("rows", "0:3,2:3,10:3,10:6", "settings to measure, as sandboxes:parallel-starts; the first is the baseline")
+	rows := flag.String("rows", "0:3:ticks,0:3,2:3,10:3,10:6", "settings to measure, as sandboxes:parallel-starts[:ticks] (ticks: --early-scale-up=false); the first is the baseline")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -77,13 +84,18 @@ func main() {
 func parseRows(s string) ([]setting, error) {
 	var out []setting
 	for f := range strings.SplitSeq(s, ",") {
-		a, b, ok := strings.Cut(f, ":")
-		sb, err1 := strconv.Atoi(a)
-		par, err2 := strconv.Atoi(b)
-		if !ok || err1 != nil || err2 != nil || sb < 0 || sb > 64 || par < 1 || par > 100 {
-			return nil, fmt.Errorf("-rows: %q: want sandboxes:parallel-starts, e.g. 10:3 (sandboxes 0..64, parallel starts 1..100)", f)
+		parts := strings.Split(f, ":")
+		var sb, par int
+		var err1, err2 error
+		if len(parts) >= 2 {
+			sb, err1 = strconv.Atoi(parts[0])
+			par, err2 = strconv.Atoi(parts[1])
 		}
-		out = append(out, setting{sb, par})
+		if len(parts) < 2 || len(parts) > 3 || len(parts) == 3 && parts[2] != "ticks" ||
+			err1 != nil || err2 != nil || sb < 0 || sb > 64 || par < 1 || par > 100 {
+			return nil, fmt.Errorf("-rows: %q: want sandboxes:parallel-starts[:ticks], e.g. 10:3 or 0:3:ticks (sandboxes 0..64, parallel starts 1..100)", f)
+		}
+		out = append(out, setting{sandboxes: sb, parallel: par, tickOnly: len(parts) == 3})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("-rows: no settings")
@@ -128,13 +140,13 @@ func run(ctx context.Context, n int, settings []setting) error {
 			r.scaleUps = append(r.scaleUps, p.scaleUp)
 		}
 		results = append(results, r)
-		fmt.Printf("  %-34s median %6.0f ms   (%s); first ready %4.0f ms, scale-up listed %4.0f ms\n", s,
+		fmt.Printf("  %-36s median %6.0f ms   (%s); first ready %4.0f ms, scale-up listed %4.0f ms\n", s,
 			ms(median(r.samples)), list(r.samples), ms(median(r.first)), ms(median(r.scaleUps)))
 	}
 	fmt.Println("ratios (median to 10 ready instances / the first row's; aim: at most 0.50, twice as fast):")
 	b := median(results[0].samples)
 	for _, r := range results[1:] {
-		fmt.Printf("  %-34s %.2f\n", r.s, float64(median(r.samples))/float64(b))
+		fmt.Printf("  %-36s %.2f\n", r.s, float64(median(r.samples))/float64(b))
 	}
 	return nil
 }
@@ -153,6 +165,7 @@ func burst(ctx context.Context, s setting, i int) (p phases, err error) {
 	cfg.DockerNetwork = network
 	cfg.DockerSandboxes = s.sandboxes
 	cfg.ParallelStarts = s.parallel
+	cfg.EarlyScaleUp = !s.tickOnly
 	cfg.StopGrace = time.Second
 	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{})
 	if err != nil {

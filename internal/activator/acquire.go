@@ -178,6 +178,9 @@ func (a *Activator) Acquire(ctx context.Context, v *core.Version) (*Lease, error
 		}
 		ch := vs.waitChan()
 		vs.waiters++
+		if a.cfg.Queueing != nil {
+			a.cfg.Queueing()
+		}
 		vs.mu.Unlock()
 		select {
 		case <-ch:

@@ -63,6 +63,11 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Events receives the platform events (events.go); nil discards them.
 	Events EventSink
+	// Queueing, when set, is called (holding a version's lock: it must not
+	// block) each time a request starts to wait for an instance of a
+	// version: the daemon pokes the autoscaler with it, so that a burst
+	// is met before the next tick (autoscaler.Early).
+	Queueing func()
 }
 
 // Defaults of Config.

@@ -112,7 +112,8 @@ func get(t *testing.T, e *env, v *core.Version) string {
 }
 
 func TestColdStartIsCoalesced(t *testing.T) {
-	e := newEnv(t, activator.Config{}, func(runtime.InstanceSpec) fake.Behavior {
+	var queued atomic.Int64 // Config.Queueing: the autoscaler's pokes
+	e := newEnv(t, activator.Config{Queueing: func() { queued.Add(1) }}, func(runtime.InstanceSpec) fake.Behavior {
 		return fake.Behavior{StartDelay: 200 * time.Millisecond, ReadyDelay: 100 * time.Millisecond}
 	})
 	v := version(1, "svc", "GREETING=storm")
@@ -145,6 +146,9 @@ func TestColdStartIsCoalesced(t *testing.T) {
 	}
 	if cold.Load() != 100 {
 		t.Fatalf("%d of 100 leases report a cold start", cold.Load())
+	}
+	if n := queued.Load(); n != 100 {
+		t.Fatalf("Config.Queueing was called %d times for 100 requests that each waited, want 100", n)
 	}
 	if body := get(t, e, v); body != "Hello, storm!\n" {
 		t.Fatalf("body %q", body)

@@ -3,6 +3,7 @@ package autoscaler_test
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -90,6 +91,97 @@ func TestRunForgetsWhenItEnds(t *testing.T) {
 		}
 		if obs.counts.Load() != 3 || obs.forgets.Load() != 1 {
 			t.Fatalf("after a run of 3 ticks: %d counts and %d forgets, want 3 and 1", obs.counts.Load(), obs.forgets.Load())
+		}
+	})
+}
+
+// TestEarlyScalesUpOnly: an early look meets a burst at once, but never
+// scales down, and never from zero.
+func TestEarlyScalesUpOnly(t *testing.T) {
+	p := core.DefaultPolicy()
+	p.MaxInstances = 20
+	src := &source{load: core.VersionLoad{VersionID: 1, Service: "s", Version: 1, Policy: p, Instances: 1, Concurrency: 200}}
+	a, err := autoscaler.New(autoscaler.Config{}, src, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Early(t0)
+	if len(src.scaled) != 1 || src.scaled[0] != 20 {
+		t.Fatalf("200 waiting for one instance: scaled %v, want [20] at once", src.scaled)
+	}
+	src.load.Concurrency = 0
+	a.Early(t0.Add(time.Minute))
+	if len(src.scaled) != 1 {
+		t.Fatalf("no load: an early look scaled %v; scale-downs are for the ticks", src.scaled)
+	}
+	src.load.Instances, src.load.Concurrency = 0, 200
+	a.Early(t0.Add(2 * time.Minute))
+	if len(src.scaled) != 1 {
+		t.Fatalf("no instance: an early look scaled %v; the first instance comes from a request", src.scaled)
+	}
+}
+
+// lockedSource is source for a test that runs Run in a goroutine.
+type lockedSource struct {
+	mu sync.Mutex
+	s  source
+}
+
+func (l *lockedSource) Load() []core.VersionLoad {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Load()
+}
+
+func (l *lockedSource) Scale(id int64, n int) core.ScaleResult {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Scale(id, n)
+}
+
+func (l *lockedSource) scaled() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.s.scaled...)
+}
+
+// TestRunPokes: a poke brings an early look before the next tick; one
+// within EarlyGap of the last look is not lost but waits for the gap.
+func TestRunPokes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := core.DefaultPolicy()
+		p.MaxInstances = 20
+		src := &lockedSource{s: source{load: core.VersionLoad{VersionID: 1, Service: "s", Version: 1, Policy: p, Instances: 1, Concurrency: 200}}}
+		a, err := autoscaler.New(autoscaler.Config{}, src, nil, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		a.Poke()
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if len(src.scaled()) != 1 || src.scaled()[0] != 20 {
+			t.Fatalf("1 ms after a poke (the tick is 1 s): scaled %v, want [20]", src.scaled())
+		}
+		src.mu.Lock()
+		src.s.load.Instances = 2 // say the instances went away meanwhile
+		src.mu.Unlock()
+		a.Poke()
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+		if len(src.scaled()) != 1 {
+			t.Fatalf("a poke 1 ms after the last look: scaled %v at once, want it held for the gap", src.scaled())
+		}
+		time.Sleep(100 * time.Millisecond) // past the gap of 100 ms, before the first tick
+		synctest.Wait()
+		if len(src.scaled()) != 2 || src.scaled()[1] != 20 {
+			t.Fatalf("after the gap: scaled %v, want [20 20]", src.scaled())
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -43,6 +43,10 @@ type Config struct {
 	MaxScaleDownPct float64       // at most this share of instances per decision; default 0.5
 }
 
+// EarlyGap is the least time between two early looks (Autoscaler.Early):
+// a tenth of the tick (each look reads every version's load).
+func (c Config) EarlyGap() time.Duration { return c.Tick / 10 }
+
 // Defaults of Config.
 const (
 	DefaultStableWindow   = 60 * time.Second

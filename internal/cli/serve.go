@@ -100,6 +100,7 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 	f.DurationVar(&cfg.PanicWindow, "panic-window", cfg.PanicWindow, "autoscaler: a burst over this window scales up at once")
 	f.DurationVar(&cfg.ScaleDownDelay, "scale-down-delay", cfg.ScaleDownDelay, "autoscaler: wait this long after a change before scaling down")
 	f.IntVar(&cfg.ParallelStarts, "parallel-starts", cfg.ParallelStarts, "autoscaler: how many instances may be starting at once (a version's first instance never waits for this)")
+	f.BoolVar(&cfg.EarlyScaleUp, "early-scale-up", cfg.EarlyScaleUp, "autoscaler: scale up as soon as requests queue for a version (at most 10 times a second), not only at its once-a-second tick; =false waits for the tick")
 	f.BoolVar(&cfg.KeepInstances, "keep-instances", cfg.KeepInstances, "leave instances running at shutdown; the next start adopts them")
 	f.StringVar(&cfg.ReplicaID, "replica-id", cfg.ReplicaID, "this process's name among the replicas sharing a store and a cluster (env "+config.EnvReplicaID+"; default: $POD_NAME, else <hostname>-<pid>-<random>)")
 	f.StringVar(&cfg.AdvertiseAdminURL, "advertise-admin-url", cfg.AdvertiseAdminURL, "where the other replicas reach this one's admin API, http(s)://host:port (env "+config.EnvAdvertise+"; default: from --admin-addr, or $POD_IP inside a pod)")

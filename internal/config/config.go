@@ -81,6 +81,9 @@ type Config struct {
 	KeepInstances bool
 	// ParallelStarts bounds the scale-up starts in flight at once.
 	ParallelStarts int
+	// EarlyScaleUp has the autoscaler look at the load as soon as requests
+	// queue for a version, not only at its tick (every second).
+	EarlyScaleUp bool
 	// The autoscaler's windows (see package autoscaler).
 	StableWindow   time.Duration
 	PanicWindow    time.Duration
@@ -176,6 +179,7 @@ func Default() Config {
 		StopGrace:       10 * time.Second,
 		ReapInterval:    time.Second,
 		ParallelStarts:  3,
+		EarlyScaleUp:    true,
 		StableWindow:    60 * time.Second,
 		PanicWindow:     6 * time.Second,
 		ScaleDownDelay:  30 * time.Second,

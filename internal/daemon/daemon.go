@@ -173,6 +173,11 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	cleanups = append(cleanups, endLife)
 	d.endLife = endLife
+	var queueing func()
+	if cfg.EarlyScaleUp {
+		// d.scaler is set below, before any request can arrive (Run).
+		queueing = func() { d.scaler.Poke() }
+	}
 	if d.act, err = activator.New(life, activator.Config{
 		Registerer:    reg,
 		StartTimeout:  cfg.StartTimeout,
@@ -182,6 +187,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 
 		ParallelStarts: cfg.ParallelStarts,
 		Events:         d.logs,
+		Queueing:       queueing,
 	}, d.rt, logger); err != nil {
 		return nil, err
 	}
