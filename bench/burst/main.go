@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,10 +26,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/bench"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
-	"github.com/wisp-run/wisp/internal/daemon"
 	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
 )
 
@@ -154,38 +152,20 @@ func run(ctx context.Context, n int, settings []setting) error {
 // burst starts Wisp with s, deploys a version, and times the load's start
 // to target ready instances. Wisp and the service are gone after it.
 func burst(ctx context.Context, s setting, i int) (p phases, err error) {
-	dir, err := os.MkdirTemp("", "wisp-bench-burst-")
-	if err != nil {
-		return p, err
-	}
-	defer os.RemoveAll(dir)
 	cfg := config.Default()
-	cfg.DataDir = dir
-	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DockerNetwork = network
 	cfg.DockerSandboxes = s.sandboxes
 	cfg.ParallelStarts = s.parallel
 	cfg.EarlyScaleUp = !s.tickOnly
 	cfg.StopGrace = time.Second
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{})
+	w, err := bench.StartWisp(ctx, "burst", cfg)
 	if err != nil {
 		return p, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(rctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "burst: wisp:", err)
-		}
-	}()
-	c := apiclient.New(d.AdminAddr().String(), d.Token())
-	router := d.RouterAddr().String()
+	defer w.Stop()
+	c, router := w.Client, w.Router
 	if s.sandboxes > 0 {
-		// The pool fills in the background after the start; a burst is
-		// measured against a full pool, as in steady operation.
-		if err := waitPool(ctx, c, s.sandboxes); err != nil {
+		if err := w.WaitPool(ctx, s.sandboxes); err != nil {
 			return p, err
 		}
 	}
@@ -262,22 +242,6 @@ func burst(ctx context.Context, s setting, i int) (p phases, err error) {
 }
 
 // waitPool waits until the daemon's /metrics shows n free sandboxes.
-func waitPool(ctx context.Context, c *apiclient.Client, n int) error {
-	want := fmt.Sprintf("wisp_sandboxes_free %d", n)
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		body, err := c.Raw(ctx, "GET", "/metrics", nil)
-		if err != nil {
-			return err
-		}
-		for l := range strings.SplitSeq(string(body), "\n") {
-			if l == want {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("the sandbox pool did not fill to %d within a minute", n)
-}
-
 func median(s []time.Duration) time.Duration {
 	c := append([]time.Duration(nil), s...)
 	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })

@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -36,10 +35,10 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/wisp-run/wisp/bench"
 	"github.com/wisp-run/wisp/internal/apiclient"
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
-	"github.com/wisp-run/wisp/internal/daemon"
 	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
 )
 
@@ -114,7 +113,7 @@ func run(ctx context.Context, n, wakes int) error {
 	if err := add("Wisp, bridge, no sandboxes, zero", func(int) (time.Duration, error) { return plainZero() }); err != nil {
 		return err
 	}
-	plain.stop()
+	plain.Stop()
 	bridge, err := startWisp(ctx, network, 2)
 	if err != nil {
 		return err
@@ -140,7 +139,7 @@ func run(ctx context.Context, n, wakes int) error {
 	if err := add("Wisp, waking a standby", func(int) (time.Duration, error) { return standby(hc) }); err != nil {
 		return err
 	}
-	bridge.stop()
+	bridge.Stop()
 	host, err := startWisp(ctx, "host", 0)
 	if err != nil {
 		return err
@@ -152,7 +151,7 @@ func run(ctx context.Context, n, wakes int) error {
 	if err := add("Wisp, host, after scale to zero", func(int) (time.Duration, error) { return hostZero() }); err != nil {
 		return err
 	}
-	host.stop()
+	host.Stop()
 	wakeBare, err := bareWakes(ctx, cli, hc, wakes)
 	if err != nil {
 		return err
@@ -298,45 +297,36 @@ func bareWakes(ctx context.Context, cli *client.Client, hc *http.Client, n int) 
 }
 
 type wisp struct {
-	c      *apiclient.Client
-	router string
-	stop   func()
-	dir    string
+	*bench.Wisp
+	c         *apiclient.Client
+	router    string
+	sandboxes int // the pool's size
 }
 
 func startWisp(ctx context.Context, netw string, sandboxes int) (*wisp, error) {
-	dir, err := os.MkdirTemp("", "wisp-bench-")
-	if err != nil {
-		return nil, err
-	}
 	cfg := config.Default()
-	cfg.DataDir = dir
-	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DockerNetwork = netw
 	cfg.DockerSandboxes = sandboxes
 	cfg.ReapInterval = 100 * time.Millisecond
 	cfg.StopGrace = time.Second
-	d, err := daemon.Open(ctx, cfg, slog.New(slog.DiscardHandler), daemon.Options{})
+	w, err := bench.StartWisp(ctx, "coldstart", cfg)
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(rctx) }()
-	w := &wisp{c: apiclient.New(d.AdminAddr().String(), d.Token()), router: d.RouterAddr().String(), dir: dir}
-	w.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "coldstart: wisp:", err)
-		}
-		_ = os.RemoveAll(dir)
-	}
-	return w, nil
+	return &wisp{Wisp: w, c: w.Client, router: w.Router, sandboxes: sandboxes}, nil
 }
 
-// coldStart deploys a new service (not timed) and times its first request.
+// coldStart deploys a new service (not timed) and times its first request,
+// sent right after the deploy (which creates a spare in the background).
+// With sandboxes, it first waits for a full pool: the previous run took two
+// (its instance's and its spare's).
 func (w *wisp) coldStart(ctx context.Context, hc *http.Client, i int) (time.Duration, error) {
 	name := "bench-" + strconv.Itoa(i)
+	if w.sandboxes > 0 {
+		if err := w.WaitPool(ctx, w.sandboxes); err != nil {
+			return 0, err
+		}
+	}
 	if _, err := w.c.CreateService(ctx, name, core.PolicyPatch{}); err != nil {
 		return 0, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,10 +45,18 @@ func runDaemon(t *testing.T, dataDir string, edit func(*config.Config), opts dae
 		edit(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	lh := slog.Handler(slog.DiscardHandler)
-	if os.Getenv("WISP_TEST_LOG") != "" { // the daemon's debug log, to see why a test failed
+	// The daemon's last log lines are printed when the test failed (CI
+	// keeps nothing else); WISP_TEST_LOG streams its whole debug log.
+	tail := &logTail{max: 200}
+	lh := slog.Handler(slog.NewTextHandler(tail, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if os.Getenv("WISP_TEST_LOG") != "" {
 		lh = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the daemon's last log lines:\n%s", tail)
+		}
+	})
 	d, err := daemon.Open(ctx, cfg, slog.New(lh), opts)
 	if err != nil {
 		cancel()
@@ -290,4 +299,29 @@ func TestStoreChangesReachTheRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("a deletion", func(code int, _ string) bool { return code == 404 })
+}
+
+// logTail is an io.Writer that keeps the last max lines written to it.
+type logTail struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.Lines(string(p)) {
+		l.lines = append(l.lines, strings.TrimRight(line, "\n"))
+	}
+	if over := len(l.lines) - l.max; over > 0 {
+		l.lines = append(l.lines[:0], l.lines[over:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }

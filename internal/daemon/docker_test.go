@@ -222,7 +222,14 @@ func storm(t *testing.T, w *wisp, service string) {
 	// The platform events say why each instance started.
 	reasons := map[string]int{}
 	var firstInstance string
+	var events []string // all of them, printed when the test fails
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the platform events:\n%s", strings.Join(events, "\n"))
+		}
+	})
 	err := w.c.Logs(t.Context(), service, core.LogQuery{Kinds: []core.LogKind{core.LogPlatform}}, func(e core.LogEntry) error {
+		events = append(events, fmt.Sprintf("%s %s %s %s %v", e.Time.Format("15:04:05.000"), e.Event, e.Instance, e.Message, e.Fields))
 		if e.Event == core.EventInstanceStarting {
 			reasons[e.Fields["reason"]]++
 			if e.Fields["reason"] == core.StartFirstRequest {
