@@ -374,10 +374,10 @@ func (w *wisp) timeGet(ctx context.Context, hc *http.Client, service string) (ti
 		return 0, "", err
 	}
 	d := time.Since(start)
-	_, _ = io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_ = resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return 0, "", fmt.Errorf("GET %s: status %d", service, resp.StatusCode)
+		return 0, "", fmt.Errorf("GET %s: status %d: %s", service, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return d, resp.Header.Get("Wisp-Cold-Start"), nil
 }

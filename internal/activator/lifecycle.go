@@ -26,6 +26,14 @@ func (a *Activator) Run(ctx context.Context) error {
 		}
 	}
 	watch()
+	if canWatch {
+		// List after the watch began: what happened between the caller's
+		// first Reconcile (or a start made before Run) and the watch (an
+		// instance that died, say) is not missed until the next resync.
+		if err := a.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("list after watch failed", "err", err)
+		}
+	}
 	reap := time.NewTicker(a.cfg.ReapInterval)
 	defer reap.Stop()
 	resync := time.NewTicker(a.cfg.ResyncInterval)
