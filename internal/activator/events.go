@@ -139,5 +139,7 @@ func removedMessage(reason, why string, idle time.Duration) string {
 
 // seconds formats d as seconds, to the millisecond, for a message.
 func seconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', -1, 64)
+	// From whole milliseconds: Duration.Seconds adds the fraction to the
+	// whole seconds, which prints 1.14 s as 1.1400000000000001.
+	return strconv.FormatFloat(float64(d.Round(time.Millisecond).Milliseconds())/1000, 'f', -1, 64)
 }

@@ -85,3 +85,20 @@ func TestRemovalReason(t *testing.T) {
 		}
 	}
 }
+
+// TestSeconds: event messages print durations as a person writes them,
+// never with the float noise of Duration.Seconds (1.1400000000000001).
+func TestSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1140 * time.Millisecond:                      "1.14",
+		1815 * time.Millisecond:                      "1.815",
+		2 * time.Second:                              "2",
+		1059*time.Millisecond + 400*time.Microsecond: "1.059",
+		10*time.Minute + 300*time.Millisecond:        "600.3",
+		0:                                            "0",
+	} {
+		if got := seconds(d); got != want {
+			t.Errorf("seconds(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
