@@ -57,9 +57,9 @@ type editorRow struct {
 type tagRow struct{ Name, Version string }
 
 type preview struct {
-	Rows    []previewRow
-	Sum     int
-	SumOK   bool
+	Rows     []previewRow
+	Sum      int
+	SumOK    bool
 	Tags     string
 	OldTags  string
 	Rules    []string
