@@ -160,8 +160,11 @@ func (in *ruleInput) holds(c *cond) bool {
 		return err == nil && (c.kind == cookiePresent || ck.Value == c.value)
 	case queryExact, queryPresent:
 		if !in.queryDone {
-			// A malformed pair is skipped; the others still count.
-			in.query, _ = url.ParseQuery(in.req.URL.RawQuery)
+			// A malformed pair is skipped; the others still count. No
+			// query is no map (ParseQuery would allocate one).
+			if raw := in.req.URL.RawQuery; raw != "" {
+				in.query, _ = url.ParseQuery(raw)
+			}
 			in.queryDone = true
 		}
 		vs, ok := in.query[c.name]
