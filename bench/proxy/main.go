@@ -5,6 +5,9 @@
 //   - a plain httputil.ReverseProxy with default settings (the baseline),
 //     in its own process;
 //   - Wisp's router (the real `wisp serve` binary, in its own process);
+//   - the same router to a service whose split has 10 request rules
+//     (issue 15), which no request meets, and which the request meets at
+//     the last rule: the cost of evaluating rules on the hot path;
 //
 // and prints the ratios. Run it with make bench-proxy. The load generator is
 // this program; every loop is bounded in time.
@@ -130,6 +133,13 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	if _, err := warm.once(ctx, http.DefaultClient); err != nil {
 		return err
 	}
+	if err := rulesService(ctx, c); err != nil {
+		return err
+	}
+	warmRules := &target{name: "warm-up", url: "http://" + router + "/", host: "rules.localhost"}
+	if _, err := warmRules.once(ctx, http.DefaultClient); err != nil {
+		return err
+	}
 	ins, err := c.Instances(ctx, "bench")
 	if err != nil {
 		return fmt.Errorf("instances: %w", err)
@@ -159,6 +169,12 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		{name: "direct to the container", url: direct},
 		{name: "httputil.ReverseProxy (baseline)", url: "http://" + baseAddr + "/"},
 		{name: "Wisp router", url: "http://" + router + "/", host: "bench.localhost"},
+		{name: "Wisp router, 10 rules, none match", url: "http://" + router + "/", host: "rules.localhost"},
+		{name: "Wisp router, 10 rules, last matches", url: "http://" + router + "/", host: "rules.localhost", header: "X-Beta: 1"},
+		// The plain row again: the rule rows run later, on another
+		// container; how much the plain row moves between its two runs
+		// is the noise the rule rows are judged against.
+		{name: "Wisp router, again", url: "http://" + router + "/", host: "bench.localhost"},
 	}
 	results := map[int][]result{}
 	for _, n := range counts {
@@ -182,12 +198,55 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		d, b, w := results[n][0], results[n][1], results[n][2]
 		fmt.Printf("  %2d conns: Wisp/baseline throughput %.2f (aim ≥ 1.30); Wisp/direct throughput %.2f; p50 added over direct %+.3f ms (aim ≤ 0.15 at 1 conn)\n",
 			n, w.rps/b.rps, w.rps/d.rps, ms(w.p50-d.p50))
+		again := results[n][5]
+		plain := (w.rps + again.rps) / 2
+		fmt.Printf("  %2d conns: noise: Wisp router again / first %.3f\n", n, again.rps/w.rps)
+		for _, r := range results[n][3:5] {
+			fmt.Printf("  %2d conns: %s / Wisp router (mean of both runs) throughput %.3f; p50 %+.3f ms (aim: within noise)\n",
+				n, r.name, r.rps/plain, ms(r.p50-(w.p50+again.p50)/2))
+		}
 	}
 	return nil
 }
 
+// rulesService creates service rules like bench, with 10 request rules of
+// every kind, to its one version: a request without X-Beta meets none of
+// them, one with X-Beta: 1 meets the last.
+func rulesService(ctx context.Context, c *apiclient.Client) error {
+	idle := core.Duration(time.Hour)
+	one := 1
+	if _, err := c.CreateService(ctx, "rules", core.PolicyPatch{IdleTimeout: &idle, PauseAfter: new(core.Duration), MaxInstances: &one}); err != nil {
+		return err
+	}
+	if _, err := c.CreateVersion(ctx, "rules", core.VersionSpec{Image: image}); err != nil {
+		return err
+	}
+	t := core.Traffic{Weights: []core.Weight{{Version: 1, Percent: 100}}}
+	for _, s := range []string{
+		"header:X-Group=a -> 1",
+		"header:X-Group^=beta- -> 1",
+		"header:User-Agent~=^curl/[0-9]+ -> 1",
+		"header:X-Canary -> 1",
+		"cookie:beta=1 -> 1",
+		"query:beta=1 -> 1",
+		"query:debug -> 1",
+		"source:203.0.113.0/24 -> 1",
+		"header:X-Tenant~=^(acme|initech)$ -> 1",
+		"header:X-Beta=1 -> 1",
+	} {
+		r, err := core.ParseRequestRule(s)
+		if err != nil {
+			return err
+		}
+		t.Rules = append(t.Rules, r)
+	}
+	_, err := c.SetTraffic(ctx, "rules", t)
+	return err
+}
+
 type target struct {
 	name, url, host string
+	header          string // one extra header line, "Name: value"
 }
 
 type result struct {
@@ -234,7 +293,11 @@ func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, er
 	if host == "" {
 		host = u.Host
 	}
-	raw := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: wisp-bench\r\n\r\n")
+	extra := ""
+	if t.header != "" {
+		extra = t.header + "\r\n"
+	}
+	raw := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: wisp-bench\r\n" + extra + "\r\n")
 	var mu sync.Mutex
 	var all []time.Duration
 	var firstErr error

@@ -124,3 +124,21 @@ func TestSeedTrafficGivesUp(t *testing.T) {
 		t.Fatalf("%d attempts, want 5", n)
 	}
 }
+
+// TestSeedTrafficKeepsRules: the seed API has no rules, so a seed traffic
+// write keeps the current ones (issue 15), as it keeps the tags.
+func TestSeedTrafficKeepsRules(t *testing.T) {
+	h, ts := newTrafficHarness(t)
+	h.must(200, "PUT", "/v1/services/hello/traffic", `{"weights":[{"version":1,"percent":100}],"tags":{"canary":2},`+
+		`"rules":[{"match":[{"kind":"header","name":"X-Beta","op":"exact","value":"1"}],"tag":"canary"}]}`)
+	if status, body := h.do("POST", "/serviceDefinitions/hello/trafficWeights", seedWeights); status != 201 {
+		t.Fatalf("seed traffic write: %d %s", status, body)
+	}
+	cur, err := ts.Store.GetTraffic(t.Context(), "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cur.Rules) != 1 || cur.Rules[0].String() != "header:X-Beta=1 -> tag:canary" {
+		t.Fatalf("rules after the seed write: %+v", cur.Rules)
+	}
+}

@@ -156,3 +156,87 @@ func TestIfMatchErrors(t *testing.T) {
 		t.Fatalf("failed conditional writes changed state:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// TestTrafficRules: rules go through PUT and come back from GET, the
+// history and a rollback; a bad rule is a 400 that names its field and
+// changes nothing; a version a rule targets cannot be deleted.
+func TestTrafficRules(t *testing.T) {
+	h := newHarness(t)
+	h.fixture()
+	const path = "/v1/services/hello/traffic"
+	withRules := `{"weights":[{"version":1,"percent":100}],"tags":{"canary":2},"rules":[` +
+		`{"match":[{"kind":"header","name":"X-Beta","op":"exact","value":"1"}],"version":2},` +
+		`{"match":[{"kind":"source","op":"cidr","value":"10.0.0.0/8"},{"kind":"query","name":"q","op":"present"}],"tag":"canary"}]}`
+	resp, body := h.call("PUT", path, withRules, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT with rules: %d %s", resp.StatusCode, body)
+	}
+	id := entryETag(t, resp, body)
+	type entry struct {
+		Rules []struct {
+			Match   []map[string]string `json:"match"`
+			Version int                 `json:"version"`
+			Tag     string              `json:"tag"`
+		} `json:"rules"`
+	}
+	var got entry
+	_, body = h.call("GET", path, "", nil)
+	if err := json.Unmarshal(body, &got); err != nil || len(got.Rules) != 2 || got.Rules[0].Version != 2 ||
+		got.Rules[1].Tag != "canary" || got.Rules[1].Match[0]["value"] != "10.0.0.0/8" {
+		t.Fatalf("GET after PUT: %s", body)
+	}
+
+	before := h.state()
+	// Invalid rules are 422 invalid, as every core rule is; a body that is
+	// not a Traffic is 400 (the decoder names an unknown field without its
+	// path).
+	for _, tc := range []struct {
+		name, rules, field, msg string
+		status                  int
+	}{
+		{"unknown version", `[{"match":[{"kind":"header","name":"X","op":"present"}],"version":9}]`, "rules[0].version", "rule 1: service hello has no version 9", 422},
+		{"unknown tag", `[{"match":[{"kind":"header","name":"X","op":"present"}],"tag":"beta"}]`, "rules[0].tag", `tag \"beta\" is not one of this split's tags`, 422},
+		{"bad regex", `[{"match":[{"kind":"header","name":"X","op":"regex","value":"(a"}],"version":2}]`, "rules[0].match[0].value", "does not compile", 422},
+		{"empty header name", `[{"match":[{"kind":"header","name":"","op":"exact","value":"1"}],"version":2}]`, "rules[0].match[0].name", "the header name is empty", 422},
+		{"bad CIDR", `[{"match":[{"kind":"source","op":"cidr","value":"10.0.0.0"}],"version":2}]`, "rules[0].match[0].value", "not an address range", 422},
+		{"unknown field", `[{"match":[],"version":2,"weight":1}]`, "weight", "unknown field", 400},
+		{"too many", "[" + strings.TrimSuffix(strings.Repeat(`{"match":[{"kind":"header","name":"X","op":"present"}],"version":2},`, 51), ",") + "]", "rules", "51 rules; the limit is 50", 422},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := h.call("PUT", path, `{"weights":[{"version":1,"percent":100}],"rules":`+tc.rules+`}`, nil)
+			var e apiError
+			if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != tc.status || !strings.Contains(string(body), tc.msg) ||
+				!strings.Contains(string(body), `"field":"`+tc.field+`"`) {
+				t.Fatalf("got %d %s, want %d with field %s and %q", resp.StatusCode, body, tc.status, tc.field, tc.msg)
+			}
+		})
+	}
+	if after := h.state(); after != before {
+		t.Fatalf("a refused split changed state:\nbefore %s\nafter  %s", before, after)
+	}
+
+	resp, body = h.call("DELETE", "/v1/services/hello/versions/2", "", nil)
+	if resp.StatusCode != 409 || !strings.Contains(string(body), "tagged canary") {
+		t.Fatalf("delete a version a rule and a tag target: %d %s, want 409", resp.StatusCode, body)
+	}
+	h.must(200, "PUT", path, `{"weights":[{"version":1,"percent":100}],"rules":[{"match":[{"kind":"header","name":"X","op":"present"}],"version":2}]}`)
+	resp, body = h.call("DELETE", "/v1/services/hello/versions/2", "", nil)
+	if resp.StatusCode != 409 || !strings.Contains(string(body), "target of request rule 1") {
+		t.Fatalf("delete a version a rule targets: %d %s, want 409", resp.StatusCode, body)
+	}
+
+	h.must(200, "PUT", path, `{"weights":[{"version":1,"percent":100}]}`)
+	_, body = h.call("GET", path, "", nil)
+	if strings.Contains(string(body), `"rules"`) {
+		t.Fatalf("a split without rules carries rules: %s", body)
+	}
+	resp, body = h.call("POST", path+"/rollback", `{"to_entry":`+strings.Trim(id, `"`)+`}`, nil)
+	got = entry{}
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 201 || len(got.Rules) != 2 {
+		t.Fatalf("rollback to the entry with rules: %d %s", resp.StatusCode, body)
+	}
+	_, body = h.call("GET", path+"/history", "", nil)
+	if n := strings.Count(string(body), `"rules"`); n != 3 {
+		t.Fatalf("history: %d entries with rules, want 3: %s", n, body)
+	}
+}

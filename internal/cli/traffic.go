@@ -65,29 +65,54 @@ func parseTags(flags []string) (map[string]int, error) {
 	return tags, nil
 }
 
+// parseRules reads --rule flags in order (core.ParseRequestRule's syntax).
+func parseRules(flags []string) ([]core.RequestRule, error) {
+	rules := make([]core.RequestRule, 0, len(flags))
+	for i, f := range flags {
+		r, err := core.ParseRequestRule(f)
+		if err != nil {
+			return nil, usagef("--rule %d: %v", i+1, err)
+		}
+		rules = append(rules, r)
+	}
+	return rules, nil
+}
+
 // trafficAttempts bounds how often a command that reads the split, changes
 // it and writes it back starts over when the split changed in between.
 const trafficAttempts = 5
 
 func (a *app) trafficSet() *cobra.Command {
 	var (
-		tags           []string
-		noTags, sticky bool
-		message        string
+		tags, rules             []string
+		noTags, noRules, sticky bool
+		message                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "set SERVICE VERSION=PERCENT...",
 		Short: "Set a new traffic split (percents sum to 100)",
 		Long: `Set a new traffic split. Percents are whole numbers that sum to 100; a lone
-VERSION gives it 100%. Tags and stickiness are kept from the current split
-unless you give --tag, --no-tags or --sticky.
+VERSION gives it 100%. Tags, rules and stickiness are kept from the current
+split unless you give --tag, --no-tags, --rule, --no-rules or --sticky.
+
+A --rule sends the requests that match it to a version or tag before the
+weighted pick (and before stickiness; a v<N>-- or tag host and the
+Wisp-Version header still come first). Rules are tried in the order given,
+the first match wins; at most 50. Conditions, joined by &&:
+  header:NAME=VALUE   header:NAME^=PREFIX   header:NAME~=REGEX   header:NAME
+  cookie:NAME=VALUE   cookie:NAME   query:NAME=VALUE   query:NAME
+  source:CIDR         (the connection's address; X-Forwarded-For is not trusted)
+and after -> a version (2 or v2) or tag:NAME, a tag of the same split.
+A regex is Go's RE2, unanchored; a value cannot contain && here (the API can).
 
 The new split is written only if the current one is still the one this
 command read (If-Match), so a change someone else made meanwhile is never
 lost: the command reads the split again and retries, a few times.`,
 		Example: `  wisp traffic set hello 1=90 2=10 --tag canary=2
   wisp traffic set hello 2
-  wisp traffic set hello 1=50 2=50 --sticky -m "A/B test"`,
+  wisp traffic set hello 1=50 2=50 --sticky -m "A/B test"
+  wisp traffic set hello 1=100 --rule 'header:X-Beta=1 -> 2'
+  wisp traffic set hello 1=100 --tag canary=3 --rule 'cookie:beta=yes && source:10.0.0.0/8 -> tag:canary'`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			weights, err := parseWeights(args[1:])
@@ -102,6 +127,17 @@ lost: the command reads the split again and retries, a few times.`,
 				given = map[string]int{}
 			case len(tags) > 0:
 				if given, err = parseTags(tags); err != nil {
+					return err
+				}
+			}
+			var givenRules []core.RequestRule
+			switch {
+			case noRules && len(rules) > 0:
+				return usagef("give --rule or --no-rules, not both")
+			case noRules:
+				givenRules = []core.RequestRule{}
+			case len(rules) > 0:
+				if givenRules, err = parseRules(rules); err != nil {
 					return err
 				}
 			}
@@ -120,6 +156,10 @@ lost: the command reads the split again and retries, a few times.`,
 				t := core.Traffic{Weights: weights, Message: message, Sticky: sticky, Tags: given}
 				if given == nil {
 					t.Tags = cur.Tags
+				}
+				t.Rules = givenRules
+				if givenRules == nil {
+					t.Rules = cur.Rules
 				}
 				if !cmd.Flags().Changed("sticky") {
 					t.Sticky = cur.Sticky
@@ -142,6 +182,8 @@ lost: the command reads the split again and retries, a few times.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&tags, "tag", nil, "tag NAME=VERSION, reachable at NAME--SERVICE.<domain> (repeatable; replaces the current tags)")
 	f.BoolVar(&noTags, "no-tags", false, "remove all tags")
+	f.StringArrayVar(&rules, "rule", nil, "request rule 'CONDITION[ && CONDITION…] -> VERSION|tag:NAME', tried in order (repeatable; replaces the current rules)")
+	f.BoolVar(&noRules, "no-rules", false, "remove all request rules")
 	f.BoolVar(&sticky, "sticky", false, "keep each client on the version it first got")
 	f.StringVarP(&message, "message", "m", "", "note kept in the history")
 	return cmd
@@ -168,6 +210,15 @@ func tagString(t core.Traffic) string {
 	return orDash(strings.Join(parts, " "))
 }
 
+// ruleString is an entry's rules on one line, separated by "; ".
+func ruleString(t core.Traffic) string {
+	parts := make([]string, len(t.Rules))
+	for i, r := range t.Rules {
+		parts[i] = r.String()
+	}
+	return orDash(strings.Join(parts, "; "))
+}
+
 func (a *app) printEntry(e core.TrafficEntry) error {
 	return a.emit(e, func() error {
 		rows := make([][]string, 0, len(e.Weights))
@@ -183,6 +234,12 @@ func (a *app) printEntry(e core.TrafficEntry) error {
 		}
 		if err := a.table([]string{"VERSION", "TRAFFIC", "TAGS"}, rows); err != nil {
 			return err
+		}
+		if len(e.Rules) > 0 {
+			fmt.Fprintln(a.stdout, "\nRules, first match wins:")
+			for i, r := range e.Rules {
+				fmt.Fprintf(a.stdout, "  %d. %s\n", i+1, r)
+			}
 		}
 		fmt.Fprintf(a.stdout, "\nEntry %d, %s, sticky: %t", e.ID, ago(e.CreatedAt), e.Sticky)
 		if e.Message != "" {
@@ -244,9 +301,9 @@ func (a *app) trafficHistory() *cobra.Command {
 						id += " *"
 					}
 					rows = append(rows, []string{id, ago(e.CreatedAt), splitString(e.Traffic), tagString(e.Traffic),
-						strconv.FormatBool(e.Sticky), orDash(e.Message)})
+						strconv.FormatBool(e.Sticky), ruleString(e.Traffic), orDash(e.Message)})
 				}
-				if err := a.table([]string{"ENTRY", "CREATED", "SPLIT", "TAGS", "STICKY", "MESSAGE"}, rows); err != nil {
+				if err := a.table([]string{"ENTRY", "CREATED", "SPLIT", "TAGS", "STICKY", "RULES", "MESSAGE"}, rows); err != nil {
 					return err
 				}
 				if len(list) > 0 {

@@ -186,10 +186,10 @@ func (b Build) Duration(now time.Time) time.Duration {
 // Shift gives version number percent of the traffic and scales the other
 // weights to share the rest in their current proportions (largest
 // remainders, so the sum stays exactly 100). Versions left at 0% are dropped;
-// tags and stickiness stay. With nothing else carrying traffic, the version
+// tags, rules and stickiness stay. With nothing else carrying traffic, the version
 // gets 100%.
 func (t Traffic) Shift(number, percent int, message string) Traffic {
-	out := Traffic{Tags: t.Tags, Sticky: t.Sticky, Message: message}
+	out := Traffic{Tags: t.Tags, Rules: t.Rules, Sticky: t.Sticky, Message: message}
 	type share struct{ version, percent, rem int }
 	var others []share
 	total := 0

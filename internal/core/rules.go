@@ -97,7 +97,10 @@ func DeployTraffic(service string, cur *TrafficEntry, number, percent int, messa
 
 // CheckDeleteVersion says whether version number of service may be deleted
 // given the current traffic entry (nil when there is none): not while the
-// split gives it more than 0% or a tag names it (ErrConflict).
+// split gives it more than 0%, a tag names it or a request rule sends
+// requests to it (ErrConflict). Refusing rather than dropping the rule: a
+// rule that silently disappeared would send its requests to the weighted
+// pick, which is the change a person must decide.
 func CheckDeleteVersion(service string, number int, cur *TrafficEntry) error {
 	if cur == nil {
 		return nil
@@ -107,6 +110,11 @@ func CheckDeleteVersion(service string, number int, cur *TrafficEntry) error {
 	}
 	if tags := cur.TagsOf(number); len(tags) > 0 {
 		return Conflictf("version %d of service %q is tagged %s; move or remove the tag first", number, service, strings.Join(tags, ", "))
+	}
+	for i, r := range cur.Rules {
+		if r.Tag == "" && r.Version == number {
+			return Conflictf("version %d of service %q is the target of request rule %d (%s); change or remove the rule first", number, service, i+1, r)
+		}
 	}
 	return nil
 }

@@ -20,8 +20,12 @@ type Traffic struct {
 	// <tag>--<service>.<domain> whatever its weight.
 	Tags map[string]int `json:"tags"`
 	// Sticky keeps a client on the version it first got (by cookie).
-	Sticky  bool   `json:"sticky"`
-	Message string `json:"message,omitempty"`
+	Sticky bool `json:"sticky"`
+	// Rules send matching requests to a version or tag before the
+	// weighted pick (and before stickiness), first match wins; a host or
+	// Wisp-Version pin still comes first. At most MaxRequestRules.
+	Rules   []RequestRule `json:"rules,omitempty"`
+	Message string        `json:"message,omitempty"`
 }
 
 // TrafficEntry is one entry of a service's append-only traffic history; the
@@ -40,8 +44,12 @@ const (
 )
 
 // Normalize returns t with empty collections instead of nil ones, so that
-// JSON always carries [] and {}.
+// JSON always carries [] and {}. Rules are the exception: none is nil and
+// left out of the JSON, so entries without rules read as they always did.
 func (t Traffic) Normalize() Traffic {
+	if len(t.Rules) == 0 {
+		t.Rules = nil
+	}
 	if t.Weights == nil {
 		t.Weights = []Weight{}
 	}
@@ -91,6 +99,9 @@ func (t Traffic) Validate(service string, exists func(number int) bool) error {
 			return Invalidf("tags."+tag, "tag %q: service %s has no version %d", tag, service, n)
 		}
 	}
+	if err := t.validateRules(service, exists); err != nil {
+		return err
+	}
 	if len(t.Message) > maxTrafficMsgLen {
 		return Invalidf("message", "message is %d bytes long; the limit is %d", len(t.Message), maxTrafficMsgLen)
 	}
@@ -128,7 +139,8 @@ func sortedKeys(m map[string]int) []string {
 }
 
 // Routable returns the numbers of the versions that get a share of the
-// traffic or carry a tag: the versions a request can reach.
+// traffic, carry a tag or are a rule's target: the versions a request can
+// reach.
 func (t Traffic) Routable() map[int]bool {
 	out := map[int]bool{}
 	for _, w := range t.Weights {
@@ -137,6 +149,9 @@ func (t Traffic) Routable() map[int]bool {
 		}
 	}
 	for _, n := range t.Tags {
+		out[n] = true
+	}
+	for n := range t.RuleTargets() {
 		out[n] = true
 	}
 	return out

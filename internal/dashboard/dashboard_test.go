@@ -452,6 +452,49 @@ func TestTrafficEditor(t *testing.T) {
 			t.Errorf("traffic %+v, want 90/10, canary→2, sticky", tr)
 		}
 	})
+	t.Run("a rule that does not parse", func(t *testing.T) {
+		r := post(url.Values{"w1": {"100"}, "rules": {"header:X-Beta=1 -> 2\nheader:X~=( -> 2"}, "action": {"apply"}})
+		if r.status != http.StatusBadRequest || !strings.Contains(r.body, "rules, line 2") || !strings.Contains(r.body, "does not compile") {
+			t.Fatalf("got %d: %s", r.status, r.body)
+		}
+		if !strings.Contains(r.body, "header:X~=( -&gt; 2</textarea>") {
+			t.Errorf("the editor lost the rules the user typed")
+		}
+	})
+	t.Run("the API's message for a rule to an unknown version", func(t *testing.T) {
+		r := post(url.Values{"w1": {"100"}, "rules": {"header:X-Beta=1 -> 7"}, "action": {"apply"}})
+		if r.status < 400 || r.status >= 500 || !strings.Contains(r.body, "rule 1: service hello has no version 7") {
+			t.Fatalf("got %d: %s", r.status, r.body)
+		}
+	})
+	t.Run("apply rules, then the page shows them", func(t *testing.T) {
+		cur, _ := h.c.GetTraffic(t.Context(), "hello")
+		r := post(url.Values{"w1": {"100"}, "tag_name": {"canary"}, "tag_version": {"2"}, "if_entry": {itoa(int(cur.ID))},
+			"rules": {"header:X-Beta=1 -> 2\r\n\r\n  cookie:beta && source:10.0.0.0/8 -> tag:canary  "}, "action": {"apply"}})
+		if r.status != http.StatusSeeOther {
+			t.Fatalf("got %d: %s", r.status, r.body)
+		}
+		tr, _ := h.c.GetTraffic(t.Context(), "hello")
+		if len(tr.Rules) != 2 || tr.Rules[0].String() != "header:X-Beta=1 -> 2" || tr.Rules[1].String() != "cookie:beta && source:10.0.0.0/8 -> tag:canary" {
+			t.Fatalf("rules %+v", tr.Rules)
+		}
+		page := h.do("GET", "/ui/services/hello", nil, nil)
+		for _, want := range []string{
+			`<ol id="current-rules" class="rules"><li><code>header:X-Beta=1 -&gt; 2</code></li>`,
+			">header:X-Beta=1 -&gt; 2\ncookie:beta &amp;&amp; source:10.0.0.0/8 -&gt; tag:canary</textarea>",
+			`· rules <code class="rules">header:X-Beta=1 -&gt; 2; cookie:beta &amp;&amp; source:10.0.0.0/8 -&gt; tag:canary</code>`,
+		} {
+			if !strings.Contains(page.body, want) {
+				t.Errorf("the service page lacks %s", want)
+			}
+		}
+		// A change of the weights alone keeps the rules the editor shows.
+		r = post(url.Values{"w1": {"50"}, "w2": {"50"}, "tag_name": {"canary"}, "tag_version": {"2"}, "if_entry": {itoa(int(tr.ID))},
+			"rules": {"header:X-Beta=1 -> 2\ncookie:beta && source:10.0.0.0/8 -> tag:canary"}, "action": {"preview"}})
+		if !strings.Contains(r.body, `id="preview-rules">Rules after: header:X-Beta=1 -&gt; 2; cookie:beta`) {
+			t.Errorf("the preview does not show the rules: %s", r.body)
+		}
+	})
 }
 
 func TestRollbackFromTimeline(t *testing.T) {

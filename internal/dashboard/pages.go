@@ -39,6 +39,7 @@ var funcs = template.FuncMap{
 	"utc":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"split": splitString,
 	"tags":  tagString,
+	"rules": ruleLines,
 	"join":  strings.Join,
 	// Async calls, triggers and schedules.
 	"lastStatus": lastStatus,
@@ -58,6 +59,16 @@ func splitString(t core.Traffic) string {
 		return "no traffic"
 	}
 	return strings.Join(parts, " · ")
+}
+
+// ruleLines returns t's request rules in the text form the editor takes,
+// one per element.
+func ruleLines(t core.Traffic) []string {
+	out := make([]string, len(t.Rules))
+	for i, r := range t.Rules {
+		out[i] = r.String()
+	}
+	return out
 }
 
 func tagString(t core.Traffic) string {

@@ -38,8 +38,11 @@ type versionCharts struct {
 }
 
 type editor struct {
-	Rows    []editorRow
-	Tags    []tagRow
+	Rows []editorRow
+	Tags []tagRow
+	// Rules is the textarea of request rules, one per line in the CLI's
+	// form (core.ParseRequestRule).
+	Rules   string
 	Sticky  bool
 	Message string
 	IfEntry int64
@@ -54,12 +57,14 @@ type editorRow struct {
 type tagRow struct{ Name, Version string }
 
 type preview struct {
-	Rows    []previewRow
-	Sum     int
-	SumOK   bool
-	Tags    string
-	OldTags string
-	Sticky  bool
+	Rows     []previewRow
+	Sum      int
+	SumOK    bool
+	Tags     string
+	OldTags  string
+	Rules    []string
+	OldRules []string
+	Sticky   bool
 }
 
 type previewRow struct {
@@ -158,6 +163,7 @@ func editorFor(vs []core.Version, cur *core.TrafficEntry) editor {
 		for _, n := range names {
 			e.Tags = append(e.Tags, tagRow{Name: n, Version: strconv.Itoa(cur.Tags[n])})
 		}
+		e.Rules = strings.Join(ruleLines(cur.Traffic), "\n")
 	}
 	for _, v := range vs {
 		e.Rows = append(e.Rows, editorRow{Version: v.Number, Percent: strconv.Itoa(weights[v.Number]), Current: weights[v.Number]})
@@ -247,6 +253,19 @@ func readEditor(r *http.Request, vs []core.Version) (core.Traffic, editor, error
 		t.Tags[name] = n
 	}
 	e.Tags = append(e.Tags, tagRow{})
+	e.Rules = r.PostFormValue("rules")
+	for i, line := range strings.Split(e.Rules, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		rule, err := core.ParseRequestRule(line)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("rules, line %d: %v", i+1, err))
+			continue
+		}
+		t.Rules = append(t.Rules, rule)
+	}
 	if len(problems) > 0 {
 		return t, e, formErrorf("%s", strings.Join(problems, "; "))
 	}
@@ -263,7 +282,10 @@ func makePreview(cur *core.TrafficEntry, next core.Traffic, vs []core.Version) *
 		oldTags = tagString(cur.Traffic)
 	}
 	to := map[int]int{}
-	p := &preview{Tags: tagString(next), OldTags: oldTags, Sticky: next.Sticky}
+	p := &preview{Tags: tagString(next), OldTags: oldTags, Rules: ruleLines(next), Sticky: next.Sticky}
+	if cur != nil {
+		p.OldRules = ruleLines(cur.Traffic)
+	}
 	for _, w := range next.Weights {
 		to[w.Version] += w.Percent
 		p.Sum += w.Percent

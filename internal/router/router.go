@@ -1,6 +1,7 @@
 // Package router is Wisp's data plane: for every request it picks a service
 // from the Host header (or the /s/<service>/ path), a version (tag or version
-// host, Wisp-Version header, sticky cookie, or a weighted random pick), asks
+// host, Wisp-Version header, request rules, sticky cookie, or a weighted
+// random pick), asks
 // for an instance, and proxies to it with the standard library's
 // ReverseProxy. It reads an immutable snapshot swapped atomically on every
 // admin change, so no request touches the database.
@@ -450,6 +451,13 @@ func (r *Router) chooseVersion(sr *serviceRoute, pin string, w http.ResponseWrit
 	}
 	if pin != "" {
 		return sr.lookup(pin)
+	}
+	// Rules come before stickiness: a rule is a person's explicit choice,
+	// and its requests set no sticky cookie.
+	if len(sr.rules) > 0 {
+		if v := matchRules(sr.rules, req); v != nil {
+			return v, nil
+		}
 	}
 	if len(sr.split) == 0 {
 		return nil, &routeError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf(

@@ -91,7 +91,9 @@ type serviceRoute struct {
 	tags     map[string]*core.Version
 	// split lists the versions with a share above 0% with cumulative
 	// percents (the last is 100); empty when the service has no traffic.
-	split  []share
+	split []share
+	// rules are the traffic entry's request rules, compiled (rules.go).
+	rules  []rule
 	sticky bool
 	// cookie is the name of the sticky cookie of this service.
 	cookie string
@@ -149,6 +151,7 @@ func newRoute(st core.ServiceState) *serviceRoute {
 				sr.tags[tag] = v
 			}
 		}
+		sr.rules = compileRules(t.Rules, sr, t.Tags)
 	}
 	return sr
 }

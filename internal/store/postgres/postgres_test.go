@@ -202,6 +202,10 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.CreateVersion(t.Context(), core.Version{Service: "hello", VersionSpec: core.VersionSpec{Image: "hello:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.SetRequestRules(t, s, "hello")
 	rev, _ := s.Revision(t.Context())
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -217,6 +221,7 @@ func TestReopen(t *testing.T) {
 	if again, err := s.Revision(t.Context()); err != nil || again != rev {
 		t.Fatalf("revision after reopen: %d, %v; want %d", again, err, rev)
 	}
+	storetest.WantRequestRules(t, s, "hello")
 }
 
 // TestOpenErrors: a store that cannot connect says where it tried and what

@@ -12,7 +12,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const trafficCols = `id, weights, tags, sticky, message, created_at`
+const trafficCols = `id, weights, tags, sticky, message, created_at, rules`
 
 // The newest entry of a service is its current split; services.traffic_id
 // names it, set by appendTraffic in the same transaction. Entry IDs come
@@ -23,10 +23,10 @@ const trafficCols = `id, weights, tags, sticky, message, created_at`
 // first when it is not nil.
 func scanTraffic(r pgx.Row, first any, service string) (core.TrafficEntry, error) {
 	var (
-		e             core.TrafficEntry
-		weights, tags []byte
+		e                    core.TrafficEntry
+		weights, tags, rules []byte
 	)
-	dest := []any{&e.ID, &weights, &tags, &e.Sticky, &e.Message, &e.CreatedAt}
+	dest := []any{&e.ID, &weights, &tags, &e.Sticky, &e.Message, &e.CreatedAt, &rules}
 	if first != nil {
 		dest = append([]any{first}, dest...)
 	}
@@ -38,6 +38,9 @@ func scanTraffic(r pgx.Row, first any, service string) (core.TrafficEntry, error
 		return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
 	}
 	if err := json.Unmarshal(tags, &e.Tags); err != nil {
+		return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
+	}
+	if err := json.Unmarshal(rules, &e.Rules); err != nil {
 		return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
 	}
 	if e.Weights == nil {
@@ -81,10 +84,16 @@ func appendTraffic(ctx context.Context, tx pgx.Tx, serviceID int64, service stri
 	if err != nil {
 		return core.TrafficEntry{}, err
 	}
+	rules := []byte("[]")
+	if len(t.Rules) > 0 {
+		if rules, err = json.Marshal(t.Rules); err != nil {
+			return core.TrafficEntry{}, err
+		}
+	}
 	var id int64
-	err = tx.QueryRow(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-		serviceID, string(weights), string(tags), t.Sticky, t.Message, now).Scan(&id)
+	err = tx.QueryRow(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at, rules)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		serviceID, string(weights), string(tags), t.Sticky, t.Message, now, string(rules)).Scan(&id)
 	if err != nil {
 		return core.TrafficEntry{}, err
 	}

@@ -36,6 +36,10 @@ func TestReopen(t *testing.T) {
 	if _, err := s.CreateVersion(t.Context(), core.Version{Service: "hello", VersionSpec: core.VersionSpec{Image: "hello:1", Env: []string{"GREETING=Go"}}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.CreateVersion(t.Context(), core.Version{Service: "hello", VersionSpec: core.VersionSpec{Image: "hello:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	storetest.SetRequestRules(t, s, "hello")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +58,7 @@ func TestReopen(t *testing.T) {
 	if _, err := s.GetTraffic(t.Context(), "hello"); err != nil {
 		t.Fatalf("traffic after reopen: %v", err)
 	}
+	storetest.WantRequestRules(t, s, "hello")
 }
 
 // TestMigrationFillsCurrentTraffic: a database from before migration 0005

@@ -11,7 +11,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const trafficCols = `id, weights, tags, sticky, message, created_at`
+const trafficCols = `id, weights, tags, sticky, message, created_at, rules`
 
 // The newest entry of a service is its current split; services.traffic_id
 // names it (migration 0005), set by appendTraffic in the same transaction.
@@ -24,14 +24,14 @@ func scanTraffic(r scanner, service string) (core.TrafficEntry, error) {
 // column read into first when it is not nil; a query reuses one for all its
 // rows.
 type trafficRow struct {
-	e                      core.TrafficEntry
-	weights, tags, created string
-	dest                   []any
+	e                             core.TrafficEntry
+	weights, tags, created, rules string
+	dest                          []any
 }
 
 func newTrafficRow(first any) *trafficRow {
 	r := &trafficRow{}
-	r.dest = []any{int64Col{&r.e.ID}, &r.weights, &r.tags, &r.e.Sticky, &r.e.Message, &r.created}
+	r.dest = []any{int64Col{&r.e.ID}, &r.weights, &r.tags, &r.e.Sticky, &r.e.Message, &r.created, &r.rules}
 	if first != nil {
 		r.dest = append([]any{first}, r.dest...)
 	}
@@ -50,6 +50,11 @@ func (r *trafficRow) scan(sc scanner, service string) (core.TrafficEntry, error)
 	e.Tags = map[string]int{}
 	if r.tags != "{}" { // most entries have no tag
 		if err := json.Unmarshal([]byte(r.tags), &e.Tags); err != nil {
+			return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
+		}
+	}
+	if r.rules != "[]" { // most entries have no rule
+		if err := json.Unmarshal([]byte(r.rules), &e.Rules); err != nil {
 			return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
 		}
 	}
@@ -89,8 +94,12 @@ func appendTraffic(ctx context.Context, tx *sql.Tx, serviceID int64, service str
 	if err != nil {
 		return core.TrafficEntry{}, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		serviceID, string(weights), string(tags), t.Sticky, t.Message, formatTime(now))
+	rules, err := marshalRules(t.Rules)
+	if err != nil {
+		return core.TrafficEntry{}, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at, rules) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		serviceID, string(weights), string(tags), t.Sticky, t.Message, formatTime(now), rules)
 	if err != nil {
 		return core.TrafficEntry{}, err
 	}
@@ -102,6 +111,15 @@ func appendTraffic(ctx context.Context, tx *sql.Tx, serviceID int64, service str
 		return core.TrafficEntry{}, err
 	}
 	return core.TrafficEntry{ID: id, Service: service, Traffic: t, CreatedAt: now}, nil
+}
+
+// marshalRules encodes rules as JSON, none as [].
+func marshalRules(rules []core.RequestRule) (string, error) {
+	if len(rules) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(rules)
+	return string(b), err
 }
 
 // serviceAndTraffic reads a service and its current traffic entry (nil

@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"Traffic", testTraffic},
 		{"TrafficErrors", testTrafficErrors},
 		{"Rollback", testRollback},
+		{"TrafficRules", testTrafficRules},
 		{"DeleteServiceCascades", testDeleteServiceCascades},
 		{"ConcurrentTraffic", testConcurrentTraffic},
 		{"ConcurrentVersions", testConcurrentVersions},
