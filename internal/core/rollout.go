@@ -293,3 +293,58 @@ func NoRollout(service string, last *Rollout) error {
 	}
 	return Conflictf("service %s has no running or paused rollout; the last one, rollout %d to version %d, %s", service, last.ID, last.To, last.State)
 }
+
+// Actions a person takes on a service's active rollout.
+const (
+	RolloutPause   = "pause"
+	RolloutResume  = "resume"
+	RolloutPromote = "promote"
+	RolloutAbort   = "abort"
+)
+
+// RolloutAction returns the update (for store.UpdateRollout) of action on
+// the service's active rollout, asked by by (cli, dashboard, api) at now:
+// pause stops the checks; resume starts the current step's interval again
+// and accepts the current split as the rollout's own; promote gives the
+// target 100% now and ends the rollout succeeded; abort restores the entry
+// before the rollout. ErrInvalid for an unknown action, ErrConflict when
+// the newest rollout is not active or cannot take the action.
+func RolloutAction(action, by string, now time.Time) func(r Rollout, cur TrafficEntry, before *TrafficEntry) (Rollout, *Traffic, error) {
+	return func(r Rollout, cur TrafficEntry, before *TrafficEntry) (Rollout, *Traffic, error) {
+		if !r.State.Active() {
+			return r, nil, NoRollout(r.Service, &r)
+		}
+		var (
+			next RolloutState
+			t    *Traffic
+		)
+		switch action {
+		case RolloutPause:
+			next = RolloutPaused
+			r.Reason = "paused by " + by
+		case RolloutResume:
+			next = RolloutRunning
+			r.StepStartedAt, r.LastEntry, r.Reason = now, cur.ID, ""
+		case RolloutPromote:
+			next = RolloutSucceeded
+			r.Reason = fmt.Sprintf("promoted by %s at step %d/%d", by, r.Step, len(r.Steps))
+			p := cur.Shift(r.To, 100, fmt.Sprintf("rollout %d promoted by %s: 100%% to version %d", r.ID, by, r.To))
+			t = &p
+		case RolloutAbort:
+			if before == nil {
+				return r, nil, Conflictf("rollout %d: the entry before it (%d) is gone", r.ID, r.Before)
+			}
+			next = RolloutAborted
+			r.Reason = fmt.Sprintf("aborted by %s at step %d/%d", by, r.Step, len(r.Steps))
+			p := Restore(*before, fmt.Sprintf("rollout %d aborted by %s at step %d (%d%%): back to entry %d", r.ID, by, r.Step, r.Normalize().Percent, before.ID))
+			t = &p
+		default:
+			return r, nil, Invalidf("action", "unknown rollout action %q: pause, resume, promote or abort", action)
+		}
+		if r.State == next {
+			return r, nil, Conflictf("rollout %d of %s is %s already", r.ID, r.Service, next)
+		}
+		r, err := r.Transition(next)
+		return r, t, err
+	}
+}
