@@ -428,11 +428,16 @@ func rolloutActions(s core.RolloutState) []string {
 
 // rolloutAction applies a button of the rollout section.
 func (d *Dashboard) rolloutAction(w http.ResponseWriter, r *http.Request, a auth) error {
-	name, action := r.PathValue("name"), r.PathValue("action")
-	switch action {
-	case core.RolloutPause, core.RolloutResume, core.RolloutPromote, core.RolloutAbort:
-	default:
-		return formErrorf("unknown rollout action %q: pause, resume, promote or abort", action)
+	name := r.PathValue("name")
+	// The action is one of the fixed names, never the path's text.
+	var action string
+	for _, a := range []string{core.RolloutPause, core.RolloutResume, core.RolloutPromote, core.RolloutAbort} {
+		if r.PathValue("action") == a {
+			action = a
+		}
+	}
+	if action == "" {
+		return formErrorf("unknown rollout action %q: pause, resume, promote or abort", r.PathValue("action"))
 	}
 	if _, err := d.api.RolloutAction(r.Context(), name, action); err != nil {
 		p, lerr := d.loadService(r, name)

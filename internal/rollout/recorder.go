@@ -26,7 +26,7 @@ func bucketOf(d time.Duration) int {
 	if e > maxExp {
 		return numBuckets - 1
 	}
-	m := int(us>>(e-4)) & (subBuckets - 1)
+	m := int((us >> (e - 4)) & (subBuckets - 1))
 	return linearBuckets + (e-5)*subBuckets + m
 }
 
@@ -37,7 +37,7 @@ func upperBound(i int) time.Duration {
 	}
 	i -= linearBuckets
 	e, m := i/subBuckets+5, i%subBuckets
-	return time.Duration((uint64(subBuckets+m+1)<<(e-4))-1) * time.Microsecond
+	return time.Duration((int64(subBuckets+m+1)<<(e-4))-1) * time.Microsecond
 }
 
 // Counts are a version's cumulative numbers since its service was first
