@@ -203,6 +203,13 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /v1/services/{name}/traffic/history", s.trafficHistory)
 	s.handle("POST /v1/services/{name}/traffic/rollback", s.rollbackTraffic)
 
+	s.handle("POST /v1/services/{name}/rollout", s.startRollout)
+	s.handle("GET /v1/services/{name}/rollout", s.getRollout)
+	s.handle("POST /v1/services/{name}/rollout/pause", s.rolloutAction(core.RolloutPause, core.EventRolloutPaused))
+	s.handle("POST /v1/services/{name}/rollout/resume", s.rolloutAction(core.RolloutResume, core.EventRolloutResumed))
+	s.handle("POST /v1/services/{name}/rollout/promote", s.rolloutAction(core.RolloutPromote, core.EventRolloutSucceeded))
+	s.handle("POST /v1/services/{name}/rollout/abort", s.rolloutAction(core.RolloutAbort, core.EventRolloutAborted))
+
 	s.handle("POST /v1/builds", s.createBuild)
 	s.handle("GET /v1/builds", s.listBuilds)
 	s.handle("GET /v1/builds/{id}", s.getBuild)

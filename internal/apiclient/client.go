@@ -369,3 +369,25 @@ func (c *Client) Instances(ctx context.Context, service string) ([]core.Instance
 	err := c.do(ctx, "GET", path, nil, &out)
 	return out.Instances, err
 }
+
+// StartRollout starts a rollout of service (docs/rollouts.md).
+func (c *Client) StartRollout(ctx context.Context, service string, spec core.RolloutSpec) (core.Rollout, error) {
+	var out core.Rollout
+	err := c.do(ctx, "POST", svcPath(service)+"/rollout", spec, &out)
+	return out, err
+}
+
+// GetRollout returns the service's newest rollout.
+func (c *Client) GetRollout(ctx context.Context, service string) (core.Rollout, error) {
+	var out core.Rollout
+	err := c.do(ctx, "GET", svcPath(service)+"/rollout", nil, &out)
+	return out, err
+}
+
+// RolloutAction applies action (core.RolloutPause, …) to the service's
+// active rollout.
+func (c *Client) RolloutAction(ctx context.Context, service, action string) (core.Rollout, error) {
+	var out core.Rollout
+	err := c.do(ctx, "POST", svcPath(service)+"/rollout/"+action, nil, &out)
+	return out, err
+}

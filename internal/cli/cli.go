@@ -163,7 +163,7 @@ Or on events and on a schedule:
 		}
 		return nil
 	}
-	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.instancesCommand(), a.logsCommand(), a.buildCommand(), a.deployCommand(),
+	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.rolloutCommand(), a.instancesCommand(), a.logsCommand(), a.buildCommand(), a.deployCommand(),
 		a.invokeCommand(), a.callsCommand(), a.triggerCommand(), a.eventCommand(), a.scheduleCommand())
 	return root
 }

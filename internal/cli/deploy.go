@@ -25,6 +25,8 @@ type deployFlags struct {
 	env        []string
 	maxContext string
 	verbose    bool
+	rollout    bool
+	rolloutF   rolloutFlags
 }
 
 func (a *app) deployCommand() *cobra.Command {
@@ -44,7 +46,9 @@ not uploaded, nor is .git.
 
 By default the new version gets all traffic. --canary N gives it N% and
 keeps the other versions' proportions; --no-promote leaves traffic as it is
-(a service's first version still gets all of it).
+(a service's first version still gets all of it). --rollout starts a
+rollout of the new version instead (wisp rollout start, with its --steps,
+--interval and thresholds): traffic moves step by step, checked at each.
 
 In a git checkout the version records the commit and "git describe", and
 the image is tagged <service>:<tag at HEAD, else short commit>; with
@@ -52,7 +56,8 @@ uncommitted changes, <service>:src-<digest>. A tag is never rebuilt with
 other content. Source that was built before (same digest) reuses its image.`,
 		Example: `  wisp deploy hello ./hello
   wisp deploy hello --canary 10
-  wisp deploy fn ./fn --no-promote --env GREETING=hi`,
+  wisp deploy fn ./fn --no-promote --env GREETING=hi
+  wisp deploy hello --rollout --steps 10,50,100 --interval 2m`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -65,6 +70,8 @@ other content. Source that was built before (same digest) reuses its image.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&f.noPromote, "no-promote", false, "leave traffic as it is; send traffic to the new version later with wisp traffic set")
 	fl.IntVar(&f.canary, "canary", 0, "give the new version this percent of traffic (1-99); the others keep their proportions")
+	fl.BoolVar(&f.rollout, "rollout", false, "start a rollout of the new version after the build instead of moving traffic at once (see wisp rollout --help)")
+	f.rolloutF.add(fl)
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "KEY=VALUE for the version, after wisp.yaml's env (repeatable)")
 	packFlags(fl, &f.opts)
 	fl.StringVar(&f.maxContext, "max-context", "256Mi", "refuse to upload a build context larger than this")
@@ -80,6 +87,13 @@ func (a *app) deploy(ctx context.Context, service, dir string, f deployFlags) er
 	switch {
 	case f.noPromote && f.canary != 0:
 		return usagef("--no-promote and --canary cannot be used together")
+	case f.rollout && (f.noPromote || f.canary != 0):
+		return usagef("--rollout moves traffic itself: leave out --no-promote and --canary")
+	case f.rollout:
+		if _, err := f.rolloutF.spec(1); err != nil {
+			return err
+		}
+		promote = 0
 	case f.noPromote:
 		promote = 0
 	case f.canary != 0 && (f.canary < 1 || f.canary > 99):
@@ -150,6 +164,17 @@ func (a *app) deploy(ctx context.Context, service, dir string, f deployFlags) er
 	if b.Status != core.BuildSucceeded {
 		return errors.New(b.Error)
 	}
+	var ro *core.Rollout
+	if f.rollout {
+		// A service's first version has all traffic already: nothing to roll out.
+		if t, err := c.GetTraffic(ctx, service); err != nil || t.PercentOf(b.Version) < 100 {
+			r, err := a.startDeployRollout(ctx, service, b.Version, f.rolloutF)
+			if err != nil {
+				return fmt.Errorf("version %d is deployed without traffic, but its rollout did not start: %w", b.Version, err)
+			}
+			ro = &r
+		}
+	}
 	return a.emit(b, func() error {
 		sv, err := c.GetService(ctx, service)
 		if err != nil {
@@ -170,6 +195,9 @@ func (a *app) deploy(ctx context.Context, service, dir string, f deployFlags) er
 		}
 		if t, err := c.GetTraffic(ctx, service); err == nil {
 			kv = append(kv, [2]string{"traffic", weightsText(t.Weights)})
+		}
+		if ro != nil {
+			kv = append(kv, [2]string{"rollout", fmt.Sprintf("%d: step 1/%d, %d%%, steps %s every %s (wisp rollout get %s)", ro.ID, len(ro.Steps), ro.Percent, core.RolloutSteps(ro.Steps), ro.Interval, service)})
 		}
 		kv = append(kv, [2]string{"url", sv.URL})
 		return a.fields(kv)

@@ -82,6 +82,16 @@ const (
 	// EventTrafficChanged: fields by (api, cli, dashboard, rollback, build),
 	// traffic (the new weights, "1=90,2=10"), entry.
 	EventTrafficChanged = "traffic.changed"
+	// Rollout events (docs/rollouts.md): fields rollout, to, step,
+	// percent; a check's requests, error_rate and p99_ms with step,
+	// failed, succeeded and paused; by with the actions of a person.
+	EventRolloutStarted   = "rollout.started"
+	EventRolloutStep      = "rollout.step"
+	EventRolloutFailed    = "rollout.failed"
+	EventRolloutSucceeded = "rollout.succeeded"
+	EventRolloutPaused    = "rollout.paused"
+	EventRolloutResumed   = "rollout.resumed"
+	EventRolloutAborted   = "rollout.aborted"
 	// EventBuildStarted and EventBuildFinished: fields build, result.
 	EventBuildStarted  = "build.started"
 	EventBuildFinished = "build.finished"

@@ -36,6 +36,7 @@ import (
 	"github.com/wisp-run/wisp/internal/dashboard"
 	"github.com/wisp-run/wisp/internal/leader"
 	"github.com/wisp-run/wisp/internal/logs"
+	"github.com/wisp-run/wisp/internal/rollout"
 	"github.com/wisp-run/wisp/internal/router"
 	"github.com/wisp-run/wisp/internal/runtime"
 	"github.com/wisp-run/wisp/internal/store"
@@ -66,6 +67,7 @@ type Daemon struct {
 	natsURL     string // the embedded NATS server's client URL when it listens
 	act         *activator.Activator
 	scaler      *autoscaler.Autoscaler
+	rollouts    *rollout.Controller // runs on the leader only
 	router      *router.Router
 	builds      *build.Runner // nil when the runtime cannot build
 	logs        *logs.Logs
@@ -205,7 +207,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	cleanups = append(cleanups, closeQ)
 	d.closeQ, d.natsURL = closeQ, natsURL
-	routerCfg := router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg,
+	// Rollouts judge versions by this replica's router's numbers.
+	recorder := rollout.NewRecorder()
+	if d.rollouts, err = rollout.New(rollout.Config{Store: d.store, Recorder: recorder, Events: d.logs, Logger: logger}); err != nil {
+		return nil, err
+	}
+	routerCfg := router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg, Observer: recorder,
 		RequestLogs: d.logs, RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
 			BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
 		}}
@@ -454,6 +461,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		g.Go(func() error { return d.reps.runReports(loopCtx) })
 	} else {
 		g.Go(func() error { return d.scaler.Run(loopCtx) })
+		g.Go(func() error { return d.rollouts.Run(loopCtx) })
 	}
 
 	errc := make(chan error, 2)

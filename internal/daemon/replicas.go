@@ -153,7 +153,11 @@ func (d *Daemon) lead(ctx context.Context) {
 		go func() { defer close(done); _ = d.schedules.Run(ctx) }()
 		defer func() { <-done }()
 	}
+	// Rollouts move traffic on the leader only.
+	rolloutsDone := make(chan struct{})
+	go func() { defer close(rolloutsDone); _ = d.rollouts.Run(ctx) }()
 	_ = d.scaler.Run(ctx)
+	<-rolloutsDone
 	d.act.Follow()
 }
 

@@ -144,6 +144,7 @@ func (d *Dashboard) routes() {
 	m.Handle("GET /ui/services/{name}", d.page(d.servicePage))
 	m.Handle("POST /ui/services/{name}/traffic", d.change(d.setTraffic))
 	m.Handle("POST /ui/services/{name}/rollback", d.change(d.rollback))
+	m.Handle("POST /ui/services/{name}/rollout/{action}", d.change(d.rolloutAction))
 	m.Handle("POST /ui/services/{name}/versions", d.change(d.createVersion))
 	m.Handle("GET /ui/services/{name}/logs", d.page(d.logsPage))
 	m.Handle("GET /ui/services/{name}/logs/stream", d.private(http.HandlerFunc(d.logStream)))

@@ -36,11 +36,14 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"utc":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"split": splitString,
-	"tags":  tagString,
-	"rules": ruleLines,
-	"join":  strings.Join,
+	"utc":            func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"split":          splitString,
+	"steps":          core.RolloutSteps,
+	"rolloutActions": rolloutActions,
+	"title":          func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
+	"tags":           tagString,
+	"rules":          ruleLines,
+	"join":           strings.Join,
 	// Async calls, triggers and schedules.
 	"lastStatus": lastStatus,
 	"origin":     originLink,

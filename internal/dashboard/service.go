@@ -18,8 +18,10 @@ type servicePageData struct {
 	Service  core.Service
 	Versions []core.Version
 	// Standby says what the policy's standbys cost (core.StandbyCost).
-	Standby   string
-	Current   *core.TrafficEntry
+	Standby string
+	Current *core.TrafficEntry
+	// Rollout is the newest rollout, nil when there is none.
+	Rollout   *core.Rollout
 	History   []core.TrafficEntry // newest first
 	Instances []core.InstanceInfo
 	Builds    []core.Build
@@ -110,6 +112,9 @@ func (d *Dashboard) loadService(r *http.Request, name string) (*servicePageData,
 	for _, v := range p.Versions {
 		p.Charts = append(p.Charts, versionCharts{Version: v.Number, SVG: d.versionSVGs(name, v.Number, now)})
 	}
+	if ro, err := d.api.GetRollout(ctx, name); err == nil {
+		p.Rollout = &ro
+	}
 	p.Editor = editorFor(p.Versions, p.Current)
 	p.Standby = d.standbyCost(r, svc, p.Versions, p.Current)
 	p.Calls = d.loadCalls(r, name)
@@ -191,6 +196,17 @@ func doneMessage(q url.Values) string {
 		return fmt.Sprintf("Traffic changed (entry %d).", n)
 	case "rollback":
 		return fmt.Sprintf("Rolled back (new entry %d).", n)
+	case "rollout":
+		switch q.Get("action") {
+		case core.RolloutPause:
+			return "The rollout is paused."
+		case core.RolloutResume:
+			return "The rollout is resumed: its step's interval starts again."
+		case core.RolloutPromote:
+			return "The rollout is promoted: its version has 100%."
+		case core.RolloutAbort:
+			return "The rollout is aborted: the traffic before it is restored."
+		}
 	case "version":
 		return fmt.Sprintf("Version %d created.", n)
 	case "retry":
@@ -422,4 +438,38 @@ func (d *Dashboard) liveJSON(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"charts": charts, "latest": latest, "series": series, "interval_seconds": d.interval.Seconds()})
+}
+
+// rolloutActions are the buttons a rollout in state s offers.
+func rolloutActions(s core.RolloutState) []string {
+	if s == core.RolloutPaused {
+		return []string{core.RolloutResume, core.RolloutPromote, core.RolloutAbort}
+	}
+	return []string{core.RolloutPause, core.RolloutPromote, core.RolloutAbort}
+}
+
+// rolloutAction applies a button of the rollout section.
+func (d *Dashboard) rolloutAction(w http.ResponseWriter, r *http.Request, a auth) error {
+	name := r.PathValue("name")
+	// The action is one of the fixed names, never the path's text.
+	var action string
+	for _, a := range []string{core.RolloutPause, core.RolloutResume, core.RolloutPromote, core.RolloutAbort} {
+		if r.PathValue("action") == a {
+			action = a
+		}
+	}
+	if action == "" {
+		return formErrorf("unknown rollout action %q: pause, resume, promote or abort", r.PathValue("action"))
+	}
+	if _, err := d.api.RolloutAction(r.Context(), name, action); err != nil {
+		p, lerr := d.loadService(r, name)
+		if lerr != nil {
+			return err
+		}
+		status, msg := errorStatus(err)
+		d.render(w, r, status, "service", pageData{Title: name, Nav: "services", CSRF: d.csrfOf(a), Bearer: a.bearer, Data: p, Error: msg})
+		return nil
+	}
+	http.Redirect(w, r, fmt.Sprintf("/ui/services/%s?done=rollout&action=%s#rollout", url.PathEscape(name), action), http.StatusSeeOther)
+	return nil
 }

@@ -91,6 +91,17 @@ type Config struct {
 	// Events takes CloudEvents posted to /events/<subject> (async.go);
 	// nil turns that off.
 	Events EventIngester
+	// Observer sees every request a version answered (rollouts judge
+	// versions by them); nil: none.
+	Observer RequestObserver
+}
+
+// RequestObserver is told of every request a version answered: its
+// status (499 when the client left first) and how long it took, less the
+// time it waited for an instance to start. It must
+// be cheap and never block.
+type RequestObserver interface {
+	ObserveRequest(service string, version, status int, d time.Duration)
 }
 
 // Header names.
@@ -309,6 +320,12 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 			status = 499 // the client went away before an answer
 		}
 		vm.observe(status, start)
+		if v != nil && r.cfg.Observer != nil {
+			// The version's own latency: without the wait for an
+			// instance to start, which a new version's first requests
+			// always pay.
+			r.cfg.Observer.ObserveRequest(v.Service, v.Number, status, time.Since(start)-st.t.lease.ColdStart)
+		}
 		if sr != nil && sr.reqLog != nil {
 			r.logRequest(sr, v, req.Method, req.URL.Path, status, start, &st.t.lease)
 		}

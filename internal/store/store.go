@@ -21,6 +21,11 @@ type Change struct {
 	Service  string // the service that changed (it may no longer exist)
 }
 
+// RolloutUpdate decides a rollout's next state from the rollout, the
+// current traffic entry and the entry before the rollout; a non-nil traffic
+// is appended as the new current entry. See Store.UpdateRollout.
+type RolloutUpdate func(r core.Rollout, cur core.TrafficEntry, before *core.TrafficEntry) (core.Rollout, *core.Traffic, error)
+
 // ErrCompacted means the changes after the given revision were pruned; the
 // caller must resync with ServiceStates.
 var ErrCompacted = errors.New("store: changes compacted; resync")
@@ -150,6 +155,32 @@ type Store interface {
 	// FailUnfinishedBuilds marks every queued or running build failed with
 	// message (a daemon that stopped mid-build), and returns how many.
 	FailUnfinishedBuilds(ctx context.Context, message string) (int, error)
+
+	// CreateRollout starts a rollout of service (core.NewRollout checks
+	// it against the current entry, the versions and the service's active
+	// rollout, ErrInvalid or ErrConflict) and, in the same transaction,
+	// appends its first step's entry (Rollout.StepTraffic; one change).
+	// It returns the rollout with its ID and LastEntry set. ErrNotFound if
+	// the service does not exist.
+	CreateRollout(ctx context.Context, service string, spec core.RolloutSpec) (core.Rollout, error)
+	// GetRollout returns the service's newest rollout, or ErrNotFound
+	// (also when the service does not exist).
+	GetRollout(ctx context.Context, service string) (core.Rollout, error)
+	// ActiveRollouts returns every running or paused rollout, by ID.
+	ActiveRollouts(ctx context.Context) ([]core.Rollout, error)
+	// UpdateRollout changes the service's newest rollout in one
+	// transaction: it reads the rollout, the current traffic entry and
+	// the entry before the rollout (nil when it was deleted with its
+	// service's history, which cannot happen while the service exists),
+	// calls fn and stores the rollout fn returns (its ID, service, spec,
+	// Before and CreatedAt are kept; UpdatedAt is set). When fn also
+	// returns a traffic, it is checked like SetTraffic's (ErrInvalid) and
+	// appended as the new current entry (one change), and LastEntry
+	// becomes its ID; a rollout-only update records no change. fn may be
+	// called more than once (a store may retry a transaction) and must
+	// depend on its arguments only; its error is returned as it is, and
+	// nothing is written. ErrNotFound if the service has no rollout.
+	UpdateRollout(ctx context.Context, service string, fn RolloutUpdate) (core.Rollout, error)
 
 	// Close releases the store. Calls after Close fail.
 	Close() error

@@ -55,8 +55,15 @@ func main() {
 	if port == "" {
 		port = "8080"
 	}
+	// ERROR_EVERY=N answers 500 to every Nth request of / (5: 20%).
+	errorEvery, _ := strconv.Atoi(os.Getenv("ERROR_EVERY"))
+	var served atomic.Int64
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if errorEvery > 0 && served.Add(1)%int64(errorEvery) == 0 {
+			http.Error(w, "failing on purpose (ERROR_EVERY)", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "Hello, %s!\n", greeting)
 	})
 	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {

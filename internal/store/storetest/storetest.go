@@ -56,6 +56,8 @@ func Run(t *testing.T, open Opener) {
 		{"WatchClose", testWatchClose},
 		{"ServiceStates", testServiceStates},
 		{"Leases", testLeases},
+		{"Rollouts", testRollouts},
+		{"RolloutErrors", testRolloutErrors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

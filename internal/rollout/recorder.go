@@ -1,0 +1,186 @@
+package rollout
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Latencies go into log-linear buckets: exact below 16µs, then 8 buckets
+// per power of two, so a bucket's upper bound is at most 12.5% above any
+// value in it. 40 powers of two reach beyond a day.
+const (
+	linearBuckets = 16
+	subBuckets    = 8
+	maxExp        = 40
+	numBuckets    = linearBuckets + (maxExp-4)*subBuckets
+)
+
+func bucketOf(d time.Duration) int {
+	us := uint64(max(d.Microseconds(), 0))
+	if us < linearBuckets {
+		return int(us)
+	}
+	e := bits.Len64(us) // ≥ 5
+	if e > maxExp {
+		return numBuckets - 1
+	}
+	m := int((us >> (e - 4)) & (subBuckets - 1))
+	return linearBuckets + (e-5)*subBuckets + m
+}
+
+// upperBound is the largest latency bucket i holds.
+func upperBound(i int) time.Duration {
+	if i < linearBuckets {
+		return time.Duration(i) * time.Microsecond
+	}
+	i -= linearBuckets
+	e, m := i/subBuckets+5, i%subBuckets
+	return time.Duration((int64(subBuckets+m+1)<<(e-4))-1) * time.Microsecond
+}
+
+// Counts are a version's cumulative numbers since its service was first
+// tracked; the difference of two is a window.
+type Counts struct {
+	Requests, Errors int64
+	Buckets          [numBuckets]int64
+}
+
+// Sub returns c − o.
+func (c Counts) Sub(o Counts) Counts {
+	c.Requests -= o.Requests
+	c.Errors -= o.Errors
+	for i := range c.Buckets {
+		c.Buckets[i] -= o.Buckets[i]
+	}
+	return c
+}
+
+// Add returns c + o.
+func (c Counts) Add(o Counts) Counts {
+	c.Requests += o.Requests
+	c.Errors += o.Errors
+	for i := range c.Buckets {
+		c.Buckets[i] += o.Buckets[i]
+	}
+	return c
+}
+
+// Quantile returns the q-quantile (0 < q ≤ 1) of the latencies counted,
+// rounded up to its bucket's bound; 0 without requests.
+func (c Counts) Quantile(q float64) time.Duration {
+	var total int64
+	for _, n := range c.Buckets {
+		total += n
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := int64(q*float64(total) + 0.999999)
+	var seen int64
+	for i, n := range c.Buckets {
+		seen += n
+		if seen >= rank {
+			return upperBound(i)
+		}
+	}
+	return upperBound(numBuckets - 1)
+}
+
+type versionCounts struct {
+	requests, errors atomic.Int64
+	buckets          [numBuckets]atomic.Int64
+}
+
+func (v *versionCounts) load() Counts {
+	var c Counts
+	c.Requests, c.Errors = v.requests.Load(), v.errors.Load()
+	for i := range v.buckets {
+		c.Buckets[i] = v.buckets[i].Load()
+	}
+	return c
+}
+
+type serviceCounts struct {
+	mu       sync.Mutex
+	versions sync.Map // int → *versionCounts
+}
+
+func (s *serviceCounts) version(n int) *versionCounts {
+	if v, ok := s.versions.Load(n); ok {
+		return v.(*versionCounts)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, _ := s.versions.LoadOrStore(n, &versionCounts{})
+	return v.(*versionCounts)
+}
+
+// Recorder counts the requests of tracked services per version, in memory.
+// The router calls ObserveRequest for every request; services that are
+// not tracked cost one map lookup. It is safe for concurrent use.
+type Recorder struct {
+	mu      sync.Mutex // serialises Track
+	tracked atomic.Pointer[map[string]*serviceCounts]
+}
+
+// NewRecorder returns a recorder that tracks nothing.
+func NewRecorder() *Recorder {
+	r := &Recorder{}
+	r.tracked.Store(&map[string]*serviceCounts{})
+	return r
+}
+
+// ObserveRequest counts one answered request of version of service: its
+// status (5xx is an error) and how long it took.
+func (r *Recorder) ObserveRequest(service string, version, status int, d time.Duration) {
+	sc := (*r.tracked.Load())[service]
+	if sc == nil {
+		return
+	}
+	v := sc.version(version)
+	v.requests.Add(1)
+	if status >= 500 && status <= 599 {
+		v.errors.Add(1)
+	}
+	v.buckets[bucketOf(d)].Add(1)
+}
+
+// Track sets the services counted; the counts of a service that stays
+// tracked are kept, those of the others dropped.
+func (r *Recorder) Track(services map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := *r.tracked.Load()
+	same := len(cur) == len(services)
+	for s := range services {
+		same = same && cur[s] != nil
+	}
+	if same {
+		return
+	}
+	next := make(map[string]*serviceCounts, len(services))
+	for s := range services {
+		if sc := cur[s]; sc != nil {
+			next[s] = sc
+		} else {
+			next[s] = &serviceCounts{}
+		}
+	}
+	r.tracked.Store(&next)
+}
+
+// Counts returns the cumulative counts of version of service (zero when
+// not tracked or never seen).
+func (r *Recorder) Counts(service string, version int) Counts {
+	sc := (*r.tracked.Load())[service]
+	if sc == nil {
+		return Counts{}
+	}
+	v, ok := sc.versions.Load(version)
+	if !ok {
+		return Counts{}
+	}
+	return v.(*versionCounts).load()
+}
