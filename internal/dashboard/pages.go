@@ -40,7 +40,7 @@ var funcs = template.FuncMap{
 	"split":          splitString,
 	"steps":          core.RolloutSteps,
 	"rolloutActions": rolloutActions,
-	"title":          func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
+	"title":          title,
 	"tags":           tagString,
 	"rules":          ruleLines,
 	"join":           strings.Join,
@@ -51,6 +51,14 @@ var funcs = template.FuncMap{
 	"utcp":       timeOrDash,
 	"inc":        func(i int) int { return i + 1 },
 	"utcz":       func(t time.Time) string { return timeOrDash(&t) },
+}
+
+// title capitalises s's first letter ("running" → "Running").
+func title(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func splitString(t core.Traffic) string {
