@@ -89,7 +89,7 @@ type Queue struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	mu      sync.Mutex // serialises changes of the events stream's subjects
+	mu      sync.Mutex // serialises changes of the events stream: its subjects and its consumers
 	work    jetstream.Stream
 	tables  map[string]table
 	tableMu sync.Mutex
@@ -375,8 +375,13 @@ func (q *Queue) Subscribe(ctx context.Context, name, pattern string, since time.
 	if err := queue.CheckSubject(pattern, true); err != nil {
 		return err
 	}
-	st, err := q.coverEvents(ctx, pattern)
+	// The events stream's update (a new pattern) and a consumer's creation
+	// never overlap: nats-server's file store races between the two
+	// (UpdateConfig against ConsumerStore, seen by the race detector).
+	q.mu.Lock()
+	st, err := q.coverEventsLocked(ctx, pattern)
 	if err != nil {
+		q.mu.Unlock()
 		return err
 	}
 	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
@@ -389,6 +394,7 @@ func (q *Queue) Subscribe(ctx context.Context, name, pattern string, since time.
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
 		OptStartTime:  &since,
 	})
+	q.mu.Unlock()
 	if err != nil {
 		return unavailable("create the subscription "+name, err)
 	}
@@ -400,23 +406,26 @@ func (q *Queue) Cover(ctx context.Context, pattern string) error {
 	if err := queue.CheckSubject(pattern, true); err != nil {
 		return err
 	}
-	_, err := q.coverEvents(ctx, pattern)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, err := q.coverEventsLocked(ctx, pattern)
 	return err
 }
 
 // Unsubscribe implements queue.Queue.
 func (q *Queue) Unsubscribe(ctx context.Context, name string) error {
+	q.mu.Lock() // as in Subscribe
 	err := q.js.DeleteConsumer(ctx, eventStream, consumerName("wisp-sub-", name))
+	q.mu.Unlock()
 	if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
 	return unavailable("delete the subscription "+name, err)
 }
 
-// coverEvents makes the events stream's subjects cover pattern.
-func (q *Queue) coverEvents(ctx context.Context, pattern string) (jetstream.Stream, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+// coverEventsLocked makes the events stream's subjects cover pattern.
+// Caller holds q.mu.
+func (q *Queue) coverEventsLocked(ctx context.Context, pattern string) (jetstream.Stream, error) {
 	st, err := q.js.Stream(ctx, eventStream)
 	var subjects []string
 	if err == nil {
