@@ -437,7 +437,13 @@ func (d *Dashboard) liveJSON(w http.ResponseWriter, r *http.Request) {
 			series[key] = d.cfg.Sampler.Series(k)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"charts": charts, "latest": latest, "series": series, "interval_seconds": d.interval.Seconds()})
+	out := map[string]any{"charts": charts, "latest": latest, "series": series, "interval_seconds": d.interval.Seconds()}
+	// The newest rollout's state and when it last changed: app.js
+	// refreshes the page's rollout section when that moves.
+	if ro, err := d.api.GetRollout(ctx, name); err == nil {
+		out["rollout"] = map[string]string{"state": string(ro.State), "updated": strconv.FormatInt(ro.UpdatedAt.UnixNano(), 10)}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // rolloutActions are the buttons a rollout in state s offers.

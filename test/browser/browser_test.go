@@ -378,6 +378,40 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 
+	// A rollout's section follows the rollout by itself: paused through
+	// the API, the page shows it without a reload (app.js replaces the
+	// section); its Abort button restores the split before the rollout.
+	if _, err := w.c.StartRollout(ctx, service, core.RolloutSpec{To: 2, Steps: []int{10, 100}, Interval: core.Duration(10 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	run("rollout section",
+		chromedp.Navigate(ui+"services/"+service),
+		chromedp.WaitVisible(chromedp.ID("rollout")),
+		shots.take("rollout-running"))
+	if state := text("rollout section", "rollout-state"); state != string(core.RolloutRunning) {
+		t.Fatalf("the rollout section says %q, want %s", state, core.RolloutRunning)
+	}
+	value(t, bctx, shots, "rollout live", markPage())
+	if _, err := w.c.RolloutAction(ctx, service, core.RolloutPause); err != nil {
+		t.Fatal(err)
+	}
+	run("rollout live",
+		chromedp.Poll[chromedp.Void](`document.getElementById("rollout-state").textContent === "paused" && window.wispBefore === true`,
+			chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(250*time.Millisecond)),
+		chromedp.WaitVisible(chromedp.ID("rollout-resume")),
+		shots.take("rollout-paused-live"))
+	value(t, bctx, shots, "abort the rollout", markPage())
+	run("abort the rollout", chromedp.Click(chromedp.ID("rollout-abort")))
+	if errText := answered(bctx, t, shots, "abort the rollout"); errText != "" {
+		t.Fatalf("aborting the rollout from the page: the page shows the error %q", errText)
+	}
+	if flash := text("abort the rollout", "flash"); !strings.Contains(flash, "aborted") {
+		t.Fatalf("after Abort the page says %q", flash)
+	}
+	if tr, err := w.c.GetTraffic(ctx, service); err != nil || len(tr.Weights) != 1 || tr.Weights[0] != (core.Weight{Version: 1, Percent: 100}) {
+		t.Fatalf("GET traffic after the abort: %+v %v, want v1 100%%", tr.Weights, err)
+	}
+
 	// A cross-site POST without the CSRF token is refused. The other site
 	// is another port on 127.0.0.1: the same site for cookies, so the
 	// SameSite=Strict cookie is sent, and the CSRF and Origin checks are

@@ -35,6 +35,21 @@
     });
   }
 
+  // A rollout's section: when the live JSON says the rollout changed (a
+  // step, a check, a pause), the section is replaced by the server's fresh
+  // rendering of it, leaving the rest of the page (a form being edited)
+  // alone.
+  function refreshRollout(ro) {
+    var section = document.getElementById("rollout");
+    if (!ro || !section || section.dataset.updated === ro.updated) { return Promise.resolve(); }
+    return fetch(location.pathname, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(location.pathname + ": " + r.status); } return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("rollout");
+        if (fresh) { section.replaceWith(document.importNode(fresh, true)); }
+      });
+  }
+
   // A service's charts: SVG rendered by the server, refreshed in place.
   var live = document.getElementById("live");
   if (live && live.dataset.live) {
@@ -45,6 +60,7 @@
           if (box) { box.innerHTML = data.charts[v]; }
         });
         live.dataset.updated = String(Date.now());
+        return refreshRollout(data.rollout);
       });
     });
   }
