@@ -197,7 +197,7 @@ type versionState struct {
 	// false), for policy.keep_previous; zero while it has traffic or never
 	// had any.
 	unroutedAt time.Time
-	gone     bool // deleted: its instances are being removed
+	gone       bool // deleted: its instances are being removed
 	// instances is every instance of the version in the registry, in any
 	// state but gone.
 	instances []*instance
