@@ -178,6 +178,11 @@ type Activator struct {
 
 	idsMu sync.Mutex
 	ids   map[string]*instance
+
+	// singleMu guards singles, the token of each singleton service
+	// (singleton.go); it comes after every version's lock.
+	singleMu sync.Mutex
+	singles  map[string]*singleToken
 }
 
 // versionState is one version and its instances.
@@ -188,7 +193,11 @@ type versionState struct {
 	ver      core.Version
 	policy   core.ScalingPolicy
 	routable bool // a share of traffic or a tag: it keeps a spare
-	gone     bool // deleted: its instances are being removed
+	// unroutedAt is when the version last lost its traffic (routable went
+	// false), for policy.keep_previous; zero while it has traffic or never
+	// had any.
+	unroutedAt time.Time
+	gone       bool // deleted: its instances are being removed
 	// instances is every instance of the version in the registry, in any
 	// state but gone.
 	instances []*instance
@@ -322,6 +331,7 @@ func New(ctx context.Context, cfg Config, rt runtime.Runtime, logger *slog.Logge
 		slots:     make(chan struct{}, cfg.ParallelStarts),
 		byService: map[string]map[int64]*versionState{},
 		ids:       map[string]*instance{},
+		singles:   map[string]*singleToken{},
 		orphans:   &versionState{gone: true},
 		shared:    runtime.IsShared(rt),
 		remote:    newRemotes(cfg.ReportTTL),
@@ -449,6 +459,7 @@ func (a *Activator) move(in *instance, to State, why string) bool {
 		a.idsMu.Lock()
 		delete(a.ids, in.id)
 		a.idsMu.Unlock()
+		a.releaseSingleton(in) // singleton.go
 	}
 	vs.broadcast()
 	return true

@@ -181,7 +181,11 @@ func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 	// version with fewer than standby are paused instead of removed; awake
 	// counts those not paused, so that min_instances stay awake.
 	standby := a.standbyOf(vs)
-	keep := max(pol.MinInstances, standby)
+	least := a.minOf(vs, now)
+	// A version that lost its traffic lately keeps one instance, paused,
+	// past idle_timeout (policy.keep_previous).
+	previous := a.previousOf(vs, now)
+	keep := max(least, standby, previous)
 	awake := vs.count(func(s State) bool { return s.counts() && s != Pausing && s != Paused })
 	for _, in := range append([]*instance(nil), vs.instances...) {
 		if in.state == Draining && in.inflight.Load() == 0 && a.drainedOut(in) {
@@ -205,7 +209,12 @@ func (a *Activator) reapVersion(vs *versionState, now time.Time) {
 			}
 			in.idleFor = idle
 			a.remove(in, "idle for "+idle.Round(time.Millisecond).String())
-		case idle >= pol.IdleTimeout.Std() && in.state == Ready && standby > 0 && awake > pol.MinInstances:
+		case previous > 0 && in.state == Ready && a.pauser != nil && !a.shared && awake > least:
+			// The kept previous instance, paused at once: no request
+			// reaches it until traffic comes back (sync.go thaws it).
+			awake--
+			a.beginPause(in, idle, "paused: kept for a rollback ("+"keep_previous "+pol.KeepPrevious.String()+")")
+		case idle >= pol.IdleTimeout.Std() && in.state == Ready && standby > 0 && awake > least:
 			// Kept as a standby: paused even when pause_after would not
 			// have paused it (0, or at or above idle_timeout).
 			awake--
@@ -229,6 +238,28 @@ func (a *Activator) standbyOf(vs *versionState) int {
 		return 0
 	}
 	return vs.policy.Standby
+}
+
+// minOf returns the min_instances that applies to vs at now: the policy's
+// (min_instances_schedule included) for a version that gets traffic, else
+// 0. Caller holds vs.mu.
+func (a *Activator) minOf(vs *versionState, now time.Time) int {
+	if !vs.routable || vs.gone {
+		return 0
+	}
+	return vs.policy.MinInstancesAt(now)
+}
+
+// previousOf returns how many instances vs keeps as the previous version
+// (policy.keep_previous): 1 within the window after it lost its traffic,
+// else 0; never for a singleton, whose previous instance must stop before
+// another starts. Caller holds vs.mu.
+func (a *Activator) previousOf(vs *versionState, now time.Time) int {
+	kp := vs.policy.KeepPrevious.Std()
+	if vs.routable || vs.gone || vs.policy.Singleton || kp == 0 || vs.unroutedAt.IsZero() || !now.Before(vs.unroutedAt.Add(kp)) {
+		return 0
+	}
+	return 1
 }
 
 // topUpStandby queues the starts that bring a version with fewer than
@@ -272,7 +303,7 @@ func (a *Activator) Scale(versionID int64, n int) core.ScaleResult {
 			// The starts up to min_instances are for it; the rest are the
 			// autoscaler's.
 			reason := core.StartAutoscaler
-			if current < vs.policy.MinInstances {
+			if current < a.minOf(vs, a.now()) {
 				reason = core.StartMinInstances
 			}
 			a.queueStart(vs, reason)
@@ -429,6 +460,9 @@ func (a *Activator) adopt(ri runtime.Instance) bool {
 	case vs.gone:
 		a.add(vs, ri.ID, Stopping, "its version was deleted")
 		return false
+	case vs.policy.Singleton && ri.State == runtime.StateCreated:
+		a.add(vs, ri.ID, Stopping, "a singleton keeps no spare")
+		return false
 	case ri.State == runtime.StateCreated && a.pc != nil && vs.routable && !a.closing.Load() &&
 		vs.first(Spare) == nil && vs.first(Creating) == nil:
 		a.add(vs, ri.ID, Spare, "")
@@ -440,6 +474,10 @@ func (a *Activator) adopt(ri runtime.Instance) bool {
 			s = Paused
 		}
 		in := a.add(vs, ri.ID, s, "")
+		if vs.policy.Singleton && !a.trySingleton(in) {
+			a.move(in, Stopping, "singleton: another instance of the service runs")
+			return false
+		}
 		in.addr, in.proxied, in.startedAt, in.adopted = ri.Addr, ri.Proxied, ri.StartedAt, true
 		in.announced = true
 		a.emit(time.Time{}, core.EventInstanceAdopted, &vs.ver, in.id, "adopted ("+string(ri.State)+"), started by an earlier run",

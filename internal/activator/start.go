@@ -118,7 +118,16 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 	t0 := a.now()
 	var ri runtime.Instance
 	var err error
-	if fromSpare {
+	vs.mu.Lock()
+	single := vs.policy.Singleton
+	vs.mu.Unlock()
+	if single {
+		// Not before every other instance of the service is gone
+		// (singleton.go); the wait counts toward the start timeout.
+		err = a.takeSingleton(ctx, in)
+		t0 = a.now()
+	}
+	if err == nil && fromSpare {
 		if ri, err = a.pc.StartCreated(ctx, in.id); err != nil && ctx.Err() == nil {
 			// The spare is broken: remove it and start a new instance in
 			// its place, for the same waiters.
@@ -133,7 +142,7 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 			fromSpare = false
 		}
 	}
-	if !fromSpare {
+	if err == nil && !fromSpare {
 		t0 = a.now()
 		ri, err = a.rt.Start(ctx, spec(v, in.id))
 	}
@@ -303,7 +312,7 @@ func (a *Activator) adoptRunning(in *instance, ri runtime.Instance) {
 // cold start will only need to start, unless it has one, the runtime cannot
 // or the version is not routed to. Caller holds vs.mu.
 func (a *Activator) ensureSpare(vs *versionState) {
-	if a.pc == nil || vs.noSpare || vs.gone || !vs.routable || a.closing.Load() || !a.leading.Load() ||
+	if a.pc == nil || vs.noSpare || vs.gone || !vs.routable || vs.policy.Singleton || a.closing.Load() || !a.leading.Load() ||
 		vs.first(Spare) != nil || vs.first(Creating) != nil {
 		return
 	}
@@ -337,14 +346,16 @@ func (a *Activator) ensureSpare(vs *versionState) {
 	}()
 }
 
-// beginWake thaws a paused instance in the background. Caller holds
-// in.vs.mu.
-func (a *Activator) beginWake(in *instance) {
+// beginWake thaws a paused instance in the background; the channel is
+// closed when the thaw is over. Caller holds in.vs.mu.
+func (a *Activator) beginWake(in *instance) <-chan struct{} {
 	a.move(in, Waking, "")
 	began := a.now()
+	done := make(chan struct{})
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		defer close(done)
 		err := a.unpause(in.id)
 		vs := in.vs
 		vs.mu.Lock()
@@ -363,6 +374,7 @@ func (a *Activator) beginWake(in *instance) {
 				"duration_ms", core.Millis(d))
 		}
 	}()
+	return done
 }
 
 func (a *Activator) unpause(id string) error {

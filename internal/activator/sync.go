@@ -18,8 +18,28 @@ import (
 // removed), its policy and its traffic.
 func (a *Activator) Apply(s core.ServiceState) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.applyLocked(s)
+	wakes := a.applyLocked(s, nil)
+	a.mu.Unlock()
+	a.awaitWakes(wakes)
+}
+
+// awaitWakes waits, a bounded time, for the thaws of kept previous
+// instances whose version got its traffic back (applyLocked): the daemon
+// applies the activator before the router, so a rollback's first request
+// finds the instance ready, not waking. No lock held.
+func (a *Activator) awaitWakes(wakes []<-chan struct{}) {
+	if len(wakes) == 0 {
+		return
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	for _, w := range wakes {
+		select {
+		case <-w:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // Remove forgets a deleted service and removes its instances.
@@ -36,11 +56,12 @@ func (a *Activator) Remove(service string) {
 // deleted.
 func (a *Activator) Sync(states []core.ServiceState) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	var wakes []<-chan struct{}
+	defer func() { a.mu.Unlock(); a.awaitWakes(wakes) }()
 	listed := make(map[string]bool, len(states))
 	for _, s := range states {
 		listed[s.Service.Name] = true
-		a.applyLocked(s)
+		wakes = a.applyLocked(s, wakes)
 	}
 	for name, versions := range a.byService {
 		if !listed[name] {
@@ -52,8 +73,9 @@ func (a *Activator) Sync(states []core.ServiceState) {
 	}
 }
 
-// applyLocked: caller holds a.mu.
-func (a *Activator) applyLocked(s core.ServiceState) {
+// applyLocked: caller holds a.mu. It returns wakes with the thaws it began
+// of kept previous instances (policy.keep_previous) appended.
+func (a *Activator) applyLocked(s core.ServiceState, wakes []<-chan struct{}) []<-chan struct{} {
 	name := s.Service.Name
 	old := a.byService[name]
 	next := make(map[int64]*versionState, len(s.Versions))
@@ -69,7 +91,19 @@ func (a *Activator) applyLocked(s core.ServiceState) {
 		vs.mu.Lock()
 		vs.ver = v // immutable in the store; kept as given
 		vs.policy = s.Service.Policy
+		was := vs.routable
 		vs.routable = routable[v.Number]
+		switch {
+		case was && !vs.routable:
+			vs.unroutedAt = a.now()
+		case !was && vs.routable && !vs.unroutedAt.IsZero():
+			vs.unroutedAt = time.Time{}
+			// Traffic came back (a rollback): thaw the kept instance now,
+			// before the router sends it requests.
+			if in := vs.first(Paused); in != nil && vs.first(Ready) == nil && a.leading.Load() && !a.closing.Load() {
+				wakes = append(wakes, a.beginWake(in))
+			}
+		}
 		if vs.policy.Standby > 0 && (a.pauser == nil || a.shared) && !vs.standbyNoted {
 			vs.standbyNoted = true
 			a.log.Info("policy.standby is ignored: the runtime cannot pause instances, or several replicas share them",
@@ -91,6 +125,7 @@ func (a *Activator) applyLocked(s core.ServiceState) {
 		}
 	}
 	a.byService[name] = next
+	return wakes
 }
 
 // forget deletes a version: requests for it get "deleted", and its

@@ -85,7 +85,10 @@ func (a *Activator) Load() []core.VersionLoad {
 			l.Concurrency += in.inflight.Load()
 		}
 		l.Policy.Standby = a.standbyOf(vs) // what applies here (core.VersionLoad)
-		keep := vs.routable && vs.policy.MinInstances > 0
+		// The min_instances of now, by the activator's clock: 0 without
+		// traffic, else the schedule's or the plain one.
+		l.Policy.MinInstances, l.Policy.MinInstancesSchedule = a.minOf(vs, now), nil
+		keep := l.Policy.MinInstances > 0
 		vs.mu.Unlock()
 		if l.Instances > 0 || l.Concurrency > 0 || keep {
 			out = append(out, l)

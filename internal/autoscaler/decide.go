@@ -13,7 +13,8 @@
 //     scale down until a whole stable window has passed without panic;
 //   - scale down at most half of the instances per decision, and only after
 //     the scale-down delay since the last change;
-//   - never below min_instances, never above max_instances, and never below
+//   - never below min_instances (as of now: min_instances_schedule), never
+//     above max_instances (1 for a singleton), and never below
 //     one instance while there are any: the last one goes only through the
 //     reaper's idle timeout, so "scale to zero" has one meaning; never below
 //     the standbys that apply (the load's Policy.Standby) of those there
@@ -129,7 +130,7 @@ func (c Config) Decide(p core.ScalingPolicy, s Stats, now time.Time) Decision {
 	d := Decision{Desired: s.Current, StableAvg: stable, PanicAvg: panicAvg, PanicUntil: s.PanicUntil}
 	if !okStable || !okPanic {
 		d.Reason = "not enough samples yet"
-		return c.bound(p, s, d)
+		return c.bound(p, s, d, now)
 	}
 	wantStable := int(math.Ceil(stable / target))
 	wantPanic := int(math.Ceil(panicAvg / target))
@@ -160,11 +161,12 @@ func (c Config) Decide(p core.ScalingPolicy, s Stats, now time.Time) Decision {
 			d.Reason += fmt.Sprintf("; at most %.0f%% down per decision", 100*c.MaxScaleDownPct)
 		}
 	}
-	return c.bound(p, s, d)
+	return c.bound(p, s, d, now)
 }
 
-// bound applies min, max and "the last instance goes only through the reaper".
-func (c Config) bound(p core.ScalingPolicy, s Stats, d Decision) Decision {
+// bound applies min, max and "the last instance goes only through the
+// reaper". The min is the policy's at now (min_instances_schedule).
+func (c Config) bound(p core.ScalingPolicy, s Stats, d Decision, now time.Time) Decision {
 	if s.Current > 0 && d.Desired < 1 {
 		d.Desired = 1
 	}
@@ -174,9 +176,9 @@ func (c Config) bound(p core.ScalingPolicy, s Stats, d Decision) Decision {
 		d.Desired = keep
 		d.Reason += fmt.Sprintf("; standby %d", p.Standby)
 	}
-	if d.Desired < p.MinInstances {
-		d.Desired = p.MinInstances
-		d.Reason += fmt.Sprintf("; min_instances %d", p.MinInstances)
+	if least := p.MinInstancesAt(now); d.Desired < least {
+		d.Desired = least
+		d.Reason += fmt.Sprintf("; min_instances %d", least)
 	}
 	if d.Desired > p.MaxInstances {
 		d.Desired = p.MaxInstances

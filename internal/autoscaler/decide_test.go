@@ -78,6 +78,20 @@ func TestDecide(t *testing.T) {
 			autoscaler.Stats{Samples: load(now, time.Minute, steady(30), 0), Current: 0, LastChange: long}, 0, false, "the next request starts one"},
 		{"min instances are started", policy(func(p *core.ScalingPolicy) { p.MinInstances = 3 }),
 			autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 0, LastChange: long}, 3, false, "min_instances 3"},
+		// now is Thursday 2026-01-01 01:00 UTC.
+		{"a schedule window in force raises the minimum", policy(func(p *core.ScalingPolicy) {
+			p.MinInstances = 1
+			p.MinInstancesSchedule = []core.MinWindow{{Days: "thu", From: "00:30", To: "01:01", TZ: "UTC", Min: 4}}
+		}), autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 0, LastChange: long}, 4, false, "min_instances 4"},
+		{"outside every window the plain minimum", policy(func(p *core.ScalingPolicy) {
+			p.MinInstances = 1
+			p.MinInstancesSchedule = []core.MinWindow{{Days: "thu", From: "00:00", To: "01:00", TZ: "UTC", Min: 4}}
+		}), autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 0, LastChange: long}, 1, false, "min_instances 1"},
+		{"a window in another zone: 01:00 UTC is 10:00 in Tokyo", policy(func(p *core.ScalingPolicy) {
+			p.MinInstancesSchedule = []core.MinWindow{{Days: "thu", From: "09:00", To: "18:00", TZ: "Asia/Tokyo", Min: 2}}
+		}), autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 0, LastChange: long}, 2, false, "min_instances 2"},
+		{"a singleton never goes above one", policy(func(p *core.ScalingPolicy) { p.Singleton, p.MaxInstances = true, 1 }),
+			autoscaler.Stats{Samples: load(now, time.Minute, steady(500), 0), Current: 1, LastChange: long}, 1, true, "max_instances 1"},
 		{"standbys are kept at zero load", policy(func(p *core.ScalingPolicy) { p.Standby = 2 }),
 			autoscaler.Stats{Samples: load(now, time.Minute, steady(0), 0), Current: 2, LastChange: long}, 2, false, "standby 2"},
 		{"standbys are never started by the autoscaler", policy(func(p *core.ScalingPolicy) { p.Standby = 2 }),

@@ -44,6 +44,8 @@ scaling:
   min_instances: 1
   standby: 2
   idle_timeout: 2m
+  keep_previous: 30m
+  min_instances_schedule: ["mon-fri 08:00-18:00 Europe/Paris=2"]
 build:
   base_image: python:3.12-slim
 `
@@ -53,7 +55,8 @@ build:
 	}
 	if s.Service != "hello" || s.Runtime != "stdio" || s.Port != 9000 || s.Build.BaseImage != "python:3.12-slim" ||
 		s.Scaling == nil || *s.Scaling.MinInstances != 1 || s.Scaling.Standby == nil || *s.Scaling.Standby != 2 ||
-		s.Scaling.IdleTimeout.String() != "2m0s" {
+		s.Scaling.IdleTimeout.String() != "2m0s" || s.Scaling.KeepPrevious == nil || s.Scaling.KeepPrevious.String() != "30m0s" ||
+		s.Scaling.MinInstancesSchedule == nil || len(*s.Scaling.MinInstancesSchedule) != 1 || (*s.Scaling.MinInstancesSchedule)[0].TZ != "Europe/Paris" {
 		t.Fatalf("parsed %+v", s)
 	}
 	if _, err := build.ParseSpec(nil); err != nil {
@@ -74,6 +77,10 @@ build:
 		{"bad scaling", "scaling:\n  min_instances: 50\n", "must not exceed max_instances"},
 		{"standby above max", "scaling:\n  standby: 12\n", "scaling: standby (12) must not exceed max_instances (10)"},
 		{"standby negative", "scaling:\n  standby: -1\n", "standby must be between 0 and 16, got -1"},
+		{"bad schedule day", "scaling:\n  min_instances_schedule: ['mon-fry 08:00-18:00 UTC=2']\n", `scaling.min_instances_schedule: window "mon-fry 08:00-18:00 UTC=2": bad day`},
+		{"bad schedule zone", "scaling:\n  min_instances_schedule: ['mon 08:00-18:00 Nowhere/City=2']\n", `unknown time zone "Nowhere/City"`},
+		{"bad keep_previous", "scaling:\n  keep_previous: 48h\n", "keep_previous must be between 0 (off) and 24h"},
+		{"singleton with max_instances", "scaling:\n  singleton: true\n  max_instances: 2\n", "policy.singleton and policy.max_instances conflict"},
 		{"bad scaling duration", "scaling:\n  idle_timeout: forever\n", "scaling.idle_timeout"},
 		{"not yaml", "service: [\n", "wisp.yaml:"},
 		{"dockerfile outside the source", "build:\n  dockerfile: ../../etc/passwd\n", "inside the source directory"},

@@ -45,6 +45,11 @@ type ScalingSpec struct {
 	TargetRPS         *int   `yaml:"target_rps"`
 	IdleTimeout       string `yaml:"idle_timeout"`
 	PauseAfter        string `yaml:"pause_after"`
+	// MinInstancesSchedule holds windows in the CLI's syntax,
+	// "mon-fri 08:00-18:00 Europe/Paris=2" (core.ParseMinWindow).
+	MinInstancesSchedule []string `yaml:"min_instances_schedule"`
+	KeepPrevious         string   `yaml:"keep_previous"`
+	Singleton            *bool    `yaml:"singleton"`
 }
 
 // BuildSpec is the build section of wisp.yaml.
@@ -231,11 +236,23 @@ func (s *Spec) validate() error {
 	}
 	if sc := s.ScalingYAML; sc != nil {
 		p := core.PolicyPatch{MinInstances: sc.MinInstances, MaxInstances: sc.MaxInstances, Standby: sc.Standby,
-			TargetConcurrency: sc.TargetConcurrency, TargetRPS: sc.TargetRPS}
+			TargetConcurrency: sc.TargetConcurrency, TargetRPS: sc.TargetRPS, Singleton: sc.Singleton}
+		if sc.MinInstancesSchedule != nil {
+			windows := []core.MinWindow{}
+			for _, w := range sc.MinInstancesSchedule {
+				win, err := core.ParseMinWindow(w)
+				if err != nil {
+					return fmt.Errorf("%s: scaling.min_instances_schedule: %w", SpecFile, err)
+				}
+				windows = append(windows, win)
+			}
+			p.MinInstancesSchedule = &windows
+		}
 		for _, d := range []struct {
 			name, val string
 			dst       **core.Duration
-		}{{"idle_timeout", sc.IdleTimeout, &p.IdleTimeout}, {"pause_after", sc.PauseAfter, &p.PauseAfter}} {
+		}{{"idle_timeout", sc.IdleTimeout, &p.IdleTimeout}, {"pause_after", sc.PauseAfter, &p.PauseAfter},
+			{"keep_previous", sc.KeepPrevious, &p.KeepPrevious}} {
 			if d.val == "" {
 				continue
 			}

@@ -156,6 +156,36 @@ func TestWalkthrough(t *testing.T) {
 	if code, _, stderr := e.run("service", "create", "cold", "--standby", "11"); code != 1 || !strings.Contains(stderr, "must not exceed max_instances") {
 		t.Fatalf("service create --standby 11: exit %d, %s", code, stderr)
 	}
+	// Issue 15: a min schedule (repeatable), keep_previous, singleton.
+	out = e.ok("service", "update", "hello", "--standby", "0", "--min-schedule", "mon-fri 08:00-18:00 Europe/Paris=2",
+		"--min-schedule", "sat 10:00-12:00 UTC=1", "--keep-previous", "30m")
+	if !strings.Contains(out, "Min schedule:") || !strings.Contains(out, "mon-fri 08:00-18:00 Europe/Paris=2; sat 10:00-12:00 UTC=1") ||
+		!strings.Contains(out, "Keep previous:") || !strings.Contains(out, "30m0s") {
+		t.Fatalf("service update --min-schedule --keep-previous: %s", out)
+	}
+	if code, _, stderr := e.run("service", "update", "hello", "--min-schedule", "mon-fri 08:00-18:00 Mars/Base=2"); code != 2 ||
+		!strings.Contains(stderr, `unknown time zone "Mars/Base"`) {
+		t.Fatalf("service update with an unknown zone: exit %d, %s", code, stderr)
+	}
+	if out := e.ok("service", "update", "hello", "--min-schedule", "none"); !strings.Contains(out, "Min schedule:       none") && !strings.Contains(out, "none") {
+		t.Fatalf("service update --min-schedule none: %s", out)
+	}
+	if got := mustServiceJSON(t, e, "hello"); len(got.Policy.MinInstancesSchedule) != 0 || got.Policy.KeepPrevious != core.Duration(30*60e9) {
+		t.Fatalf("after --min-schedule none: %+v", got.Policy)
+	}
+	if code, _, stderr := e.run("service", "create", "cron", "--singleton", "--max-instances", "2"); code != 1 ||
+		!strings.Contains(stderr, "policy.singleton and policy.max_instances conflict") {
+		t.Fatalf("service create --singleton --max-instances 2: exit %d, %s", code, stderr)
+	}
+	e.ok("service", "create", "cron", "--singleton")
+	if out := e.ok("service", "get", "cron"); !strings.Contains(out, "Singleton:") || !strings.Contains(out, "yes (at most one instance") ||
+		!strings.Contains(out, "no effect: a singleton") {
+		t.Fatalf("service get of a singleton: %s", out)
+	}
+	if got := mustServiceJSON(t, e, "cron"); !got.Policy.Singleton || got.Policy.MaxInstances != 1 {
+		t.Fatalf("singleton policy: %+v", got.Policy)
+	}
+	e.ok("service", "delete", "cron")
 	var list []map[string]any
 	if err := json.Unmarshal([]byte(e.ok("service", "list", "-o", "json")), &list); err != nil || len(list) != 1 {
 		t.Fatalf("service list -o json: %v %v", list, err)
@@ -353,4 +383,13 @@ func TestInstancesShowBackoffAndLiveness(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "needs --liveness-path PATH or --liveness-tcp") {
 		t.Fatalf("--liveness-period alone: exit %d %q, want a usage error", code, errOut)
 	}
+}
+
+func mustServiceJSON(t *testing.T, e *env, name string) core.Service {
+	t.Helper()
+	var got core.Service
+	if err := json.Unmarshal([]byte(e.ok("service", "get", name, "-o", "json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }

@@ -48,7 +48,7 @@ func TestVersionFlag(t *testing.T) {
 func TestServiceSetHelp(t *testing.T) {
 	_, out, _ := runCLI(t, nil, "service", "set", "--help")
 	out, _, _ = strings.Cut(out, "Global Flags:")
-	if strings.Contains(out, "(default") || strings.Count(out, "unchanged unless given") != 15 {
+	if strings.Contains(out, "(default") || strings.Count(out, "unchanged unless given") != 18 {
 		t.Fatalf("service set --help:\n%s", out)
 	}
 	// create still shows them: they are what a new service gets.

@@ -37,6 +37,9 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 		asyncConc, attempts     int
 		minBackoff, maxBackoff  string
 		maxAge                  string
+		keepPrev                string
+		minSchedule             []string
+		singleton               bool
 	)
 	def := func(v int) int { return v }
 	defS := func(v string) string { return v }
@@ -51,6 +54,9 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 	}
 	f.IntVar(&minI, "min-instances", 0, "instances kept per version even when idle (0 allows scale to zero)"+suffix)
 	f.IntVar(&standby, "standby", 0, "paused instances kept per version with traffic that would otherwise be at zero (0 to 16, at most --max-instances): memory, not CPU; a request thaws one in milliseconds"+suffix)
+	f.StringArrayVar(&minSchedule, "min-schedule", nil, "min instances by time window, 'DAYS HH:MM-HH:MM ZONE=MIN' (e.g. 'mon-fri 08:00-18:00 Europe/Paris=2'; repeatable; where windows overlap the highest wins; --min-instances applies outside every window; 'none' removes the schedule)"+suffix)
+	f.StringVar(&keepPrev, "keep-previous", defS(core.DefaultKeepPrevious.String()), "after traffic moves away from a version, keep one of its instances (paused) this long so a rollback meets no cold start (0 to 24h; 0: off)"+newDef("10m")+suffix)
+	f.BoolVar(&singleton, "singleton", false, "at most one instance of the service runs, across all its versions (sets --max-instances 1; a traffic switch stops the old instance before the new one starts, requests wait)"+suffix)
 	f.IntVar(&maxI, "max-instances", def(core.DefaultMaxInstances), "maximum instances per version"+suffix)
 	f.IntVar(&target, "target-concurrency", def(core.DefaultTargetConcurrency), "in-flight requests per instance the autoscaler aims for"+suffix)
 	f.IntVar(&rps, "target-rps", 0, "requests per second per instance the autoscaler aims for instead of --target-concurrency (0: off)"+suffix)
@@ -110,6 +116,23 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 		if f.Changed("standby") {
 			p.Standby = &standby
 		}
+		if f.Changed("singleton") {
+			p.Singleton = &singleton
+		}
+		if f.Changed("min-schedule") {
+			windows := []core.MinWindow{}
+			for _, w := range minSchedule {
+				if strings.EqualFold(strings.TrimSpace(w), "none") && len(minSchedule) == 1 {
+					break
+				}
+				win, err := core.ParseMinWindow(w)
+				if err != nil {
+					return p, usagef("--min-schedule: %v", err)
+				}
+				windows = append(windows, win)
+			}
+			p.MinInstancesSchedule = &windows
+		}
 		if f.Changed("target-concurrency") {
 			p.TargetConcurrency = &target
 		}
@@ -120,7 +143,8 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 			flag, val string
 			dst       **core.Duration
 		}{{"idle-timeout", idle, &p.IdleTimeout}, {"pause-after", pause, &p.PauseAfter},
-			{"min-backoff", minBackoff, &p.MinBackoff}, {"max-backoff", maxBackoff, &p.MaxBackoff}} {
+			{"min-backoff", minBackoff, &p.MinBackoff}, {"max-backoff", maxBackoff, &p.MaxBackoff},
+			{"keep-previous", keepPrev, &p.KeepPrevious}} {
 			if !f.Changed(d.flag) {
 				continue
 			}
@@ -233,6 +257,8 @@ func (a *app) printService(ctx context.Context, s core.Service) error {
 			{"Name", s.Name}, {"URL", s.URL}, {"Host", s.Host},
 			{"Min instances", strconv.Itoa(p.MinInstances)}, {"Max instances", strconv.Itoa(p.MaxInstances)},
 			{"Standby", a.standbyCost(ctx, s, noPause)},
+			{"Min schedule", minScheduleString(p)}, {"Keep previous", keepPreviousString(p)},
+			{"Singleton", singletonString(p.Singleton)},
 			{"Target concurrency", strconv.Itoa(p.TargetConcurrency)}, {"Target RPS", rpsString(p.TargetRPS)},
 			{"Idle timeout", p.IdleTimeout.String()}, {"Pause after", pause},
 			{"Request logs", onOffString(p.RequestLogs)},
@@ -269,6 +295,34 @@ func (a *app) standbyCost(ctx context.Context, s core.Service, noPause bool) str
 		}
 	}
 	return core.StandbyCost(n, on, noPause)
+}
+
+func minScheduleString(p core.ScalingPolicy) string {
+	if len(p.MinInstancesSchedule) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(p.MinInstancesSchedule))
+	for i, w := range p.MinInstancesSchedule {
+		parts[i] = w.String()
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf(" (the highest of the windows in force, else %d)", p.MinInstances)
+}
+
+func keepPreviousString(p core.ScalingPolicy) string {
+	switch {
+	case p.KeepPrevious == 0:
+		return "off"
+	case p.Singleton:
+		return p.KeepPrevious.String() + " (no effect: a singleton's previous instance stops before the next starts)"
+	}
+	return p.KeepPrevious.String()
+}
+
+func singletonString(on bool) string {
+	if on {
+		return "yes (at most one instance across all versions)"
+	}
+	return "no"
 }
 
 func rpsString(n int) string {
@@ -308,6 +362,8 @@ func (a *app) serviceSet() *cobra.Command {
 		Example: `  wisp service set hello --idle-timeout 2s --pause-after 1s
   wisp service set hello --min-instances 1 --max-instances 20
   wisp service set hello --standby 1 --pause-after 5s
+  wisp service set hello --min-schedule 'mon-fri 08:00-18:00 Europe/Paris=2' --keep-previous 30m
+  wisp service set cron --singleton
   wisp service update hello --request-logs on --log-max-bytes 50MiB --log-max-age 7d
   wisp service update hello --async-concurrency 4 --max-attempts 10 --min-backoff 500ms --max-backoff 1m --max-age 2d`,
 		Args: cobra.ExactArgs(1),
@@ -319,7 +375,7 @@ func (a *app) serviceSet() *cobra.Command {
 			return err
 		}
 		if p.IsEmpty() {
-			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --standby, --target-concurrency, --target-rps, --idle-timeout, --pause-after, --request-logs, --log-max-bytes, --log-max-age")
+			return usagef("nothing to change: give at least one of --min-instances, --max-instances, --standby, --min-schedule, --keep-previous, --singleton, --target-concurrency, --target-rps, --idle-timeout, --pause-after, --request-logs, --log-max-bytes, --log-max-age")
 		}
 		s, err := a.client().UpdatePolicy(cmd.Context(), args[0], p)
 		if err != nil {

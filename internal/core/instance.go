@@ -66,7 +66,9 @@ type VersionLoad struct {
 	Version   int
 	// Policy is the service's policy, except that Standby is the number of
 	// standbys that apply to this version: 0 when it carries no traffic or
-	// its instances cannot be paused.
+	// its instances cannot be paused, and MinInstances is the one that
+	// applies now (0 without traffic; min_instances_schedule resolved, the
+	// schedule itself left out).
 	Policy ScalingPolicy
 	// Concurrency is requests in flight at instances plus requests waiting
 	// for one.

@@ -26,6 +26,12 @@ type ScalingPolicy struct {
 	// MinInstances is kept running per version that carries traffic, even when
 	// idle. 0 allows scale to zero. Default 0.
 	MinInstances int `json:"min_instances"`
+	// MinInstancesSchedule varies MinInstances by time window (MinWindow):
+	// while windows hold, the highest of their Min applies instead of
+	// MinInstances (a window may ask for fewer); outside every window,
+	// MinInstances. Read when the autoscaler decides and the reaper reaps.
+	// At most MaxMinWindows windows, each Min at most MaxInstances.
+	MinInstancesSchedule []MinWindow `json:"min_instances_schedule"`
 	// Standby is how many paused instances are kept per version that carries
 	// traffic and would otherwise be at zero: an idle instance that would be
 	// removed is paused instead while the version has no more than Standby,
@@ -39,6 +45,20 @@ type ScalingPolicy struct {
 	Standby int `json:"standby"`
 	// MaxInstances bounds instances per version. Default 10.
 	MaxInstances int `json:"max_instances"`
+	// KeepPrevious: after traffic moves away from a version (no weight, no
+	// tag), one of its instances is kept, paused where the runtime can
+	// pause, for this long even past IdleTimeout, and thawed as soon as
+	// traffic comes back, so that a rollback meets no cold start. After
+	// it the instance goes as any idle one. 0 turns it off. Between 0 and
+	// 24h. Default 10m. No effect on a Singleton (its previous instance
+	// must stop before the new version starts).
+	KeepPrevious Duration `json:"keep_previous"`
+	// Singleton: at most one instance of the service runs, across all its
+	// versions, at every instant: a start waits until every other instance
+	// of the service is removed (requests wait meanwhile), and
+	// MaxInstances is 1 (set so when singleton is turned on without it).
+	// Standby must be 0. Default false.
+	Singleton bool `json:"singleton"`
 	// TargetConcurrency is the number of in-flight requests per instance the
 	// autoscaler aims for. Default 10.
 	TargetConcurrency int `json:"target_concurrency"`
@@ -98,6 +118,8 @@ const (
 
 	MaxInstancesLimit      = 1000
 	MaxStandby             = 16 // paused instances hold memory: a cap keeps a typo from filling the host
+	DefaultKeepPrevious    = Duration(10 * time.Minute)
+	MaxKeepPrevious        = Duration(24 * time.Hour)
 	MaxTargetConcurrency   = 10000
 	MaxTargetRPS           = 1000000
 	MinIdleTimeout         = Duration(time.Second)
@@ -138,6 +160,7 @@ func DefaultPolicy() ScalingPolicy {
 		MinBackoff:        DefaultMinBackoff,
 		MaxBackoff:        DefaultMaxBackoff,
 		MaxAge:            DefaultMaxAge,
+		KeepPrevious:      DefaultKeepPrevious,
 	}
 }
 
@@ -154,6 +177,12 @@ func (p ScalingPolicy) Validate() error {
 		return Invalidf("policy.standby", "standby must be between 0 and %d, got %d", MaxStandby, p.Standby)
 	case p.Standby > p.MaxInstances:
 		return Invalidf("policy.standby", "standby (%d) must not exceed max_instances (%d): standbys count as instances", p.Standby, p.MaxInstances)
+	case p.KeepPrevious < 0 || p.KeepPrevious > MaxKeepPrevious:
+		return Invalidf("policy.keep_previous", "keep_previous must be between 0 (off) and 24h, got %s", p.KeepPrevious)
+	case p.Singleton && p.MaxInstances != 1:
+		return Invalidf("policy.max_instances", "singleton allows one instance: max_instances must be 1, got %d (policy.singleton and policy.max_instances conflict)", p.MaxInstances)
+	case p.Singleton && p.Standby != 0:
+		return Invalidf("policy.standby", "singleton allows one instance: standby must be 0, got %d (policy.singleton and policy.standby conflict)", p.Standby)
 	case p.TargetConcurrency < 1 || p.TargetConcurrency > MaxTargetConcurrency:
 		return Invalidf("policy.target_concurrency", "target_concurrency must be between 1 and %d, got %d", MaxTargetConcurrency, p.TargetConcurrency)
 	case p.TargetRPS < 0 || p.TargetRPS > MaxTargetRPS:
@@ -179,26 +208,30 @@ func (p ScalingPolicy) Validate() error {
 	case p.MaxAge < MinMaxAge || p.MaxAge > MaxMaxAge:
 		return Invalidf("policy.max_age", "max_age must be between 1s and 168h (7 days), got %s", p.MaxAge)
 	}
-	return nil
+	return validateSchedule(p)
 }
 
 // PolicyPatch changes some fields of a ScalingPolicy; nil fields stay as they are.
 type PolicyPatch struct {
-	MinInstances      *int      `json:"min_instances,omitempty"`
-	MaxInstances      *int      `json:"max_instances,omitempty"`
-	Standby           *int      `json:"standby,omitempty"`
-	TargetConcurrency *int      `json:"target_concurrency,omitempty"`
-	TargetRPS         *int      `json:"target_rps,omitempty"`
-	IdleTimeout       *Duration `json:"idle_timeout,omitempty"`
-	PauseAfter        *Duration `json:"pause_after,omitempty"`
-	RequestLogs       *bool     `json:"request_logs,omitempty"`
-	LogMaxBytes       *int64    `json:"log_max_bytes,omitempty"`
-	LogMaxAge         *Duration `json:"log_max_age,omitempty"`
-	AsyncConcurrency  *int      `json:"async_concurrency,omitempty"`
-	MaxAttempts       *int      `json:"max_attempts,omitempty"`
-	MinBackoff        *Duration `json:"min_backoff,omitempty"`
-	MaxBackoff        *Duration `json:"max_backoff,omitempty"`
-	MaxAge            *Duration `json:"max_age,omitempty"`
+	MinInstances *int `json:"min_instances,omitempty"`
+	MaxInstances *int `json:"max_instances,omitempty"`
+	Standby      *int `json:"standby,omitempty"`
+	// MinInstancesSchedule replaces the schedule; an empty list removes it.
+	MinInstancesSchedule *[]MinWindow `json:"min_instances_schedule,omitempty"`
+	KeepPrevious         *Duration    `json:"keep_previous,omitempty"`
+	Singleton            *bool        `json:"singleton,omitempty"`
+	TargetConcurrency    *int         `json:"target_concurrency,omitempty"`
+	TargetRPS            *int         `json:"target_rps,omitempty"`
+	IdleTimeout          *Duration    `json:"idle_timeout,omitempty"`
+	PauseAfter           *Duration    `json:"pause_after,omitempty"`
+	RequestLogs          *bool        `json:"request_logs,omitempty"`
+	LogMaxBytes          *int64       `json:"log_max_bytes,omitempty"`
+	LogMaxAge            *Duration    `json:"log_max_age,omitempty"`
+	AsyncConcurrency     *int         `json:"async_concurrency,omitempty"`
+	MaxAttempts          *int         `json:"max_attempts,omitempty"`
+	MinBackoff           *Duration    `json:"min_backoff,omitempty"`
+	MaxBackoff           *Duration    `json:"max_backoff,omitempty"`
+	MaxAge               *Duration    `json:"max_age,omitempty"`
 }
 
 // Apply returns p with the patch's fields set. It does not validate.
@@ -211,6 +244,23 @@ func (pp PolicyPatch) Apply(p ScalingPolicy) ScalingPolicy {
 	}
 	if pp.Standby != nil {
 		p.Standby = *pp.Standby
+	}
+	if pp.MinInstancesSchedule != nil {
+		p.MinInstancesSchedule = append([]MinWindow(nil), *pp.MinInstancesSchedule...)
+		if len(p.MinInstancesSchedule) == 0 {
+			p.MinInstancesSchedule = nil
+		}
+	}
+	if pp.KeepPrevious != nil {
+		p.KeepPrevious = *pp.KeepPrevious
+	}
+	if pp.Singleton != nil {
+		p.Singleton = *pp.Singleton
+		if p.Singleton && pp.MaxInstances == nil {
+			// Turning singleton on implies one instance; an explicit
+			// max_instances above 1 with it is refused by Validate.
+			p.MaxInstances = 1
+		}
 	}
 	if pp.TargetConcurrency != nil {
 		p.TargetConcurrency = *pp.TargetConcurrency

@@ -52,6 +52,9 @@ type Options struct {
 	Store store.Store
 	// Out receives the one-time announcement of a generated token.
 	Out io.Writer
+	// Now replaces the activator's clock, which decides the min_instances
+	// of a schedule and idleness (tests move it); nil is time.Now.
+	Now func() time.Time
 }
 
 // Daemon is a running `wisp serve`.
@@ -190,6 +193,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		ParallelStarts: cfg.ParallelStarts,
 		Events:         d.logs,
 		Queueing:       queueing,
+		Now:            opts.Now,
 	}, d.rt, logger); err != nil {
 		return nil, err
 	}

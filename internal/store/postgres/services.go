@@ -10,7 +10,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency, max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, created_at, updated_at`
+const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency, max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, keep_previous_ns, min_instances_schedule, singleton, created_at, updated_at`
 
 func scanService(r pgx.Row) (core.Service, error) {
 	var (
@@ -19,14 +19,20 @@ func scanService(r pgx.Row) (core.Service, error) {
 		logAge      int64
 		minB, maxB  int64
 		age         int64
+		keep        int64
+		schedule    string
 	)
 	p := &sv.Policy
 	err := r.Scan(&sv.ID, &sv.Name, &p.MinInstances, &p.MaxInstances, &p.TargetConcurrency, &p.TargetRPS, &idle, &pause,
 		&p.RequestLogs, &p.LogMaxBytes, &logAge, &p.AsyncConcurrency, &p.MaxAttempts, &minB, &maxB, &age, &p.Standby,
-		&sv.CreatedAt, &sv.UpdatedAt)
+		&keep, &schedule, &p.Singleton, &sv.CreatedAt, &sv.UpdatedAt)
 	p.IdleTimeout, p.PauseAfter, p.LogMaxAge = core.Duration(idle), core.Duration(pause), core.Duration(logAge)
 	p.MinBackoff, p.MaxBackoff, p.MaxAge = core.Duration(minB), core.Duration(maxB), core.Duration(age)
+	p.KeepPrevious = core.Duration(keep)
 	sv.CreatedAt, sv.UpdatedAt = sv.CreatedAt.UTC(), sv.UpdatedAt.UTC()
+	if err == nil {
+		p.MinInstancesSchedule, err = core.DecodeMinSchedule(schedule)
+	}
 	return sv, err
 }
 
@@ -62,12 +68,14 @@ func (s *Store) CreateService(ctx context.Context, sv core.Service) (core.Servic
 		var id int64
 		err := tx.QueryRow(ctx, `INSERT INTO services (name, min_instances, max_instances, target_concurrency,
 			target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency,
-			max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)
+			max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, keep_previous_ns, min_instances_schedule,
+			singleton, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)
 			RETURNING id`,
 			sv.Name, p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
 			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
-			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, now).Scan(&id)
+			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, int64(p.KeepPrevious), core.EncodeMinSchedule(p.MinInstancesSchedule),
+			p.Singleton, now).Scan(&id)
 		if isUniqueViolation(err, "services_name_key") {
 			return core.ServiceExists(sv.Name)
 		}
@@ -129,10 +137,12 @@ func (s *Store) UpdatePolicy(ctx context.Context, name string, patch core.Policy
 		_, err = tx.Exec(ctx, `UPDATE services SET min_instances = $1, max_instances = $2, target_concurrency = $3,
 			target_rps = $4, idle_timeout_ns = $5, pause_after_ns = $6, request_logs = $7, log_max_bytes = $8,
 			log_max_age_ns = $9, async_concurrency = $10, max_attempts = $11, min_backoff_ns = $12, max_backoff_ns = $13,
-			max_age_ns = $14, standby = $15, updated_at = $16 WHERE id = $17`,
+			max_age_ns = $14, standby = $15, keep_previous_ns = $16, min_instances_schedule = $17, singleton = $18,
+			updated_at = $19 WHERE id = $20`,
 			p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
 			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
-			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, now, sv.ID)
+			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, int64(p.KeepPrevious), core.EncodeMinSchedule(p.MinInstancesSchedule),
+			p.Singleton, now, sv.ID)
 		if err != nil {
 			return err
 		}

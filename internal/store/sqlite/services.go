@@ -9,7 +9,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency, max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, created_at, updated_at`
+const serviceCols = `id, name, min_instances, max_instances, target_concurrency, target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency, max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, keep_previous_ns, min_instances_schedule, singleton, created_at, updated_at`
 
 func scanService(r scanner) (core.Service, error) {
 	return newServiceRow().scan(r)
@@ -23,6 +23,8 @@ type serviceRow struct {
 	requestLogs      int64
 	logAge           int64
 	minB, maxB, age  int64
+	keep, singleton  int64
+	schedule         string
 	created, updated string
 	dest             []any
 }
@@ -33,7 +35,7 @@ func newServiceRow() *serviceRow {
 	r.dest = []any{int64Col{&sv.ID}, &sv.Name, intCol{&p.MinInstances}, intCol{&p.MaxInstances}, intCol{&p.TargetConcurrency},
 		intCol{&p.TargetRPS}, int64Col{&r.idle}, int64Col{&r.pause}, int64Col{&r.requestLogs}, int64Col{&p.LogMaxBytes},
 		int64Col{&r.logAge}, intCol{&p.AsyncConcurrency}, intCol{&p.MaxAttempts}, int64Col{&r.minB}, int64Col{&r.maxB},
-		int64Col{&r.age}, intCol{&p.Standby}, &r.created, &r.updated}
+		int64Col{&r.age}, intCol{&p.Standby}, int64Col{&r.keep}, &r.schedule, int64Col{&r.singleton}, &r.created, &r.updated}
 	return r
 }
 
@@ -49,7 +51,12 @@ func (r *serviceRow) scan(sc scanner) (core.Service, error) {
 	sv.Policy.MinBackoff = core.Duration(r.minB)
 	sv.Policy.MaxBackoff = core.Duration(r.maxB)
 	sv.Policy.MaxAge = core.Duration(r.age)
+	sv.Policy.KeepPrevious = core.Duration(r.keep)
+	sv.Policy.Singleton = r.singleton != 0
 	var err error
+	if sv.Policy.MinInstancesSchedule, err = core.DecodeMinSchedule(r.schedule); err != nil {
+		return sv, err
+	}
 	if sv.CreatedAt, err = parseTime(r.created); err != nil {
 		return sv, err
 	}
@@ -86,11 +93,13 @@ func (s *Store) CreateService(ctx context.Context, sv core.Service) (core.Servic
 		p := sv.Policy
 		res, err := tx.ExecContext(ctx, `INSERT INTO services (name, min_instances, max_instances, target_concurrency,
 			target_rps, idle_timeout_ns, pause_after_ns, request_logs, log_max_bytes, log_max_age_ns, async_concurrency,
-			max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			max_attempts, min_backoff_ns, max_backoff_ns, max_age_ns, standby, keep_previous_ns, min_instances_schedule,
+			singleton, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sv.Name, p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
 			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
-			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, formatTime(now), formatTime(now))
+			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, int64(p.KeepPrevious), core.EncodeMinSchedule(p.MinInstancesSchedule),
+			p.Singleton, formatTime(now), formatTime(now))
 		if err != nil {
 			return err
 		}
@@ -154,10 +163,11 @@ func (s *Store) UpdatePolicy(ctx context.Context, name string, patch core.Policy
 		_, err = tx.ExecContext(ctx, `UPDATE services SET min_instances = ?, max_instances = ?, target_concurrency = ?,
 			target_rps = ?, idle_timeout_ns = ?, pause_after_ns = ?, request_logs = ?, log_max_bytes = ?, log_max_age_ns = ?,
 			async_concurrency = ?, max_attempts = ?, min_backoff_ns = ?, max_backoff_ns = ?, max_age_ns = ?,
-			standby = ?, updated_at = ? WHERE id = ?`,
+			standby = ?, keep_previous_ns = ?, min_instances_schedule = ?, singleton = ?, updated_at = ? WHERE id = ?`,
 			p.MinInstances, p.MaxInstances, p.TargetConcurrency, p.TargetRPS, int64(p.IdleTimeout), int64(p.PauseAfter),
 			p.RequestLogs, p.LogMaxBytes, int64(p.LogMaxAge), p.AsyncConcurrency, p.MaxAttempts, int64(p.MinBackoff),
-			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, formatTime(now), sv.ID)
+			int64(p.MaxBackoff), int64(p.MaxAge), p.Standby, int64(p.KeepPrevious), core.EncodeMinSchedule(p.MinInstancesSchedule),
+			p.Singleton, formatTime(now), sv.ID)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -158,7 +159,7 @@ func TestMigrationAsyncPolicyDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sv.Policy != core.DefaultPolicy() {
+	if !reflect.DeepEqual(sv.Policy, core.DefaultPolicy()) {
 		t.Fatalf("policy after the migration: %+v; want the defaults %+v", sv.Policy, core.DefaultPolicy())
 	}
 }

@@ -246,7 +246,7 @@ func testPolicy(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(logged, mustGetService(t, s, "logged").Policy); diff != "" || created.Policy != logged {
+	if diff := cmp.Diff(logged, mustGetService(t, s, "logged").Policy); diff != "" || !cmp.Equal(created.Policy, logged) {
 		t.Fatalf("created log policy (-want +got):\n%s", diff)
 	}
 	off, tiny := false, int64(1)
@@ -284,7 +284,7 @@ func testPolicy(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(async, mustGetService(t, s, "async").Policy); diff != "" || created.Policy != async {
+	if diff := cmp.Diff(async, mustGetService(t, s, "async").Policy); diff != "" || !cmp.Equal(created.Policy, async) {
 		t.Fatalf("created async policy (-want +got):\n%s", diff)
 	}
 	under := core.Duration(100 * time.Millisecond)
@@ -319,7 +319,7 @@ func testPolicy(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(warm, mustGetService(t, s, "warm").Policy); diff != "" || created.Policy != warm {
+	if diff := cmp.Diff(warm, mustGetService(t, s, "warm").Policy); diff != "" || !cmp.Equal(created.Policy, warm) {
 		t.Fatalf("created standby policy (-want +got):\n%s", diff)
 	}
 	tooMany := 11 // above max_instances 10
@@ -329,6 +329,57 @@ func testPolicy(t *testing.T, s store.Store) {
 		t.Fatalf("an invalid standby update changed it: %+v", got)
 	}
 	if err := s.DeleteService(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+
+	// keep_previous, min_instances_schedule and singleton (issue 15)
+	// round-trip through an update, every read and a create; an empty
+	// schedule removes it, and an invalid patch changes nothing.
+	keep, sched := core.Duration(90*time.Second), []core.MinWindow{
+		{Days: "mon-fri", From: "08:00", To: "18:00", TZ: "Europe/Paris", Min: 2},
+		{Days: "sat", From: "22:00", To: "02:00", TZ: "UTC", Min: 1},
+	}
+	if _, err := s.UpdatePolicy(ctx, "hello", core.PolicyPatch{KeepPrevious: &keep, MinInstancesSchedule: &sched}); err != nil {
+		t.Fatal(err)
+	}
+	want.KeepPrevious, want.MinInstancesSchedule = keep, sched
+	if diff := cmp.Diff(want, mustGetService(t, s, "hello").Policy); diff != "" {
+		t.Fatalf("stored keep_previous and schedule (-want +got):\n%s", diff)
+	}
+	if all, err = s.ListServices(ctx); err != nil || len(all) != 1 {
+		t.Fatalf("ListServices: %v, %v", all, err)
+	}
+	if diff := cmp.Diff(want, all[0].Policy); diff != "" {
+		t.Fatalf("listed schedule (-want +got):\n%s", diff)
+	}
+	badZone := []core.MinWindow{{Days: "mon", From: "08:00", To: "09:00", TZ: "Mars/Olympus", Min: 1}}
+	_, err = s.UpdatePolicy(ctx, "hello", core.PolicyPatch{MinInstancesSchedule: &badZone})
+	wantKind(t, err, core.ErrInvalid, "UpdatePolicy with an unknown zone")
+	none := []core.MinWindow{}
+	if _, err := s.UpdatePolicy(ctx, "hello", core.PolicyPatch{MinInstancesSchedule: &none}); err != nil {
+		t.Fatal(err)
+	}
+	want.MinInstancesSchedule = nil
+	if diff := cmp.Diff(want, mustGetService(t, s, "hello").Policy); diff != "" {
+		t.Fatalf("schedule after removing it (-want +got):\n%s", diff)
+	}
+	single := core.DefaultPolicy()
+	single.Singleton, single.MaxInstances, single.KeepPrevious = true, 1, 0
+	single.MinInstancesSchedule = sched[:1]
+	single.MinInstancesSchedule[0].Min = 1
+	if created, err = s.CreateService(ctx, core.Service{Name: "single", Policy: single}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(single, mustGetService(t, s, "single").Policy); diff != "" || !cmp.Equal(created.Policy, single) {
+		t.Fatalf("created singleton policy (-want +got):\n%s", diff)
+	}
+	ten := 10
+	_, err = s.UpdatePolicy(ctx, "single", core.PolicyPatch{MaxInstances: &ten})
+	wantKind(t, err, core.ErrInvalid, "UpdatePolicy of a singleton to max_instances 10")
+	if got := mustGetService(t, s, "single").Policy; !got.Singleton || got.MaxInstances != 1 {
+		t.Fatalf("an invalid singleton update changed it: %+v", got)
+	}
+	if err := s.DeleteService(ctx, "single"); err != nil {
 		t.Fatal(err)
 	}
 	versions := mustVersions(t, s, "hello")
