@@ -800,3 +800,29 @@ func TestStandbyOnServicePage(t *testing.T) {
 		t.Fatalf("with standby 2: %d %s", r.status, r.body)
 	}
 }
+
+// TestPolicyOnServicePage: the Scaling section shows keep_previous,
+// singleton and the min_instances schedule.
+func TestPolicyOnServicePage(t *testing.T) {
+	h := newHarness(t, nil)
+	h.deploy("cron", 0)
+	h.login()
+	if r := h.do("GET", "/ui/services/cron", nil, nil); r.status != 200 ||
+		!strings.Contains(r.body, "Keep previous: 10m") || !strings.Contains(r.body, "singleton: no") || strings.Contains(r.body, "by schedule") {
+		t.Fatalf("the defaults: %d %s", r.status, r.body)
+	}
+	on, off := true, core.Duration(0)
+	w, err := core.ParseMinWindow("mon-fri 08:00-18:00 Europe/Paris=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := []core.MinWindow{w}
+	if _, err := h.c.UpdatePolicy(t.Context(), "cron", core.PolicyPatch{Singleton: &on, KeepPrevious: &off, MinInstancesSchedule: &sched}); err != nil {
+		t.Fatal(err)
+	}
+	r := h.do("GET", "/ui/services/cron", nil, nil)
+	if r.status != 200 || !strings.Contains(r.body, "Keep previous: off") || !strings.Contains(r.body, "singleton: yes") ||
+		!strings.Contains(r.body, "min_instances by schedule: <code>mon-fri 08:00-18:00 Europe/Paris=1</code>") {
+		t.Fatalf("singleton, keep_previous off, a schedule: %d %s", r.status, r.body)
+	}
+}
