@@ -35,8 +35,8 @@ func TestDockerRequestRules(t *testing.T) {
 
 	// Version 3 has no weight: the cookie rule is its only way in, and its
 	// first request starts its first instance.
-	if n := len(containers(t, "rules")); n != 0 {
-		t.Fatalf("%d containers before any request, want 0", n)
+	if c := containers(t, "rules"); len(c) != 0 {
+		t.Fatalf("%d containers before any request, want 0: %v", len(c), c)
 	}
 	if r := w.getWith("rules.localhost", "/", "Cookie", "gamma=1"); r.status != 200 || r.version != "3" || strings.TrimSpace(r.body) != "Hello, sqlite!" {
 		t.Fatalf("the cookie rule's request: %+v, want 200 from version 3", r)
