@@ -210,7 +210,7 @@ func (s *Server) setKeepingTags(ctx context.Context, name string, t core.Traffic
 		var cond int64
 		switch {
 		case err == nil:
-			t.Tags, t.Rules, t.Mirror, t.Sticky, cond = cur.Tags, cur.Rules, cur.Mirror, cur.Sticky, cur.ID
+			t.Tags, t.Rules, t.Mirror, t.Sticky, cond = cur.Tags, cur.Rules, t.MirrorFor(cur.Mirror), cur.Sticky, cur.ID
 		case errors.Is(err, core.ErrNotFound):
 			// No traffic yet (or no service: SetTraffic says which).
 			t.Tags, t.Rules, t.Mirror, t.Sticky = nil, nil, nil, false

@@ -203,3 +203,13 @@ const (
 	MismatchHeader = "header"
 	MismatchBody   = "body"
 )
+
+// MirrorFor returns m as t may keep it: nil when t gives m's version 100%
+// of the traffic, so a change of weights that sends everything to the
+// mirror's version turns the mirror off rather than failing.
+func (t Traffic) MirrorFor(m *Mirror) *Mirror {
+	if m == nil || t.PercentOf(m.Version) == 100 {
+		return nil
+	}
+	return m
+}
