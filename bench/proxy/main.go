@@ -295,6 +295,9 @@ func (t *target) once(ctx context.Context, hc *http.Client) (time.Duration, erro
 	if t.host != "" {
 		req.Host = t.host
 	}
+	if k, v, ok := strings.Cut(t.header, ":"); ok {
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
