@@ -8,6 +8,8 @@
 //   - the same router to a service whose split has 10 request rules
 //     (issue 15), which no request meets, and which the request meets at
 //     the last rule: the cost of evaluating rules on the hot path;
+//   - the same router to a service that mirrors 10% of its requests to a
+//     second version (issue 15): the primary's latency with mirroring;
 //
 // and prints the ratios. Run it with make bench-proxy. The load generator is
 // this program; every loop is bounded in time.
@@ -140,6 +142,15 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	if _, err := warmRules.once(ctx, http.DefaultClient); err != nil {
 		return err
 	}
+	if err := mirrorService(ctx, c); err != nil {
+		return err
+	}
+	for _, h := range []string{"", "Wisp-Version: 2"} {
+		warmMirror := &target{name: "warm-up", url: "http://" + router + "/", host: "mirror.localhost", header: h}
+		if _, err := warmMirror.once(ctx, http.DefaultClient); err != nil {
+			return err
+		}
+	}
 	ins, err := c.Instances(ctx, "bench")
 	if err != nil {
 		return fmt.Errorf("instances: %w", err)
@@ -171,6 +182,7 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		{name: "Wisp router", url: "http://" + router + "/", host: "bench.localhost"},
 		{name: "Wisp router, 10 rules, none match", url: "http://" + router + "/", host: "rules.localhost"},
 		{name: "Wisp router, 10 rules, last matches", url: "http://" + router + "/", host: "rules.localhost", header: "X-Beta: 1"},
+		{name: "Wisp router, mirror 10%", url: "http://" + router + "/", host: "mirror.localhost"},
 		// The plain row again: the rule rows run later, on another
 		// container; how much the plain row moves between its two runs
 		// is the noise the rule rows are judged against.
@@ -198,15 +210,33 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		d, b, w := results[n][0], results[n][1], results[n][2]
 		fmt.Printf("  %2d conns: Wisp/baseline throughput %.2f (aim ≥ 1.30); Wisp/direct throughput %.2f; p50 added over direct %+.3f ms (aim ≤ 0.15 at 1 conn)\n",
 			n, w.rps/b.rps, w.rps/d.rps, ms(w.p50-d.p50))
-		again := results[n][5]
+		again := results[n][6]
 		plain := (w.rps + again.rps) / 2
 		fmt.Printf("  %2d conns: noise: Wisp router again / first %.3f\n", n, again.rps/w.rps)
-		for _, r := range results[n][3:5] {
+		for _, r := range results[n][3:6] {
 			fmt.Printf("  %2d conns: %s / Wisp router (mean of both runs) throughput %.3f; p50 %+.3f ms (aim: within noise)\n",
 				n, r.name, r.rps/plain, ms(r.p50-(w.p50+again.p50)/2))
 		}
 	}
 	return nil
+}
+
+// mirrorService creates service mirror like bench, with two versions of the
+// same image: version 1 gets all requests and 10% of them are copied to
+// version 2.
+func mirrorService(ctx context.Context, c *apiclient.Client) error {
+	idle := core.Duration(time.Hour)
+	one := 1
+	if _, err := c.CreateService(ctx, "mirror", core.PolicyPatch{IdleTimeout: &idle, PauseAfter: new(core.Duration), MaxInstances: &one}); err != nil {
+		return err
+	}
+	for range 2 {
+		if _, err := c.CreateVersion(ctx, "mirror", core.VersionSpec{Image: image}); err != nil {
+			return err
+		}
+	}
+	_, err := c.SetMirror(ctx, "mirror", core.Mirror{Version: 2, Percent: 10})
+	return err
 }
 
 // rulesService creates service rules like bench, with 10 request rules of
@@ -264,6 +294,9 @@ func (t *target) once(ctx context.Context, hc *http.Client) (time.Duration, erro
 	}
 	if t.host != "" {
 		req.Host = t.host
+	}
+	if k, v, ok := strings.Cut(t.header, ":"); ok {
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	start := time.Now()
 	resp, err := hc.Do(req)

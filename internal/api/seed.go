@@ -198,7 +198,7 @@ func (s *Server) seedSetTraffic(w http.ResponseWriter, r *http.Request) error {
 // keeps when another change slipped in between.
 const seedAttempts = 5
 
-// setKeepingTags sets t's weights with the current tags, request rules and
+// setKeepingTags sets t's weights with the current tags, request rules, mirror and
 // stickiness: they are not part of the seed API, and a script must not
 // silently drop them.
 // The write is conditional on the entry the tags were read from, so a
@@ -210,10 +210,10 @@ func (s *Server) setKeepingTags(ctx context.Context, name string, t core.Traffic
 		var cond int64
 		switch {
 		case err == nil:
-			t.Tags, t.Rules, t.Sticky, cond = cur.Tags, cur.Rules, cur.Sticky, cur.ID
+			t.Tags, t.Rules, t.Mirror, t.Sticky, cond = cur.Tags, cur.Rules, t.MirrorFor(cur.Mirror), cur.Sticky, cur.ID
 		case errors.Is(err, core.ErrNotFound):
 			// No traffic yet (or no service: SetTraffic says which).
-			t.Tags, t.Rules, t.Sticky = nil, nil, false
+			t.Tags, t.Rules, t.Mirror, t.Sticky = nil, nil, nil, false
 		default:
 			return core.TrafficEntry{}, err
 		}

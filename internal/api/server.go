@@ -84,6 +84,7 @@ type Server struct {
 	routes    []string
 	tokenHash [sha256.Size]byte
 	syncer    Syncer
+	mirrors   MirrorReporter
 	images    ImageResolver
 	instances InstanceLister
 	metrics   http.Handler
@@ -202,6 +203,9 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /v1/services/{name}/traffic", s.getTraffic)
 	s.handle("GET /v1/services/{name}/traffic/history", s.trafficHistory)
 	s.handle("POST /v1/services/{name}/traffic/rollback", s.rollbackTraffic)
+	s.handle("PUT /v1/services/{name}/mirror", s.setMirror)
+	s.handle("DELETE /v1/services/{name}/mirror", s.setMirror)
+	s.handle("GET /v1/services/{name}/mirror/report", s.mirrorReport)
 
 	s.handle("POST /v1/services/{name}/rollout", s.startRollout)
 	s.handle("GET /v1/services/{name}/rollout", s.getRollout)

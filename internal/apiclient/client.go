@@ -391,3 +391,25 @@ func (c *Client) RolloutAction(ctx context.Context, service, action string) (cor
 	err := c.do(ctx, "POST", svcPath(service)+"/rollout/"+action, nil, &out)
 	return out, err
 }
+
+// SetMirror copies a share of service's requests to m.Version and compares
+// the answers; it appends a traffic entry with the current split.
+func (c *Client) SetMirror(ctx context.Context, service string, m core.Mirror) (core.TrafficEntry, error) {
+	var e core.TrafficEntry
+	err := c.do(ctx, "PUT", svcPath(service)+"/mirror", m, &e)
+	return e, err
+}
+
+// DeleteMirror stops mirroring service's requests.
+func (c *Client) DeleteMirror(ctx context.Context, service string) (core.TrafficEntry, error) {
+	var e core.TrafficEntry
+	err := c.do(ctx, "DELETE", svcPath(service)+"/mirror", nil, &e)
+	return e, err
+}
+
+// MirrorReport returns the answering replica's report of service's mirror.
+func (c *Client) MirrorReport(ctx context.Context, service string) (core.MirrorReport, error) {
+	var rep core.MirrorReport
+	err := c.do(ctx, "GET", svcPath(service)+"/mirror/report", nil, &rep)
+	return rep, err
+}

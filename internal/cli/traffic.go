@@ -17,7 +17,7 @@ func (a *app) trafficCommand() *cobra.Command {
 		Use:   "traffic",
 		Short: "Split a service's requests over its versions; every change is kept in a history",
 	}
-	cmd.AddCommand(a.trafficSet(), a.trafficGet(), a.trafficHistory(), a.trafficRollback())
+	cmd.AddCommand(a.trafficSet(), a.trafficGet(), a.trafficHistory(), a.trafficRollback(), a.trafficMirror())
 	return cmd
 }
 
@@ -93,7 +93,9 @@ func (a *app) trafficSet() *cobra.Command {
 		Short: "Set a new traffic split (percents sum to 100)",
 		Long: `Set a new traffic split. Percents are whole numbers that sum to 100; a lone
 VERSION gives it 100%. Tags, rules and stickiness are kept from the current
-split unless you give --tag, --no-tags, --rule, --no-rules or --sticky.
+split unless you give --tag, --no-tags, --rule, --no-rules or --sticky. The
+mirror (wisp traffic mirror) is kept too, unless the new split gives its
+version 100%.
 
 A --rule sends the requests that match it to a version or tag before the
 weighted pick (and before stickiness; a v<N>-- or tag host and the
@@ -164,6 +166,9 @@ lost: the command reads the split again and retries, a few times.`,
 				if !cmd.Flags().Changed("sticky") {
 					t.Sticky = cur.Sticky
 				}
+				// The mirror is kept, unless the new split gives its
+				// version everything (nothing left to copy).
+				t.Mirror = t.MirrorFor(cur.Mirror)
 				e, err := c.SetTrafficIf(cmd.Context(), service, t, cond)
 				if errors.Is(err, core.ErrPreconditionFailed) {
 					if attempt < trafficAttempts {
@@ -240,6 +245,9 @@ func (a *app) printEntry(e core.TrafficEntry) error {
 			for i, r := range e.Rules {
 				fmt.Fprintf(a.stdout, "  %d. %s\n", i+1, r)
 			}
+		}
+		if e.Mirror != nil {
+			fmt.Fprintf(a.stdout, "\nMirror: %s\n", e.Mirror)
 		}
 		fmt.Fprintf(a.stdout, "\nEntry %d, %s, sticky: %t", e.ID, ago(e.CreatedAt), e.Sticky)
 		if e.Message != "" {

@@ -186,10 +186,11 @@ func (b Build) Duration(now time.Time) time.Duration {
 // Shift gives version number percent of the traffic and scales the other
 // weights to share the rest in their current proportions (largest
 // remainders, so the sum stays exactly 100). Versions left at 0% are dropped;
-// tags, rules and stickiness stay. With nothing else carrying traffic, the version
-// gets 100%.
+// tags, rules and stickiness stay. The mirror stays too, unless its version is
+// the one given 100% (nothing would be left to copy to it). With nothing else
+// carrying traffic, the version gets 100%.
 func (t Traffic) Shift(number, percent int, message string) Traffic {
-	out := Traffic{Tags: t.Tags, Rules: t.Rules, Sticky: t.Sticky, Message: message}
+	out := Traffic{Tags: t.Tags, Rules: t.Rules, Mirror: t.Mirror, Sticky: t.Sticky, Message: message}
 	type share struct{ version, percent, rem int }
 	var others []share
 	total := 0
@@ -201,6 +202,9 @@ func (t Traffic) Shift(number, percent int, message string) Traffic {
 	}
 	if total == 0 || percent >= 100 {
 		out.Weights = []Weight{{Version: number, Percent: 100}}
+		if out.Mirror != nil && out.Mirror.Version == number {
+			out.Mirror = nil
+		}
 		return out
 	}
 	rest := 100 - percent

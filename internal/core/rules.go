@@ -116,6 +116,9 @@ func CheckDeleteVersion(service string, number int, cur *TrafficEntry) error {
 			return Conflictf("version %d of service %q is the target of request rule %d (%s); change or remove the rule first", number, service, i+1, r)
 		}
 	}
+	if m := cur.Mirror; m != nil && m.Version == number {
+		return Conflictf("version %d of service %q receives mirrored requests; turn the mirror off first (wisp traffic mirror %s --off)", number, service, service)
+	}
 	return nil
 }
 

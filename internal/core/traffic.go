@@ -24,8 +24,11 @@ type Traffic struct {
 	// Rules send matching requests to a version or tag before the
 	// weighted pick (and before stickiness), first match wins; a host or
 	// Wisp-Version pin still comes first. At most MaxRequestRules.
-	Rules   []RequestRule `json:"rules,omitempty"`
-	Message string        `json:"message,omitempty"`
+	Rules []RequestRule `json:"rules,omitempty"`
+	// Mirror copies a share of the requests to another version and
+	// compares the answers (mirror.go); nil when off.
+	Mirror  *Mirror `json:"mirror,omitempty"`
+	Message string  `json:"message,omitempty"`
 }
 
 // TrafficEntry is one entry of a service's append-only traffic history; the
@@ -102,6 +105,9 @@ func (t Traffic) Validate(service string, exists func(number int) bool) error {
 	if err := t.validateRules(service, exists); err != nil {
 		return err
 	}
+	if err := t.validateMirror(service, exists); err != nil {
+		return err
+	}
 	if len(t.Message) > maxTrafficMsgLen {
 		return Invalidf("message", "message is %d bytes long; the limit is %d", len(t.Message), maxTrafficMsgLen)
 	}
@@ -139,8 +145,8 @@ func sortedKeys(m map[string]int) []string {
 }
 
 // Routable returns the numbers of the versions that get a share of the
-// traffic, carry a tag or are a rule's target: the versions a request can
-// reach.
+// traffic, carry a tag, are a rule's target or the mirror's: the versions a
+// request (or its copy) can reach.
 func (t Traffic) Routable() map[int]bool {
 	out := map[int]bool{}
 	for _, w := range t.Weights {
@@ -153,6 +159,9 @@ func (t Traffic) Routable() map[int]bool {
 	}
 	for n := range t.RuleTargets() {
 		out[n] = true
+	}
+	if t.Mirror != nil {
+		out[t.Mirror.Version] = true
 	}
 	return out
 }

@@ -264,6 +264,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	apiOpts := []api.Option{
 		api.WithSyncer(d.feed),
+		api.WithMirrorReports(d.router),
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),

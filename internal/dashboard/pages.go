@@ -44,6 +44,8 @@ var funcs = template.FuncMap{
 	"tags":           tagString,
 	"rules":          ruleLines,
 	"join":           strings.Join,
+	// percent shows a rate in [0, 1] as a percent.
+	"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	// Async calls, triggers and schedules.
 	"lastStatus": lastStatus,
 	"origin":     originLink,

@@ -28,6 +28,10 @@ type servicePageData struct {
 	BuildsErr string
 	Charts    []versionCharts
 	Calls     callsSection
+	// Mirror is this replica's mirror report (nil when it could not be
+	// read: MirrorErr says why).
+	Mirror    *core.MirrorReport
+	MirrorErr string
 	Editor    editor
 	Preview   *preview
 	NewVer    newVersionForm
@@ -118,6 +122,11 @@ func (d *Dashboard) loadService(r *http.Request, name string) (*servicePageData,
 	p.Editor = editorFor(p.Versions, p.Current)
 	p.Standby = d.standbyCost(r, svc, p.Versions, p.Current)
 	p.Calls = d.loadCalls(r, name)
+	if rep, err := d.api.MirrorReport(ctx, name); err != nil {
+		p.MirrorErr = err.Error()
+	} else {
+		p.Mirror = &rep
+	}
 	return p, nil
 }
 
@@ -324,6 +333,12 @@ func (d *Dashboard) setTraffic(w http.ResponseWriter, r *http.Request, a auth) e
 	}
 	t, e, ferr := readEditor(r, p.Versions)
 	p.Editor = e
+	if p.Current != nil {
+		// The editor does not show the mirror; a new split keeps it
+		// (unless it gives the mirror's version everything), as
+		// wisp traffic set does.
+		t.Mirror = t.MirrorFor(p.Current.Mirror)
+	}
 	if ferr == nil {
 		p.Preview = makePreview(p.Current, t, p.Versions)
 	}

@@ -128,12 +128,16 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	body   *limitedBody // nil for a request without a body
+	tap    *tap         // nil unless the request is mirrored
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
 		w.closeIfBodyUnread()
+		if w.tap != nil {
+			w.tap.wroteHeader(w.Header())
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -142,6 +146,12 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 		w.closeIfBodyUnread()
+		if w.tap != nil {
+			w.tap.wroteHeader(w.Header())
+		}
+	}
+	if w.tap != nil {
+		_, _ = w.tap.body.Write(b)
 	}
 	return w.ResponseWriter.Write(b)
 }

@@ -94,6 +94,16 @@ type Config struct {
 	// Observer sees every request a version answered (rollouts judge
 	// versions by them); nil: none.
 	Observer RequestObserver
+	// Mirroring (mirror.go): at most MirrorMaxInFlight copies per service
+	// in flight (more are dropped), request bodies up to MirrorMaxBody
+	// copied, the first MirrorCompareLimit bytes of each answer kept for
+	// the JSON comparison and the excerpts, and at most
+	// MirrorAcquireTimeout waited for an instance of the mirror version.
+	// Zero means the defaults: 16, 64 KiB, 1 MiB, 5 s.
+	MirrorMaxInFlight    int
+	MirrorMaxBody        int
+	MirrorCompareLimit   int
+	MirrorAcquireTimeout time.Duration
 }
 
 // RequestObserver is told of every request a version answered: its
@@ -119,6 +129,10 @@ type Router struct {
 	writeMu sync.Mutex // serialises Swap, Apply and Remove
 	proxy   *httputil.ReverseProxy
 	metrics *metrics
+	// mirrorMetrics counts mirrored requests; mirrorWG owns their
+	// goroutines.
+	mirrorMetrics *mirrorMetrics
+	mirrorWG      sync.WaitGroup
 	// unrouted counts requests that matched no version.
 	unrouted *versionMetrics
 	// suffix is "." + Domain, precomputed for host matching.
@@ -139,6 +153,18 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = NewTransport()
 	}
+	if cfg.MirrorMaxInFlight <= 0 {
+		cfg.MirrorMaxInFlight = 16
+	}
+	if cfg.MirrorMaxBody <= 0 {
+		cfg.MirrorMaxBody = 64 << 10
+	}
+	if cfg.MirrorCompareLimit <= 0 {
+		cfg.MirrorCompareLimit = 1 << 20
+	}
+	if cfg.MirrorAcquireTimeout <= 0 {
+		cfg.MirrorAcquireTimeout = 5 * time.Second
+	}
 	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain)}
 	reg := cfg.Registerer
 	if reg == nil {
@@ -146,6 +172,9 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	}
 	var err error
 	if r.metrics, err = newMetrics(reg); err != nil {
+		return nil, err
+	}
+	if r.mirrorMetrics, err = newMirrorMetrics(reg); err != nil {
 		return nil, err
 	}
 	r.unrouted = r.metrics.forVersion(0, "", 0, 0)
@@ -202,6 +231,7 @@ func (r *Router) Swap(s *Snapshot) {
 		r.forgetMetrics(sr, next)
 		if next != nil {
 			keepRequestLogs(sr, next)
+			keepMirror(sr, next)
 		}
 	})
 	r.snap.Store(s)
@@ -221,6 +251,7 @@ func (r *Router) Apply(states ...core.ServiceState) {
 		if prev := old.lookup(routes[i].name); prev != nil {
 			r.forgetMetrics(prev, routes[i])
 			keepRequestLogs(prev, routes[i])
+			keepMirror(prev, routes[i])
 		}
 	}
 	r.snap.Store(old.with(routes, nil))
@@ -362,6 +393,11 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	setWaitHeaders(w.Header(), lease)
+	if sr.mirror != nil {
+		if mc := r.startMirror(sr, v, w, req, path); mc != nil {
+			defer func() { r.finishMirror(mc, w.status, time.Since(start)) }()
+		}
+	}
 	t := &st.t
 	*t = target{addr: lease.Addr, path: path, timeout: v.Timeout.Std(), lease: lease, version: v}
 	defer func() { t.lease.Handle.Release() }()

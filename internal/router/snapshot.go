@@ -93,7 +93,10 @@ type serviceRoute struct {
 	// percents (the last is 100); empty when the service has no traffic.
 	split []share
 	// rules are the traffic entry's request rules, compiled (rules.go).
-	rules  []rule
+	rules []rule
+	// mirror is the traffic entry's mirror, compiled (mirror.go); nil
+	// when off.
+	mirror *mirrorRoute
 	sticky bool
 	// cookie is the name of the sticky cookie of this service.
 	cookie string
@@ -152,6 +155,7 @@ func newRoute(st core.ServiceState) *serviceRoute {
 			}
 		}
 		sr.rules = compileRules(t.Rules, sr, t.Tags)
+		sr.mirror = compileMirror(t.Mirror, sr)
 	}
 	return sr
 }

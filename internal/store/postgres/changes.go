@@ -363,7 +363,7 @@ func byNumber(a, b core.Version) int { return a.Number - b.Number }
 // currentTrafficOfAll sets the Traffic of each state to its service's newest
 // entry.
 func currentTrafficOfAll(ctx context.Context, tx pgx.Tx, states []core.ServiceState, index map[int64]int) error {
-	rows, err := tx.Query(ctx, `SELECT t.service_id, t.id, t.weights, t.tags, t.sticky, t.message, t.created_at, t.rules
+	rows, err := tx.Query(ctx, `SELECT t.service_id, t.id, t.weights, t.tags, t.sticky, t.message, t.created_at, t.rules, t.mirror
 		FROM services s JOIN traffic t ON t.id = s.traffic_id`)
 	if err != nil {
 		return fmt.Errorf("read current traffic: %w", err)

@@ -12,7 +12,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const trafficCols = `id, weights, tags, sticky, message, created_at, rules`
+const trafficCols = `id, weights, tags, sticky, message, created_at, rules, mirror`
 
 // The newest entry of a service is its current split; services.traffic_id
 // names it, set by appendTraffic in the same transaction. Entry IDs come
@@ -23,10 +23,10 @@ const trafficCols = `id, weights, tags, sticky, message, created_at, rules`
 // first when it is not nil.
 func scanTraffic(r pgx.Row, first any, service string) (core.TrafficEntry, error) {
 	var (
-		e                    core.TrafficEntry
-		weights, tags, rules []byte
+		e                            core.TrafficEntry
+		weights, tags, rules, mirror []byte
 	)
-	dest := []any{&e.ID, &weights, &tags, &e.Sticky, &e.Message, &e.CreatedAt, &rules}
+	dest := []any{&e.ID, &weights, &tags, &e.Sticky, &e.Message, &e.CreatedAt, &rules, &mirror}
 	if first != nil {
 		dest = append([]any{first}, dest...)
 	}
@@ -42,6 +42,11 @@ func scanTraffic(r pgx.Row, first any, service string) (core.TrafficEntry, error
 	}
 	if err := json.Unmarshal(rules, &e.Rules); err != nil {
 		return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
+	}
+	if mirror != nil { // NULL: no mirror
+		if err := json.Unmarshal(mirror, &e.Mirror); err != nil {
+			return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
+		}
 	}
 	if e.Weights == nil {
 		e.Weights = []core.Weight{}
@@ -90,10 +95,19 @@ func appendTraffic(ctx context.Context, tx pgx.Tx, serviceID int64, service stri
 			return core.TrafficEntry{}, err
 		}
 	}
+	var mirror *string // NULL: no mirror
+	if t.Mirror != nil {
+		b, err := json.Marshal(t.Mirror)
+		if err != nil {
+			return core.TrafficEntry{}, err
+		}
+		m := string(b)
+		mirror = &m
+	}
 	var id int64
-	err = tx.QueryRow(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at, rules)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		serviceID, string(weights), string(tags), t.Sticky, t.Message, now, string(rules)).Scan(&id)
+	err = tx.QueryRow(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at, rules, mirror)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		serviceID, string(weights), string(tags), t.Sticky, t.Message, now, string(rules), mirror).Scan(&id)
 	if err != nil {
 		return core.TrafficEntry{}, err
 	}

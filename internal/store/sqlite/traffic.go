@@ -11,7 +11,7 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-const trafficCols = `id, weights, tags, sticky, message, created_at, rules`
+const trafficCols = `id, weights, tags, sticky, message, created_at, rules, mirror`
 
 // The newest entry of a service is its current split; services.traffic_id
 // names it (migration 0005), set by appendTraffic in the same transaction.
@@ -24,14 +24,14 @@ func scanTraffic(r scanner, service string) (core.TrafficEntry, error) {
 // column read into first when it is not nil; a query reuses one for all its
 // rows.
 type trafficRow struct {
-	e                             core.TrafficEntry
-	weights, tags, created, rules string
-	dest                          []any
+	e                                     core.TrafficEntry
+	weights, tags, created, rules, mirror string
+	dest                                  []any
 }
 
 func newTrafficRow(first any) *trafficRow {
 	r := &trafficRow{}
-	r.dest = []any{int64Col{&r.e.ID}, &r.weights, &r.tags, &r.e.Sticky, &r.e.Message, &r.created, &r.rules}
+	r.dest = []any{int64Col{&r.e.ID}, &r.weights, &r.tags, &r.e.Sticky, &r.e.Message, &r.created, &r.rules, &r.mirror}
 	if first != nil {
 		r.dest = append([]any{first}, r.dest...)
 	}
@@ -55,6 +55,11 @@ func (r *trafficRow) scan(sc scanner, service string) (core.TrafficEntry, error)
 	}
 	if r.rules != "[]" { // most entries have no rule
 		if err := json.Unmarshal([]byte(r.rules), &e.Rules); err != nil {
+			return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
+		}
+	}
+	if r.mirror != "" {
+		if err := json.Unmarshal([]byte(r.mirror), &e.Mirror); err != nil {
 			return e, fmt.Errorf("decode traffic entry %d: %w", e.ID, err)
 		}
 	}
@@ -98,8 +103,16 @@ func appendTraffic(ctx context.Context, tx *sql.Tx, serviceID int64, service str
 	if err != nil {
 		return core.TrafficEntry{}, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at, rules) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		serviceID, string(weights), string(tags), t.Sticky, t.Message, formatTime(now), rules)
+	mirror := ""
+	if t.Mirror != nil {
+		b, err := json.Marshal(t.Mirror)
+		if err != nil {
+			return core.TrafficEntry{}, err
+		}
+		mirror = string(b)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO traffic (service_id, weights, tags, sticky, message, created_at, rules, mirror) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		serviceID, string(weights), string(tags), t.Sticky, t.Message, formatTime(now), rules, mirror)
 	if err != nil {
 		return core.TrafficEntry{}, err
 	}

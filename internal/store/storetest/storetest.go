@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"TrafficErrors", testTrafficErrors},
 		{"Rollback", testRollback},
 		{"TrafficRules", testTrafficRules},
+		{"TrafficMirror", testTrafficMirror},
 		{"DeleteServiceCascades", testDeleteServiceCascades},
 		{"ConcurrentTraffic", testConcurrentTraffic},
 		{"ConcurrentVersions", testConcurrentVersions},

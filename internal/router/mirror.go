@@ -1,0 +1,539 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"hash"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wisp-run/wisp/internal/core"
+)
+
+// Mirroring (issue 15, part 3): a share of a service's requests is copied
+// to the mirror version and both answers are compared; the client only
+// ever gets the primary's.
+//
+// The primary never waits for the mirror. A bodiless copy is sent when the
+// primary is, from its own goroutine; a copy with a body is sent once the
+// primary has read the body, from the bytes teed off while it read (up to
+// MirrorMaxBody; the primary's stream is never held to fill the copy). The
+// mirror's goroutine waits for the primary's answer, then compares. At most
+// MirrorMaxInFlight copies of a service are in flight; beyond that a copy is
+// dropped, never queued.
+//
+// Cold starts: a copy asks the activator for an instance like any request,
+// so the first copy starts the mirror version, but it waits at most
+// MirrorAcquireTimeout for one; a copy that gets none counts as an error.
+// While the start runs, that copy holds one in-flight slot, so the others
+// beyond the bound are dropped rather than piling up behind the start.
+
+// mirrorRoute is a service's compiled mirror setting, in its route.
+type mirrorRoute struct {
+	cfg     core.Mirror
+	target  *core.Version
+	headers map[string]bool // ignored, canonical
+	fields  [][]string      // ignored JSON paths
+	state   *mirrorState
+}
+
+// mirrorState is what the router saw of a setting: kept across snapshots
+// while the setting stays the same, new when it changes.
+type mirrorState struct {
+	since    time.Time
+	inFlight atomic.Int64
+	mu       sync.Mutex
+	pairs    map[int]*pairStats // by primary version number
+}
+
+type pairStats struct {
+	compared, matched, dropped, tooLarge, errors int64
+	mismatches                                   map[string]int64
+	examples                                     []core.MirrorExample
+	primary, mirror                              latencyRing
+}
+
+// latencyRing keeps the latest latencies of one side.
+type latencyRing struct {
+	ms   []float64
+	next int
+}
+
+const latencySamples = 1024
+
+func (l *latencyRing) add(d time.Duration) {
+	v := float64(d.Microseconds()) / 1000
+	if len(l.ms) < latencySamples {
+		l.ms = append(l.ms, v)
+		return
+	}
+	l.ms[l.next] = v
+	l.next = (l.next + 1) % latencySamples
+}
+
+func (l *latencyRing) summary() core.LatencySummary {
+	if len(l.ms) == 0 {
+		return core.LatencySummary{}
+	}
+	s := slices.Clone(l.ms)
+	sort.Float64s(s)
+	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return core.LatencySummary{Count: len(s), P50: at(0.50), P90: at(0.90), P99: at(0.99)}
+}
+
+// alwaysIgnored are response headers that differ between any two answers
+// or that the proxy itself sets.
+var alwaysIgnored = map[string]bool{
+	"Date": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Keep-Alive": true, "Trailer": true, "Upgrade": true, "Proxy-Connection": true, "Retry-After": true,
+}
+
+// compileMirror compiles t's mirror for route sr; nil when off or its
+// version is unknown.
+func compileMirror(m *core.Mirror, sr *serviceRoute) *mirrorRoute {
+	if m == nil || sr.versions[m.Version] == nil {
+		return nil
+	}
+	mr := &mirrorRoute{cfg: *m, target: sr.versions[m.Version], headers: map[string]bool{}, state: newMirrorState()}
+	for _, h := range m.IgnoreHeaders {
+		mr.headers[http.CanonicalHeaderKey(h)] = true
+	}
+	for _, f := range m.IgnoreFields {
+		mr.fields = append(mr.fields, strings.Split(f, "."))
+	}
+	return mr
+}
+
+func newMirrorState() *mirrorState {
+	return &mirrorState{since: time.Now().UTC(), pairs: map[int]*pairStats{}}
+}
+
+// keepMirror carries prev's report over to next while the setting (and
+// the mirror version) stay the same: a report is reset when the setting
+// changes.
+func keepMirror(prev, next *serviceRoute) {
+	if prev == nil || prev.mirror == nil || next.mirror == nil {
+		return
+	}
+	p, n := prev.mirror, next.mirror
+	if p.target.ID == n.target.ID && p.cfg.Equal(&n.cfg) {
+		n.state = p.state
+	}
+}
+
+// wants reports whether req's method may be copied.
+func (m *mirrorRoute) wants(req *http.Request) bool {
+	if m.cfg.AllMethods {
+		return !isUpgrade(req.Header)
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return !isUpgrade(req.Header)
+	}
+	return false
+}
+
+func (s *mirrorState) pair(primary int) *pairStats {
+	p := s.pairs[primary]
+	if p == nil {
+		p = &pairStats{mismatches: map[string]int64{}}
+		s.pairs[primary] = p
+	}
+	return p
+}
+
+func (s *mirrorState) count(primary int, f func(p *pairStats)) {
+	s.mu.Lock()
+	f(s.pair(primary))
+	s.mu.Unlock()
+}
+
+// capture hashes a body and keeps its first bytes, up to limit.
+type capture struct {
+	limit     int
+	buf       []byte
+	h         hash.Hash
+	truncated bool
+}
+
+func newCapture(limit int) *capture { return &capture{limit: limit, h: sha256.New()} }
+
+func (c *capture) Write(b []byte) (int, error) {
+	c.h.Write(b)
+	room := c.limit - len(c.buf)
+	if len(b) > room {
+		c.truncated = true
+	}
+	if room > 0 {
+		c.buf = append(c.buf, b[:min(room, len(b))]...)
+	}
+	return len(b), nil
+}
+
+// tap is what a mirrored request's statusWriter records of the primary's
+// answer.
+type tap struct {
+	header http.Header
+	body   *capture
+}
+
+func (t *tap) wroteHeader(h http.Header) {
+	if t.header == nil {
+		t.header = h.Clone()
+	}
+}
+
+// teeBody copies what the primary reads of a request body, up to max; more
+// marks the copy as too large (and stops copying).
+type teeBody struct {
+	io.ReadCloser
+	buf  bytes.Buffer
+	max  int
+	over bool
+	eof  bool
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if !t.over {
+		if t.buf.Len()+n > t.max {
+			t.over = true
+			t.buf = bytes.Buffer{}
+		} else {
+			t.buf.Write(p[:n])
+		}
+	}
+	if err == io.EOF {
+		t.eof = true
+	}
+	return n, err
+}
+
+// mirrorCall is one copied request.
+type mirrorCall struct {
+	m       *mirrorRoute
+	service string
+	primary int
+	method  string
+	path    string // the path the primary was sent
+	query   string
+	host    string
+	header  http.Header
+	body    *teeBody // nil without a body
+	ctx     context.Context
+	tap     tap
+	// Set by the primary before done is closed.
+	done           chan struct{}
+	primaryStatus  int
+	primaryLatency time.Duration
+	cookie         string
+}
+
+type mirrorMetrics struct {
+	requests *prometheus.CounterVec
+}
+
+func newMirrorMetrics(reg prometheus.Registerer) (*mirrorMetrics, error) {
+	m := &mirrorMetrics{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wisp_mirror_requests_total",
+		Help: "Requests copied to a mirror version, by service and result: match, mismatch, dropped (too many in flight, or a request body over the bound) or error (the mirror failed).",
+	}, []string{"service", "result"})}
+	return m, reg.Register(m.requests)
+}
+
+func (m *mirrorMetrics) inc(service, result string) {
+	m.requests.WithLabelValues(service, result).Inc()
+}
+
+// startMirror decides whether req (served by version v of sr) is copied,
+// and if so prepares the copy; the caller calls finish once the primary
+// has answered. nil: no copy.
+func (r *Router) startMirror(sr *serviceRoute, v *core.Version, w *statusWriter, req *http.Request, path string) *mirrorCall {
+	m := sr.mirror
+	if m == nil || v == m.target || !m.wants(req) || r.cfg.IntN(100) >= m.cfg.Percent {
+		return nil
+	}
+	withBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	if withBody && req.ContentLength > int64(r.cfg.MirrorMaxBody) {
+		m.state.count(v.Number, func(p *pairStats) { p.tooLarge++ })
+		r.mirrorMetrics.inc(sr.name, "dropped")
+		return nil
+	}
+	if m.state.inFlight.Add(1) > int64(r.cfg.MirrorMaxInFlight) {
+		m.state.inFlight.Add(-1)
+		m.state.count(v.Number, func(p *pairStats) { p.dropped++ })
+		r.mirrorMetrics.inc(sr.name, "dropped")
+		return nil
+	}
+	if path == "" {
+		path = req.URL.Path
+	}
+	mc := &mirrorCall{
+		m: m, service: sr.name, primary: v.Number, method: req.Method, path: path, query: req.URL.RawQuery,
+		host: req.Host, header: req.Header.Clone(), ctx: context.WithoutCancel(req.Context()),
+		done: make(chan struct{}), cookie: sr.cookie + "=",
+	}
+	mc.tap.body = newCapture(r.cfg.MirrorCompareLimit)
+	w.tap = &mc.tap
+	if withBody {
+		mc.body = &teeBody{ReadCloser: req.Body, max: r.cfg.MirrorMaxBody}
+		req.Body = mc.body
+	} else {
+		r.mirrorWG.Go(func() { r.runMirror(mc) })
+	}
+	return mc
+}
+
+// finish records the primary's answer; it never waits for the mirror.
+func (r *Router) finishMirror(mc *mirrorCall, status int, latency time.Duration) {
+	mc.primaryStatus, mc.primaryLatency = status, latency
+	close(mc.done)
+	if mc.body == nil {
+		return
+	}
+	if mc.body.over || !mc.body.eof {
+		// Over the bound, or the primary did not read it all: there is
+		// no whole body to send.
+		mc.m.state.inFlight.Add(-1)
+		mc.m.state.count(mc.primary, func(p *pairStats) { p.tooLarge++ })
+		r.mirrorMetrics.inc(mc.service, "dropped")
+		return
+	}
+	r.mirrorWG.Go(func() { r.runMirror(mc) })
+}
+
+// runMirror sends the copy, waits for the primary's answer and compares.
+func (r *Router) runMirror(mc *mirrorCall) {
+	m := mc.m
+	defer m.state.inFlight.Add(-1)
+	status, hdr, body, latency, err := r.sendMirror(mc)
+	<-mc.done
+	if err != nil || mc.primaryStatus == 0 {
+		// The mirror failed, or the client left before the primary
+		// answered: nothing to compare.
+		m.state.count(mc.primary, func(p *pairStats) { p.errors++ })
+		r.mirrorMetrics.inc(mc.service, "error")
+		if err != nil {
+			r.log.Debug("mirror request failed", "service", mc.service, "version", m.target.Number, "err", err)
+		}
+		return
+	}
+	var kinds, headers []string
+	if status != mc.primaryStatus {
+		kinds = append(kinds, core.MismatchStatus)
+	}
+	if headers = m.diffHeaders(mc.tap.header, hdr, mc.cookie); len(headers) > 0 {
+		kinds = append(kinds, core.MismatchHeader)
+	}
+	if !bytes.Equal(m.bodyHash(mc.tap.header, mc.tap.body), m.bodyHash(hdr, body)) {
+		kinds = append(kinds, core.MismatchBody)
+	}
+	m.state.count(mc.primary, func(p *pairStats) {
+		p.compared++
+		p.primary.add(mc.primaryLatency)
+		p.mirror.add(latency)
+		if len(kinds) == 0 {
+			p.matched++
+			return
+		}
+		for _, k := range kinds {
+			p.mismatches[k]++
+		}
+		if len(p.examples) < core.MaxMirrorExamples {
+			p.examples = append(p.examples, core.MirrorExample{
+				At: time.Now().UTC(), Method: mc.method, Path: mc.path, Kinds: kinds, Headers: headers,
+				PrimaryStatus: mc.primaryStatus, MirrorStatus: status,
+				PrimaryBody: excerpt(mc.tap.body.buf), MirrorBody: excerpt(body.buf),
+			})
+		}
+	})
+	result := "match"
+	if len(kinds) > 0 {
+		result = "mismatch"
+	}
+	r.mirrorMetrics.inc(mc.service, result)
+}
+
+// sendMirror sends the copy to an instance of the mirror version and reads
+// its whole answer.
+func (r *Router) sendMirror(mc *mirrorCall) (int, http.Header, *capture, time.Duration, error) {
+	start := time.Now()
+	v := mc.m.target
+	ctx, cancel := context.WithTimeout(mc.ctx, r.cfg.MirrorAcquireTimeout+v.Timeout.Std())
+	defer cancel()
+	actx, acancel := context.WithTimeout(ctx, r.cfg.MirrorAcquireTimeout)
+	lease, err := r.cfg.Acquire(actx, v)
+	acancel()
+	if err != nil {
+		return 0, nil, nil, 0, err
+	}
+	defer lease.Handle.Release()
+	var body io.Reader = http.NoBody
+	if mc.body != nil {
+		body = bytes.NewReader(mc.body.buf.Bytes())
+	}
+	url := "http://" + lease.Addr + mc.path
+	if mc.query != "" {
+		url += "?" + mc.query
+	}
+	out, err := http.NewRequestWithContext(ctx, mc.method, url, body) //nolint:gosec // G704: the address is an instance the activator handed out, not the client's
+	if err != nil {
+		return 0, nil, nil, 0, err
+	}
+	out.Header = mc.header
+	for _, h := range hopHeaders {
+		out.Header.Del(h)
+	}
+	out.Header.Set(HeaderMirror, "1")
+	out.Host = mc.host
+	res, err := r.cfg.Transport.RoundTrip(out)
+	if err != nil {
+		return 0, nil, nil, 0, err
+	}
+	defer res.Body.Close()
+	c := newCapture(r.cfg.MirrorCompareLimit)
+	if _, err := io.Copy(c, res.Body); err != nil {
+		return 0, nil, nil, 0, err
+	}
+	return res.StatusCode, res.Header, c, time.Since(start), nil
+}
+
+// HeaderMirror marks the copies a mirror version gets.
+const HeaderMirror = "Wisp-Mirror"
+
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// diffHeaders names the headers whose values differ, ignoring the always
+// ignored ones, Wisp-*, the configured ones and the sticky cookie.
+func (m *mirrorRoute) diffHeaders(a, b http.Header, cookie string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, h := range []http.Header{a, b} {
+		for k := range h {
+			if seen[k] || alwaysIgnored[k] || m.headers[k] || strings.HasPrefix(k, "Wisp-") {
+				continue
+			}
+			seen[k] = true
+			av, bv := a[k], b[k]
+			if k == "Set-Cookie" {
+				av, bv = dropCookie(av, cookie), dropCookie(bv, cookie)
+			}
+			if !slices.Equal(av, bv) {
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func dropCookie(vals []string, prefix string) []string {
+	return slices.DeleteFunc(slices.Clone(vals), func(s string) bool { return strings.HasPrefix(s, prefix) })
+}
+
+// bodyHash hashes a body: a whole JSON body without the ignored fields,
+// re-encoded (so the order of keys does not matter), else the bytes.
+func (m *mirrorRoute) bodyHash(h http.Header, c *capture) []byte {
+	if !c.truncated && strings.Contains(h.Get("Content-Type"), "json") {
+		dec := json.NewDecoder(bytes.NewReader(c.buf))
+		dec.UseNumber()
+		var doc any
+		if err := dec.Decode(&doc); err == nil {
+			for _, f := range m.fields {
+				dropField(doc, f)
+			}
+			if b, err := json.Marshal(doc); err == nil {
+				sum := sha256.Sum256(b)
+				return sum[:]
+			}
+		}
+	}
+	return c.h.Sum(nil)
+}
+
+// dropField deletes path from doc; through an array it applies to each
+// element.
+func dropField(doc any, path []string) {
+	switch d := doc.(type) {
+	case map[string]any:
+		if len(path) == 1 {
+			delete(d, path[0])
+			return
+		}
+		if next, ok := d[path[0]]; ok {
+			dropField(next, path[1:])
+		}
+	case []any:
+		for _, e := range d {
+			dropField(e, path)
+		}
+	}
+}
+
+// excerpt is the start of a body, cut at a rune boundary.
+func excerpt(b []byte) string {
+	if len(b) > core.MaxMirrorExcerpt {
+		b = b[:core.MaxMirrorExcerpt]
+		for len(b) > 0 && !utf8.Valid(b) {
+			b = b[:len(b)-1]
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// MirrorReport returns this router's report of service's mirror
+// (core.ErrNotFound for an unknown service).
+func (r *Router) MirrorReport(service string) (core.MirrorReport, error) {
+	sr := r.snap.Load().lookup(service)
+	if sr == nil {
+		return core.MirrorReport{}, core.NotFoundf("no service named %q", service)
+	}
+	rep := core.MirrorReport{Service: service, Pairs: []core.MirrorPair{}}
+	m := sr.mirror
+	if m == nil {
+		return rep, nil
+	}
+	cfg := m.cfg
+	rep.Mirror, rep.Since = &cfg, m.state.since
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	for primary, p := range m.state.pairs {
+		pair := core.MirrorPair{
+			Primary: primary, Mirror: m.target.Number, Compared: p.compared, Matched: p.matched,
+			Mismatches: maps(p.mismatches), Dropped: p.dropped, TooLarge: p.tooLarge, Errors: p.errors,
+			Examples: slices.Clone(p.examples), PrimaryLatency: p.primary.summary(), MirrorLatency: p.mirror.summary(),
+		}
+		if pair.Examples == nil {
+			pair.Examples = []core.MirrorExample{}
+		}
+		if p.compared > 0 {
+			pair.MatchRate = float64(p.matched) / float64(p.compared)
+		}
+		rep.Pairs = append(rep.Pairs, pair)
+	}
+	sort.Slice(rep.Pairs, func(i, j int) bool { return rep.Pairs[i].Primary < rep.Pairs[j].Primary })
+	return rep, nil
+}
+
+func maps(m map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// WaitMirrors waits until no mirrored request is in flight (tests and
+// shutdown).
+func (r *Router) WaitMirrors() { r.mirrorWG.Wait() }
