@@ -22,6 +22,22 @@ type LoadReport struct {
 	// Instances lists the instances with requests in flight, or handed one
 	// lately.
 	Instances []ReportedInstance `json:"instances"`
+	// Rollouts carries this replica's cumulative request counts of the
+	// versions of the services the leader's rollouts judge (LoadReply's
+	// Rollouts), so that the leader judges on every replica's requests.
+	Rollouts []RolloutCounts `json:"rollouts,omitempty"`
+}
+
+// RolloutCounts is one version's cumulative requests on one replica, since
+// that replica began counting its service: requests, 5xx answers, and the
+// latencies as counts per bucket of the rollout package's log-linear
+// histogram (by bucket index; empty buckets left out).
+type RolloutCounts struct {
+	Service  string        `json:"service"`
+	Version  int           `json:"version"`
+	Requests int64         `json:"requests"`
+	Errors   int64         `json:"errors"`
+	Latency  map[int]int64 `json:"latency_buckets,omitempty"`
 }
 
 // ReportedVersion is one version's load on one replica.
@@ -63,6 +79,10 @@ type LoadReply struct {
 	// them yet. Their load counts from the next report that names them
 	// after the leader learns of them.
 	IgnoredVersions []int64 `json:"ignored_versions,omitempty"`
+	// Rollouts names the services with a rollout the leader judges: a
+	// follower counts their requests and reports them (LoadReport's
+	// Rollouts).
+	Rollouts []string `json:"rollouts,omitempty"`
 }
 
 // VersionBackoff is a version whose starts are held back.

@@ -71,6 +71,7 @@ type Daemon struct {
 	act         *activator.Activator
 	scaler      *autoscaler.Autoscaler
 	rollouts    *rollout.Controller // runs on the leader only
+	recorder    *rollout.Recorder   // the router's numbers for rollouts; the leader's adds the others
 	router      *router.Router
 	builds      *build.Runner // nil when the runtime cannot build
 	logs        *logs.Logs
@@ -197,6 +198,8 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}, d.rt, logger); err != nil {
 		return nil, err
 	}
+	// Made before the replicas' part: a follower reports its counts.
+	d.recorder = rollout.NewRecorder()
 	if err := d.openReplicas(cfg, reg); err != nil {
 		return nil, err
 	}
@@ -212,7 +215,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	cleanups = append(cleanups, closeQ)
 	d.closeQ, d.natsURL = closeQ, natsURL
 	// Rollouts judge versions by this replica's router's numbers.
-	recorder := rollout.NewRecorder()
+	recorder := d.recorder
 	if d.rollouts, err = rollout.New(rollout.Config{Store: d.store, Recorder: recorder, Events: d.logs, Logger: logger}); err != nil {
 		return nil, err
 	}
@@ -269,7 +272,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
 		api.WithInfo(serverInfo(parts.name, storeKind(storeName), d.reps.id, parts.rt)),
-		api.WithReplicas(leaderSide{d.act, d.reps.id}),
+		api.WithReplicas(leaderSide{d.act, d.reps.id, d.recorder}),
 		api.WithLogs(d.logs),
 		api.WithEvents(d.logs),
 	}
@@ -318,7 +321,7 @@ func (d *Daemon) openReplicas(cfg config.Config, reg prometheus.Registerer) erro
 	if id == "" {
 		id = defaultReplicaID()
 	}
-	d.reps = &replicas{id: id, adminURL: advertisedAdminURL(cfg, d.adminLn.Addr()), act: d.act, lease: d.store,
+	d.reps = &replicas{id: id, adminURL: advertisedAdminURL(cfg, d.adminLn.Addr()), act: d.act, rec: d.recorder, lease: d.store,
 		token: d.token, log: d.log.With("component", "replicas")}
 	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wisp_leader",
 		Help: "1 while this replica leads (starts, scales and removes instances), else 0; always 1 on a runtime that is not shared."},

@@ -23,6 +23,7 @@ import (
 	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/leader"
+	"github.com/wisp-run/wisp/internal/rollout"
 )
 
 // Several replicas (docs/architecture.md, "Several replicas"). Over a
@@ -42,6 +43,7 @@ type replicas struct {
 	id       string
 	adminURL string
 	act      *activator.Activator
+	rec      *rollout.Recorder // counts for the leader's rollouts; nil in some tests
 	lease    leaseHolder
 	elector  *leader.Elector // nil over a runtime that is not shared
 	client   *http.Client
@@ -128,7 +130,8 @@ func reportClient(cfg config.Config) (*http.Client, error) {
 // leaderSide is the leader's side of the reports, for the admin API.
 type leaderSide struct {
 	*activator.Activator
-	id string
+	id  string
+	rec *rollout.Recorder
 }
 
 // ReceiveLoad refuses a report under this replica's own ID: two replicas
@@ -137,8 +140,14 @@ func (l leaderSide) ReceiveLoad(r core.LoadReport) (core.LoadReply, error) {
 	if r.Replica == l.id {
 		return core.LoadReply{}, core.Conflictf("replica ID %q is this replica's own: every replica needs its own --replica-id", r.Replica)
 	}
+	// The rollouts' numbers first: a report refused for them changes
+	// nothing of the load.
+	if err := l.rec.Receive(r.Replica, r.Rollouts); err != nil {
+		return core.LoadReply{}, core.Invalidf("rollouts", "%s", err.Error())
+	}
 	reply, err := l.Activator.ReceiveLoad(r)
 	reply.Leader = l.id
+	reply.Rollouts = l.rec.Tracked()
 	return reply, err
 }
 
@@ -217,7 +226,11 @@ func (r *replicas) report(ctx context.Context) error {
 		}
 		r.leaderURL = url
 	}
-	body, err := json.Marshal(r.act.Report(r.id))
+	rep := r.act.Report(r.id)
+	if r.rec != nil {
+		rep.Rollouts = r.rec.Snapshot()
+	}
+	body, err := json.Marshal(rep)
 	if err != nil {
 		return err
 	}
@@ -248,5 +261,8 @@ func (r *replicas) report(ctx context.Context) error {
 		return fmt.Errorf("the leader at %s answered a reply that is not one: %w", r.leaderURL, err)
 	}
 	r.act.ApplyReply(reply)
+	if r.rec != nil {
+		r.rec.TrackNames(reply.Rollouts)
+	}
 	return nil
 }

@@ -505,3 +505,69 @@ func TestReplicasLoadRouteBadInput(t *testing.T) {
 		t.Fatalf("an unknown version's waiting requests started %d instances", n)
 	}
 }
+
+// TestReplicasRolloutJudgesEveryReplica: a rollout's checks count the
+// requests of every replica, not only the leader's: all traffic goes
+// through a follower, and the version that answers 500 to every request
+// fails its first check with the follower's numbers. On the leader's own
+// numbers alone (none) the step would wait and then pause.
+func TestReplicasRolloutJudgesEveryReplica(t *testing.T) {
+	rt := fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1"}, Shared: true,
+		Handler: func(spec runtime.InstanceSpec) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if spec.VersionNumber == 2 && r.URL.Path != "/healthz" {
+					http.Error(w, "broken", http.StatusInternalServerError)
+					return
+				}
+				_, _ = io.WriteString(w, "Hello\n")
+			})
+		}})
+	rs := newCluster(t, 2, rt, nil)
+	lead, followers := leaderOf(t, rs, 5*time.Second)
+	follower := followers[0]
+	deploy(t, rs, core.VersionSpec{}, core.PolicyPatch{})
+	ctx := t.Context()
+	if _, err := lead.api.CreateVersion(ctx, "hello", core.VersionSpec{Image: "hello:1"}); err != nil {
+		t.Fatal(err)
+	}
+	noRatio := 0.0
+	if _, err := lead.api.StartRollout(ctx, "hello", core.RolloutSpec{To: 2, Steps: []int{50, 100},
+		Interval: core.Duration(time.Second), MinRequests: 20, MaxP99Ratio: &noRatio}); err != nil {
+		t.Fatal(err)
+	}
+	// Load through the follower only, bounded: at most 20 s, 4,000 requests.
+	load, stop := context.WithCancel(ctx)
+	defer stop()
+	var sent atomic.Int64
+	var codesMu sync.Mutex
+	codes := map[int]int{}
+	defer func() { codesMu.Lock(); t.Logf("answers through the follower by status: %v", codes); codesMu.Unlock() }()
+	go func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for load.Err() == nil && time.Now().Before(deadline) && sent.Add(1) <= 4000 {
+			code, _, _ := hit(load, follower, "/")
+			codesMu.Lock()
+			codes[code]++
+			codesMu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	var ro core.Rollout
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if ro, err = lead.api.GetRollout(ctx, "hello"); err != nil {
+			t.Fatal(err)
+		}
+		if !ro.State.Active() || time.Now().After(deadline) {
+			break
+		}
+	}
+	stop()
+	if ro.State != core.RolloutFailed || ro.Check == nil || ro.Check.Requests < 20 || ro.Check.Errors == 0 {
+		t.Fatalf("rollout %s (%s), last check %+v; want failed on the follower's requests", ro.State, ro.Reason, ro.Check)
+	}
+	t.Logf("failed on the follower's numbers: %s (%d requests sent through the follower)", ro.Check.Detail, sent.Load())
+	if tr, err := lead.api.GetTraffic(ctx, "hello"); err != nil || tr.PercentOf(1) != 100 {
+		t.Fatalf("traffic after the failed rollout: %+v %v, want version 1 at 100%%", tr.Weights, err)
+	}
+}

@@ -1,10 +1,14 @@
 package rollout
 
 import (
+	"fmt"
 	"math/bits"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wisp-run/wisp/internal/core"
 )
 
 // Latencies go into log-linear buckets: exact below 16µs, then 8 buckets
@@ -120,9 +124,31 @@ func (s *serviceCounts) version(n int) *versionCounts {
 // Recorder counts the requests of tracked services per version, in memory.
 // The router calls ObserveRequest for every request; services that are
 // not tracked cost one map lookup. It is safe for concurrent use.
+//
+// With several replicas, the leader's recorder also holds what the others
+// reported (Receive), and Counts is the sum: a follower's recorder tracks
+// the services the leader names in its load reply and sends its counts
+// (Snapshot) with its load reports.
 type Recorder struct {
 	mu      sync.Mutex // serialises Track
 	tracked atomic.Pointer[map[string]*serviceCounts]
+
+	rmu    sync.Mutex
+	remote map[string]map[versionKey]*remoteCounts // by replica
+}
+
+type versionKey struct {
+	service string
+	version int
+}
+
+// remoteCounts is one version's counts on another replica: acc is what
+// counts here, the growth since its first report (counts from before
+// it was heard of would land in a window they do not belong to); last is
+// the latest report, to take differences and to see a restart (counts
+// that go down start from zero again).
+type remoteCounts struct {
+	last, acc Counts
 }
 
 // NewRecorder returns a recorder that tracks nothing.
@@ -169,18 +195,127 @@ func (r *Recorder) Track(services map[string]bool) {
 		}
 	}
 	r.tracked.Store(&next)
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
+	for _, byKey := range r.remote {
+		for k := range byKey {
+			if !services[k.service] {
+				delete(byKey, k)
+			}
+		}
+	}
+}
+
+// Tracked returns the services counted, sorted.
+func (r *Recorder) Tracked() []string {
+	cur := *r.tracked.Load()
+	out := make([]string, 0, len(cur))
+	for s := range cur {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TrackNames is Track with a list, as a load reply carries it.
+func (r *Recorder) TrackNames(services []string) {
+	set := make(map[string]bool, len(services))
+	for _, s := range services {
+		set[s] = true
+	}
+	r.Track(set)
+}
+
+// Snapshot returns the cumulative counts of every version of the tracked
+// services, for a load report.
+func (r *Recorder) Snapshot() []core.RolloutCounts {
+	var out []core.RolloutCounts
+	for svc, sc := range *r.tracked.Load() {
+		sc.versions.Range(func(k, v any) bool {
+			c := v.(*versionCounts).load()
+			rc := core.RolloutCounts{Service: svc, Version: k.(int), Requests: c.Requests, Errors: c.Errors}
+			for i, n := range c.Buckets {
+				if n != 0 {
+					if rc.Latency == nil {
+						rc.Latency = map[int]int64{}
+					}
+					rc.Latency[i] = n
+				}
+			}
+			out = append(out, rc)
+			return true
+		})
+	}
+	return out
+}
+
+// Receive takes another replica's counts (its Snapshot). Counts of
+// services not tracked here are dropped; a count that is negative or a
+// latency bucket out of range is refused, and nothing of the report is
+// taken.
+func (r *Recorder) Receive(replica string, counts []core.RolloutCounts) error {
+	parsed := make([]Counts, len(counts))
+	for i, rc := range counts {
+		c := &parsed[i]
+		c.Requests, c.Errors = rc.Requests, rc.Errors
+		if rc.Requests < 0 || rc.Errors < 0 || rc.Errors > rc.Requests {
+			return fmt.Errorf("rollouts[%d]: requests %d and errors %d: want 0 ≤ errors ≤ requests", i, rc.Requests, rc.Errors)
+		}
+		for b, n := range rc.Latency {
+			if b < 0 || b >= numBuckets || n < 0 {
+				return fmt.Errorf("rollouts[%d]: latency bucket %d = %d: want a bucket in [0, %d) and a count ≥ 0", i, b, n, numBuckets)
+			}
+			c.Buckets[b] = n
+		}
+	}
+	tracked := *r.tracked.Load()
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
+	if r.remote == nil {
+		r.remote = map[string]map[versionKey]*remoteCounts{}
+	}
+	byKey := r.remote[replica]
+	if byKey == nil {
+		byKey = map[versionKey]*remoteCounts{}
+		r.remote[replica] = byKey
+	}
+	for i, rc := range counts {
+		if tracked[rc.Service] == nil {
+			continue
+		}
+		k := versionKey{rc.Service, rc.Version}
+		c := parsed[i]
+		rv := byKey[k]
+		switch {
+		case rv == nil: // first heard of: only its growth from now counts
+			byKey[k] = &remoteCounts{last: c}
+		case c.Requests < rv.last.Requests: // the replica restarted
+			rv.acc, rv.last = rv.acc.Add(c), c
+		default:
+			rv.acc, rv.last = rv.acc.Add(c.Sub(rv.last)), c
+		}
+	}
+	return nil
 }
 
 // Counts returns the cumulative counts of version of service (zero when
-// not tracked or never seen).
+// not tracked or never seen): this replica's, plus what the others
+// reported since they were first heard of.
 func (r *Recorder) Counts(service string, version int) Counts {
 	sc := (*r.tracked.Load())[service]
 	if sc == nil {
 		return Counts{}
 	}
-	v, ok := sc.versions.Load(version)
-	if !ok {
-		return Counts{}
+	var c Counts
+	if v, ok := sc.versions.Load(version); ok {
+		c = v.(*versionCounts).load()
 	}
-	return v.(*versionCounts).load()
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
+	for _, byKey := range r.remote {
+		if rv := byKey[versionKey{service, version}]; rv != nil {
+			c = c.Add(rv.acc)
+		}
+	}
+	return c
 }

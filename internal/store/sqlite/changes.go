@@ -75,7 +75,16 @@ func (s *Store) poll(every time.Duration) {
 		if err != nil {
 			continue // the next look tries again; readers see their own errors
 		}
-		if seen >= 0 && rev != seen {
+		if seen < 0 {
+			// The first look since watchers came compares with the
+			// revision of their Watch: another process's commit in
+			// between would otherwise wait for the next change (or the
+			// feed's resync, minutes away).
+			s.mu.Lock()
+			seen = s.watchedFrom
+			s.mu.Unlock()
+		}
+		if seen == noRevision || rev != seen {
 			s.notify()
 		}
 		seen = rev
@@ -85,11 +94,18 @@ func (s *Store) poll(every time.Duration) {
 // Watch implements store.Store.
 func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 	ch := make(chan struct{}, 1)
+	rev, err := revision(ctx, s.db)
+	if err != nil {
+		rev = noRevision // the poller's first look wakes the watchers
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || ctx.Err() != nil {
 		close(ch)
 		return ch
+	}
+	if len(s.watchers) == 0 || rev < s.watchedFrom {
+		s.watchedFrom = rev
 	}
 	s.watchers[ch] = context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -101,6 +117,9 @@ func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 	})
 	return ch
 }
+
+// noRevision stands for a revision that could not be read.
+const noRevision = -2
 
 func revision(ctx context.Context, q queryer) (int64, error) {
 	var rev int64

@@ -83,6 +83,11 @@ type Store struct {
 	mu       sync.Mutex
 	watchers map[chan struct{}]func() bool // the value stops the context's AfterFunc
 	closed   bool
+	// watchedFrom is the revision when the watchers came (the lowest
+	// their Watch calls read; noRevision when a read failed): the poller's
+	// first look compares with it, so a commit of another process between
+	// a Watch and that look still wakes the watchers.
+	watchedFrom int64
 
 	// The poller of other processes' commits, which Close stops.
 	life     context.Context

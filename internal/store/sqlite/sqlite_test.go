@@ -164,6 +164,38 @@ func TestMigrationAsyncPolicyDefaults(t *testing.T) {
 	}
 }
 
+// TestWatchSeesCommitsBeforeTheFirstPoll: a commit of another process made
+// right after Watch, before the poller's first look, still wakes the
+// watcher (the first look compares with the revision at Watch, not with
+// itself); and it wakes it once.
+func TestWatchSeesCommitsBeforeTheFirstPoll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	a, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	w := a.Watch(t.Context())
+	if _, err := b.CreateService(t.Context(), core.Service{Name: "early", Policy: core.DefaultPolicy()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a commit between Watch and the first poll did not wake the watcher within 2s")
+	}
+	select {
+	case <-w:
+		t.Fatal("a second wake-up without a second commit")
+	case <-time.After(800 * time.Millisecond):
+	}
+}
+
 // TestWatchSeesOtherProcesses: a commit made through another connection to
 // the same file (another process, a script) wakes this store's watchers
 // within a poll interval or two; with no commit there is no wake-up.
