@@ -164,22 +164,30 @@ func TestMigrationAsyncPolicyDefaults(t *testing.T) {
 	}
 }
 
+// twoStores opens one database file twice, as two processes do: a polls
+// for the other's commits every poll, b not at all. Both close at the end.
+func twoStores(t *testing.T, poll time.Duration) (a, b *sqlite.Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "wisp.db")
+	a, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: poll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b, err = sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return a, b
+}
+
 // TestWatchSeesCommitsBeforeTheFirstPoll: a commit of another process made
 // right after Watch, before the poller's first look, still wakes the
 // watcher (the first look compares with the revision at Watch, not with
 // itself); and it wakes it once.
 func TestWatchSeesCommitsBeforeTheFirstPoll(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "wisp.db")
-	a, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoStores(t, 300*time.Millisecond)
 	w := a.Watch(t.Context())
 	if _, err := b.CreateService(t.Context(), core.Service{Name: "early", Policy: core.DefaultPolicy()}); err != nil {
 		t.Fatal(err)
@@ -200,17 +208,7 @@ func TestWatchSeesCommitsBeforeTheFirstPoll(t *testing.T) {
 // the same file (another process, a script) wakes this store's watchers
 // within a poll interval or two; with no commit there is no wake-up.
 func TestWatchSeesOtherProcesses(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "wisp.db")
-	a, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := sqlite.OpenConfig(t.Context(), sqlite.Config{Path: path, PollInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoStores(t, 50*time.Millisecond)
 	w := a.Watch(t.Context())
 	select {
 	case <-w:
