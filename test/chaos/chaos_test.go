@@ -39,6 +39,7 @@ import (
 	"github.com/wisp-run/wisp/internal/apiclient"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/runtime"
+	"github.com/wisp-run/wisp/internal/runtime/docker"
 	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
 )
 
@@ -241,10 +242,28 @@ func TestChaos(t *testing.T) {
 	for _, in := range ins {
 		known[in.ID] = true
 	}
+	live := func(c ctr) bool { return c.state != "created" && c.state != "exited" && c.state != "dead" }
 	var orphans []string
+	inUse := map[string]bool{} // sandboxes that live instances joined
 	for id, c := range containers {
-		if !known[c.instance] && c.state != "created" && c.state != "exited" && c.state != "dead" {
+		switch {
+		case c.role == docker.RoleSandbox:
+		case !known[c.instance] && live(c):
 			orphans = append(orphans, c.instance+" ("+c.state+", "+id[:12]+")")
+		case known[c.instance] && live(c) && c.sandbox != "":
+			inUse[c.sandbox] = true
+		}
+	}
+	// A sandbox is an instance's, or free in the pool (at most its size);
+	// one more is leaked. Pausing one by hand (a fault above) is harmless:
+	// joining its namespace works all the same.
+	var sandboxes, free int
+	for _, c := range containers {
+		if c.role == docker.RoleSandbox && live(c) {
+			sandboxes++
+			if !inUse[c.name] {
+				free++
+			}
 		}
 	}
 	integrity := integrityCheck(t, filepath.Join(d.dir, "wisp.db"))
@@ -270,11 +289,12 @@ chaos: %s of load at concurrency %d against two services, faults every 2-5 s
   waited past timeout + 1 s:   %d (slowest with the daemon up: %s)
   orphaned containers:         %d %v
   duplicated instances:        %d %v
+  sandboxes:                   %d (%d free; the pool holds %d)
   containers left after a clean shutdown: %d
   store integrity check:       %s
   the daemon's log:            %s
 `, duration, concurrency, strings.Join(faults, ", "), len(results), ok, answeredOther, strings.Join(statuses, ", "),
-		lostUp, lostDown, late, slowest.Round(time.Millisecond), len(orphans), orphans, len(dupes), dupes, len(left), integrity, d.log.Name())
+		lostUp, lostDown, late, slowest.Round(time.Millisecond), len(orphans), orphans, len(dupes), dupes, sandboxes, free, sandboxPool, len(left), integrity, d.log.Name())
 
 	if lostUp > 0 {
 		t.Errorf("%d requests got no answer while the daemon was up", lostUp)
@@ -298,6 +318,9 @@ chaos: %s of load at concurrency %d against two services, faults every 2-5 s
 	}
 	if len(orphans) > 0 || len(dupes) > 0 || len(left) > 0 {
 		t.Errorf("orphans %v, duplicates %v, %d containers left after shutdown", orphans, dupes, len(left))
+	}
+	if free > sandboxPool {
+		t.Errorf("%d sandboxes are neither an instance's nor more than the pool of %d: %d leaked", free, sandboxPool, free-sandboxPool)
 	}
 	if integrity != "ok" {
 		t.Errorf("integrity check: %s", integrity)
@@ -335,7 +358,14 @@ func send(hc *http.Client, d *daemon, w, i int) result {
 	return r
 }
 
-type ctr struct{ instance, state string }
+// ctr is one of the daemon's containers: an instance's (instance set;
+// sandbox names the network sandbox it joined, if any) or a sandbox's
+// (role docker.RoleSandbox, no instance).
+type ctr struct{ instance, state, name, role, sandbox string }
+
+// sandboxPool is the daemon's pool of free sandboxes: the default
+// --docker-sandboxes.
+const sandboxPool = 2
 
 func list(t *testing.T, cli *client.Client, owner string) map[string]ctr {
 	t.Helper()
@@ -346,7 +376,12 @@ func list(t *testing.T, cli *client.Client, owner string) map[string]ctr {
 	}
 	out := map[string]ctr{}
 	for _, c := range res.Items {
-		out[c.ID] = ctr{instance: c.Labels[runtime.LabelInstance], state: string(c.State)}
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		out[c.ID] = ctr{instance: c.Labels[runtime.LabelInstance], state: string(c.State), name: name,
+			role: c.Labels[docker.LabelRole], sandbox: c.Labels[docker.LabelSandbox]}
 	}
 	return out
 }
@@ -354,7 +389,9 @@ func list(t *testing.T, cli *client.Client, owner string) map[string]ctr {
 func duplicates(cs map[string]ctr) []string {
 	seen := map[string]int{}
 	for _, c := range cs {
-		seen[c.instance]++
+		if c.role != docker.RoleSandbox {
+			seen[c.instance]++
+		}
 	}
 	var out []string
 	for id, n := range seen {
@@ -450,10 +487,22 @@ func startChaos(t *testing.T, imageDir, imageName string) (*daemon, *client.Clie
 	tok := make([]byte, 16)
 	_, _ = crand.Read(tok)
 	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "wisp.log"))
+	// The log outlives a failed test (and its last lines are printed, for
+	// CI); a passing test removes it.
+	logf, err := os.CreateTemp("", "wisp-chaos-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			_ = os.Remove(logf.Name())
+			return
+		}
+		if b, err := os.ReadFile(logf.Name()); err == nil {
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			t.Logf("the daemon's last log lines (all in %s):\n%s", logf.Name(), strings.Join(lines[max(0, len(lines)-80):], "\n"))
+		}
+	})
 	d := &daemon{t: t, bin: bin, dir: dir, admin: freeAddr(t), router: freeAddr(t), token: hex.EncodeToString(tok), log: logf}
 	d.start()
 	t.Cleanup(func() {
