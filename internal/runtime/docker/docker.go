@@ -78,9 +78,12 @@ type Config struct {
 
 // Docker is the Docker Engine runtime.
 type Docker struct {
-	cfg Config
-	cli *client.Client
-	log *slog.Logger
+	// beforeStart, in tests only, runs between a start's create and its
+	// ContainerStart with the sandbox taken ("" for none).
+	beforeStart func(sandbox string)
+	cfg         Config
+	cli         *client.Client
+	log         *slog.Logger
 	// routerURL is WISP_ROUTER_URL for instances (network.go).
 	routerURL string
 	// pool holds the network sandboxes; nil when they are off.
@@ -186,17 +189,43 @@ func containerName(id string) string { return "wisp-" + id }
 
 // Start implements runtime.Runtime: create, then start.
 func (d *Docker) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
-	created, err := d.create(ctx, spec)
+	in, sb, err := d.createAndStart(ctx, spec, true)
+	if err != nil && sb != "" && ctx.Err() == nil && !d.running(ctx, sb) {
+		// The sandbox died between the pool's take and this start (killed
+		// by hand, say): not the instance's fault. Start it once more, on
+		// the network directly, rather than fail the start (which would
+		// hold the version's starts back).
+		d.log.Warn("the instance's sandbox is gone; starting it on the network directly", "instance", spec.ID, "sandbox", sb, "err", err)
+		in, _, err = d.createAndStart(ctx, spec, false)
+	}
+	return in, err
+}
+
+// createAndStart creates and starts the container of spec, in a sandbox
+// from the pool if useSandbox and one is free, and returns the sandbox's
+// name ("" for none). On failure nothing is left behind.
+func (d *Docker) createAndStart(ctx context.Context, spec runtime.InstanceSpec, useSandbox bool) (runtime.Instance, string, error) {
+	created, sb, err := d.create(ctx, spec, useSandbox)
 	if err != nil {
-		return runtime.Instance{}, err
+		return runtime.Instance{}, sb, err
+	}
+	if d.beforeStart != nil {
+		d.beforeStart(sb)
 	}
 	in, err := d.StartCreated(ctx, spec.ID)
 	if err != nil {
 		d.removeQuietly(ctx, created)
 		d.releaseSandbox(ctx, spec.ID)
-		return runtime.Instance{}, err
+		return runtime.Instance{}, sb, err
 	}
-	return in, nil
+	return in, sb, nil
+}
+
+// running reports whether container name runs (paused counts: its
+// namespace is there).
+func (d *Docker) running(ctx context.Context, name string) bool {
+	res, err := d.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	return err == nil && res.Container.State != nil && res.Container.State.Running
 }
 
 // Create implements runtime.Precreator. Host-network instances are not
@@ -205,7 +234,7 @@ func (d *Docker) Create(ctx context.Context, spec runtime.InstanceSpec) (runtime
 	if d.cfg.Network == HostNetwork {
 		return runtime.Instance{}, errors.New("docker: host-network instances are not created ahead of time")
 	}
-	if _, err := d.create(ctx, spec); err != nil {
+	if _, _, err := d.create(ctx, spec, true); err != nil {
 		return runtime.Instance{}, err
 	}
 	in, err := d.Inspect(ctx, spec.ID)
@@ -233,13 +262,15 @@ func (d *Docker) removeQuietly(ctx context.Context, containerID string) {
 	_, _ = d.cli.ContainerRemove(rctx, containerID, client.ContainerRemoveOptions{Force: true})
 }
 
-// create creates the container of spec and returns its container ID.
-func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string, error) {
+// create creates the container of spec, in a sandbox from the pool if
+// useSandbox and one is free, and returns its container ID and the
+// sandbox's name ("" for none).
+func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec, useSandbox bool) (id, sandbox string, err error) {
 	port := spec.Port
 	if d.cfg.Network == HostNetwork {
 		p, err := freePort(ctx)
 		if err != nil {
-			return "", fmt.Errorf("docker: pick a port for %s: %w", spec.ID, err)
+			return "", "", fmt.Errorf("docker: pick a port for %s: %w", spec.ID, err)
 		}
 		port = p
 	}
@@ -252,7 +283,7 @@ func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string,
 	}
 	cport, err := network.ParsePort(strconv.Itoa(port) + "/tcp")
 	if err != nil {
-		return "", fmt.Errorf("docker: port %d: %w", port, err)
+		return "", "", fmt.Errorf("docker: port %d: %w", port, err)
 	}
 	cfg := &container.Config{
 		Image:        spec.Image,
@@ -286,13 +317,14 @@ func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string,
 	if d.cfg.Publish && d.cfg.Network != HostNetwork {
 		host.PortBindings = network.PortMap{cport: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
 	}
-	if d.pool != nil {
+	if d.pool != nil && useSandbox {
 		if sb, ok := d.pool.take(spec.ID); ok {
 			// The sandbox's namespace: no ports to expose, the engine
 			// refuses them with this network mode.
 			host.NetworkMode = container.NetworkMode("container:" + sb.name)
 			cfg.ExposedPorts = nil
 			cfg.Labels[LabelSandbox] = sb.name
+			sandbox = sb.name
 		} else {
 			d.log.Debug("no free sandbox; creating the instance on the network directly", "instance", spec.ID)
 		}
@@ -306,11 +338,11 @@ func (d *Docker) create(ctx context.Context, spec runtime.InstanceSpec) (string,
 	if err != nil {
 		d.releaseSandbox(ctx, spec.ID)
 		if cerrdefs.IsNotFound(err) {
-			return "", fmt.Errorf("image %s of version %d (%s) is no longer on this machine; rebuild or pull it and create a new version", shortID(spec.Image), spec.VersionNumber, spec.ImageRef)
+			return "", sandbox, fmt.Errorf("image %s of version %d (%s) is no longer on this machine; rebuild or pull it and create a new version", shortID(spec.Image), spec.VersionNumber, spec.ImageRef)
 		}
-		return "", fmt.Errorf("docker: create container for %s: %w", spec.ID, err)
+		return "", sandbox, fmt.Errorf("docker: create container for %s: %w", spec.ID, err)
 	}
-	return created.ID, nil
+	return created.ID, sandbox, nil
 }
 
 func hasEnv(env []string, key string) bool {

@@ -250,3 +250,62 @@ func mustSandboxes(t *testing.T, owner string) []dockertest.Sandbox {
 	}
 	return sbs
 }
+
+// TestSandboxKilledBeforeStart: a sandbox that dies between the pool's take
+// and the instance's start (killed by hand, here by a hook at that very
+// moment) does not fail the start: the instance starts on the network
+// directly and serves.
+func TestSandboxKilledBeforeStart(t *testing.T) {
+	dockertest.Skip(t)
+	dockertest.CleanupService(t, "sbk-")
+	const owner = "sandbox-kill-test"
+	img := dockertest.MustBuildGoImage(t, "./testdata/fetcher", "wisp-fetcher:sandbox")
+	ctx := t.Context()
+	t.Cleanup(func() {
+		for _, sb := range mustSandboxes(t, owner) {
+			_ = dockertest.KillContainer(context.WithoutCancel(ctx), sb.ID, true)
+		}
+	})
+	rt, err := docker.Open(ctx, docker.Config{Network: "wisp-test", Owner: owner, Sandboxes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	var killed string
+	docker.SetBeforeStart(rt, func(sb string) {
+		if sb == "" {
+			return // the retry, on the network
+		}
+		killed = sb
+		if err := dockertest.KillContainer(ctx, sb, false); err != nil {
+			t.Error(err)
+		}
+	})
+	for i := range 3 {
+		waitFree(t, rt, 1)
+		killed = ""
+		spec := runtime.InstanceSpec{ID: runtimetest.NewID("sbk-a"), Service: "sbk-a", VersionID: 1, VersionNumber: 1,
+			Image: img, Port: 8080, Env: []string{"NAME=sbk-a"}}
+		in, err := rt.Start(ctx, spec)
+		if err != nil {
+			t.Fatalf("start %d, right after its sandbox %s was killed: %v", i, killed, err)
+		}
+		c, err := dockertest.InspectContainer(ctx, in.ContainerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if killed == "" {
+			t.Fatalf("start %d took no sandbox from a full pool", i)
+		}
+		if sb := c.Labels[docker.LabelSandbox]; sb != "" || c.NetworkMode != "wisp-test" {
+			t.Fatalf("start %d: sandbox %q, network mode %q; want the network directly after its sandbox %s died", i, sb, c.NetworkMode, killed)
+		}
+		if body := runtimetest.WaitServing(t, in.Addr, 10*time.Second); body != "fetcher sbk-a\n" {
+			t.Fatalf("start %d answers %q", i, body)
+		}
+		t.Logf("start %d after its sandbox was killed: network mode %s", i, c.NetworkMode)
+		if err := rt.Stop(ctx, in.ID, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
