@@ -32,6 +32,12 @@ func (d *discard) WriteHeader(int)             {}
 // BenchmarkServeHTTP: one request through the router's handler to a real
 // backend on loopback (go test -bench ServeHTTP -benchmem ./internal/router).
 func BenchmarkServeHTTP(b *testing.B) {
+	benchServe(b, states(false, core.Weight{Version: 1, Percent: 100}))
+}
+
+// benchServe times one GET to hello through a router with the services
+// st, proxied to a real backend on loopback.
+func benchServe(b *testing.B, st []core.ServiceState) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "Hello, World!\n")
 	}))
@@ -44,7 +50,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.Swap(router.NewSnapshot(states(false, core.Weight{Version: 1, Percent: 100})))
+	r.Swap(router.NewSnapshot(st))
 	req := httptest.NewRequest("GET", "http://hello.localhost/", nil)
 	w := &discard{h: http.Header{}}
 	b.ReportAllocs()
@@ -77,27 +83,8 @@ func BenchmarkBaselineProxy(b *testing.B) {
 // the request does not meet (go test -bench 'ServeHTTP' ./internal/router
 // runs both, for the ratio).
 func BenchmarkServeHTTPRules(b *testing.B) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "Hello, World!\n")
-	}))
-	defer backend.Close()
-	addr := strings.TrimPrefix(backend.URL, "http://")
-	acquire := func(ctx context.Context, v *core.Version) (router.Lease, error) {
-		return router.Lease{Addr: addr, Handle: nopHandle{}}, nil
-	}
-	r, err := router.New(router.Config{Domain: "localhost", Acquire: acquire}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	r.Swap(router.NewSnapshot(withRules(states(false, core.Weight{Version: 1, Percent: 100}),
+	benchServe(b, withRules(states(false, core.Weight{Version: 1, Percent: 100}),
 		"header:X-Group=a -> 1", "header:X-Group^=beta- -> 1", "header:User-Agent~=^curl/[0-9]+ -> 1", "header:X-Canary -> 1",
 		"cookie:beta=1 -> 1", "query:beta=1 -> 1", "query:debug -> 1", "source:203.0.113.0/24 -> 1",
-		"header:X-Tenant~=^(acme|initech)$ -> 1", "header:X-Beta=1 -> 1")))
-	req := httptest.NewRequest("GET", "http://hello.localhost/", nil)
-	w := &discard{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		r.ServeHTTP(w, req)
-	}
+		"header:X-Tenant~=^(acme|initech)$ -> 1", "header:X-Beta=1 -> 1"))
 }

@@ -44,6 +44,22 @@ func sandboxNames(t *testing.T, owner string) map[string]string {
 	return out
 }
 
+// setupSandboxTest skips without an engine, removes what an earlier run of
+// services prefix left, builds the fetcher image and returns it, and
+// removes owner's sandboxes at the end.
+func setupSandboxTest(t *testing.T, prefix, owner string) string {
+	t.Helper()
+	dockertest.Skip(t)
+	dockertest.CleanupService(t, prefix)
+	img := dockertest.MustBuildGoImage(t, "./testdata/fetcher", "wisp-fetcher:sandbox")
+	t.Cleanup(func() {
+		for _, sb := range mustSandboxes(t, owner) {
+			_ = dockertest.KillContainer(context.WithoutCancel(t.Context()), sb.ID, true)
+		}
+	})
+	return img
+}
+
 // TestSandboxes: instances start in sandboxes from the pool, which refills;
 // an instance in a sandbox has the sandbox's address and cannot reach
 // another instance; killing a sandbox takes its instance down; a restart
@@ -51,16 +67,9 @@ func sandboxNames(t *testing.T, owner string) map[string]string {
 // back to the network; Close leaves no free sandbox and Stop removes an
 // instance's sandbox with it.
 func TestSandboxes(t *testing.T) {
-	dockertest.Skip(t)
-	dockertest.CleanupService(t, "sbx-")
 	const owner = "sandbox-test"
-	img := dockertest.MustBuildGoImage(t, "./testdata/fetcher", "wisp-fetcher:sandbox")
+	img := setupSandboxTest(t, "sbx-", owner)
 	ctx := t.Context()
-	t.Cleanup(func() {
-		for _, sb := range mustSandboxes(t, owner) {
-			_ = dockertest.KillContainer(context.WithoutCancel(ctx), sb.ID, true)
-		}
-	})
 	open := func(n int) *docker.Docker {
 		t.Helper()
 		rt, err := docker.Open(ctx, docker.Config{Network: "wisp-test", Owner: owner, Sandboxes: n})
@@ -256,16 +265,9 @@ func mustSandboxes(t *testing.T, owner string) []dockertest.Sandbox {
 // moment) does not fail the start: the instance starts on the network
 // directly and serves.
 func TestSandboxKilledBeforeStart(t *testing.T) {
-	dockertest.Skip(t)
-	dockertest.CleanupService(t, "sbk-")
 	const owner = "sandbox-kill-test"
-	img := dockertest.MustBuildGoImage(t, "./testdata/fetcher", "wisp-fetcher:sandbox")
+	img := setupSandboxTest(t, "sbk-", owner)
 	ctx := t.Context()
-	t.Cleanup(func() {
-		for _, sb := range mustSandboxes(t, owner) {
-			_ = dockertest.KillContainer(context.WithoutCancel(ctx), sb.ID, true)
-		}
-	})
 	rt, err := docker.Open(ctx, docker.Config{Network: "wisp-test", Owner: owner, Sandboxes: 1})
 	if err != nil {
 		t.Fatal(err)
