@@ -476,6 +476,8 @@ func TestReplicasLoadRouteBadInput(t *testing.T) {
 		{"no replica", clusterToken, `{"versions":[{"version_id":1}]}`, 422, "replica"},
 		{"invalid version id", clusterToken, `{"replica":"x","versions":[{"version_id":-1}]}`, 422, "version_id"},
 		{"negative in flight", clusterToken, `{"replica":"x","instances":[{"id":"i","in_flight":-2}]}`, 422, "negative"},
+		{"rollout errors above requests", clusterToken, `{"replica":"x","rollouts":[{"service":"hello","version":1,"requests":2,"errors":3}]}`, 422, "rollouts[0]"},
+		{"rollout latency bucket out of range", clusterToken, `{"replica":"x","rollouts":[{"service":"hello","version":1,"requests":2,"latency_buckets":{"9999":1}}]}`, 422, "latency bucket 9999"},
 		{"no token", "", `{"replica":"x"}`, 401, "Authorization"},
 		{"wrong token", "not-the-token-0123456789", `{"replica":"x"}`, 401, "wrong"},
 	}
