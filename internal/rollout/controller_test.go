@@ -256,6 +256,7 @@ func TestJudge(t *testing.T) {
 		c.Buckets[bucketOf(lat)] = n
 		return c
 	}
+	mix := func(a, b Counts) Counts { return a.Add(b) }
 	s := core.RolloutSpec{To: 2, MinRequests: 100, MaxP99: core.Duration(300 * time.Millisecond)}.WithDefaults()
 	for _, tc := range []struct {
 		name         string
@@ -269,6 +270,13 @@ func TestJudge(t *testing.T) {
 		{"ratio", counts(200, 0, 100*time.Millisecond), counts(500, 0, 20*time.Millisecond), core.CheckFailed, "× the replaced versions'"},
 		{"ratio skipped with a small base", counts(200, 0, 100*time.Millisecond), counts(50, 0, 20*time.Millisecond), core.CheckPassed, "error rate 0% over 200 requests"},
 		{"passes", counts(200, 2, 20*time.Millisecond), counts(500, 0, 20*time.Millisecond), core.CheckPassed, "error rate 1% over 200 requests"},
+		// The target's p99 is 5× the base's, but it rests on 3 slow
+		// requests of 100: within the noise of such a sample.
+		{"ratio within the noise of a small sample", mix(counts(97, 0, 2*time.Millisecond), counts(3, 0, 10*time.Millisecond)),
+			counts(2000, 0, 2*time.Millisecond), core.CheckPassed, "error rate 0% over 100 requests"},
+		// 3% slow over 1,000 requests is a p99 the sample is sure of.
+		{"ratio on a large sample", mix(counts(970, 0, 2*time.Millisecond), counts(30, 0, 10*time.Millisecond)),
+			counts(2000, 0, 2*time.Millisecond), core.CheckFailed, "(at least 10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Judge(s, tc.target, tc.base)
@@ -289,6 +297,20 @@ func TestQuantile(t *testing.T) {
 	got := c.Quantile(0.99)
 	if want := 990 * time.Millisecond; got < want || float64(got) > float64(want)*1.125 {
 		t.Errorf("p99 of 1..1000 ms = %s, want %s to 12.5%% above", got, want)
+	}
+	lo, hi := c.QuantileBounds(0.99)
+	if lo > got || hi < got || lo < 975*time.Millisecond || hi > 1125*time.Millisecond {
+		t.Errorf("95%% bounds of the p99 of 1..1000 ms = %s…%s, want around %s", lo, hi, got)
+	}
+	var small Counts
+	for i := 1; i <= 20; i++ {
+		small.Buckets[bucketOf(time.Duration(i)*time.Millisecond)]++
+	}
+	if lo, hi := small.QuantileBounds(0.99); hi != small.Quantile(1) || lo > 19*time.Millisecond+19*time.Millisecond/8 {
+		t.Errorf("95%% bounds of the p99 of 1..20 ms = %s…%s, want the maximum above and about the 18th value below", lo, hi)
+	}
+	if lo, hi := (Counts{}).QuantileBounds(0.99); lo != 0 || hi != 0 {
+		t.Errorf("bounds of nothing = %s…%s, want 0", lo, hi)
 	}
 	for _, d := range []time.Duration{0, time.Microsecond, 15 * time.Microsecond, 16 * time.Microsecond, time.Second, 100 * time.Hour} {
 		b := bucketOf(d)

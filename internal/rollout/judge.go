@@ -13,7 +13,9 @@ import (
 // waits while the target has fewer than MinRequests requests, fails when
 // the error rate, the p99 or the p99's ratio to the base's is above its
 // threshold, and passes otherwise. The ratio is compared only when the
-// base has MinRequests requests too. It fills the check's numbers, result
+// base has MinRequests requests too, and between the 95% confidence
+// bounds of the two p99s (the target's lower, the base's upper), so that
+// the noise of a small sample does not fail a step. It fills the check's numbers, result
 // and detail; a pure function of its arguments.
 func Judge(spec core.RolloutSpec, target, base Counts) core.RolloutCheck {
 	c := core.RolloutCheck{Requests: target.Requests, Errors: target.Errors, P99: core.Duration(target.Quantile(0.99)),
@@ -36,9 +38,15 @@ func Judge(spec core.RolloutSpec, target, base Counts) core.RolloutCheck {
 	}
 	ratio := *spec.MaxP99Ratio
 	if ratio > 0 && base.Requests >= min && c.BaseP99 > 0 {
-		if got := float64(c.P99) / float64(c.BaseP99); got > ratio {
-			fails = append(fails, fmt.Sprintf("p99 %s is %.2f× the replaced versions' %s (%d and %d requests) > %.2f×",
-				ms(c.P99), got, ms(c.BaseP99), c.Requests, c.BaseRequests, ratio))
+		// A sample's p99 is noisy, most of all on the target's few
+		// requests: the ratio fails only when even the target's lowest
+		// likely p99 is above the ratio times the base's highest likely
+		// one (95% bounds each).
+		lo, _ := target.QuantileBounds(0.99)
+		_, hi := base.QuantileBounds(0.99)
+		if got := float64(lo) / float64(max(hi, time.Microsecond)); got > ratio {
+			fails = append(fails, fmt.Sprintf("p99 %s (at least %s) is %.2f× the replaced versions' %s (at most %s) over %d and %d requests > %.2f×",
+				ms(c.P99), ms(core.Duration(lo)), got, ms(c.BaseP99), ms(core.Duration(hi)), c.Requests, c.BaseRequests, ratio))
 		}
 	}
 	if len(fails) > 0 {

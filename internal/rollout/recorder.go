@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"sort"
 	"sync"
@@ -74,18 +75,43 @@ func (c Counts) Add(o Counts) Counts {
 // Quantile returns the q-quantile (0 < q ≤ 1) of the latencies counted,
 // rounded up to its bucket's bound; 0 without requests.
 func (c Counts) Quantile(q float64) time.Duration {
+	return c.rank(int64(q*float64(c.total()) + 0.999999))
+}
+
+// QuantileBounds returns a 95% confidence interval for the q-quantile of
+// the latencies this sample was drawn from: the order statistics whose
+// ranks are n·q ∓ 1.96·√(n·q·(1−q)), the usual distribution-free interval.
+// On a small sample the upper bound of a p99 is the maximum and the lower
+// bound well below the sample's p99; both close in as n grows.
+func (c Counts) QuantileBounds(q float64) (lo, hi time.Duration) {
+	n := float64(c.total())
+	if n == 0 {
+		return 0, 0
+	}
+	spread := 1.96 * math.Sqrt(n*q*(1-q))
+	return c.rank(int64(math.Floor(n*q - spread))), c.rank(int64(math.Ceil(n*q + spread)))
+}
+
+func (c Counts) total() int64 {
 	var total int64
 	for _, n := range c.Buckets {
 		total += n
 	}
+	return total
+}
+
+// rank returns the k-th smallest latency counted (1-based, clamped to the
+// sample), rounded up to its bucket's bound; 0 without requests.
+func (c Counts) rank(k int64) time.Duration {
+	total := c.total()
 	if total == 0 {
 		return 0
 	}
-	rank := int64(q*float64(total) + 0.999999)
+	k = min(max(k, 1), total)
 	var seen int64
 	for i, n := range c.Buckets {
 		seen += n
-		if seen >= rank {
+		if seen >= k {
 			return upperBound(i)
 		}
 	}
