@@ -9,19 +9,25 @@
 //     (issue 15), which no request meets, and which the request meets at
 //     the last rule: the cost of evaluating rules on the hot path;
 //   - the same router to a service that mirrors 10% of its requests to a
-//     second version (issue 15): the primary's latency with mirroring;
+//     second version (issue 15): the primary's latency with mirroring,
+//     closed-loop and then paced at half the plain row's throughput (at
+//     full load a copy's work is taken from the primary's cores; paced,
+//     what is left is whether a copy delays the primary);
 //
-// and prints the ratios. Run it with make bench-proxy. The load generator is
+// with the CPU time the router process spends per request, and prints the
+// ratios. Run it with make bench-proxy. The load generator is
 // this program; every loop is bounded in time.
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -43,13 +49,17 @@ import (
 
 const image = "wisp-greeter:bench"
 
-var wispEnv string
+var (
+	wispEnv    string
+	pacedShare *float64
+)
 
 func main() {
 	baseline := flag.String("baseline-proxy", "", "internal: serve a default ReverseProxy to this URL")
 	listen := flag.String("listen", "", "internal: the baseline proxy's address")
 	dur := flag.Duration("d", 10*time.Second, "duration of each run")
 	conns := flag.String("c", "1,50", "connection counts")
+	pacedShare = flag.Float64("paced", 0.5, "after the closed-loop rows, run the plain and mirror rows twice each at the last connection count, paced at this share of the plain row's throughput (0: not)")
 	flag.StringVar(&wispEnv, "wisp-env", "", "extra environment for wisp serve, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
 	flag.Parse()
 	if *baseline != "" {
@@ -188,22 +198,59 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		// is the noise the rule rows are judged against.
 		{name: "Wisp router, again", url: "http://" + router + "/", host: "bench.localhost"},
 	}
+	measure := func(t *target, n int, rate float64) (result, error) {
+		cpu0 := processCPU(wisp.Process.Pid)
+		r, err := t.load(ctx, n, dur, rate)
+		if err != nil {
+			return r, fmt.Errorf("%s at %d connections: %w", t.name, n, err)
+		}
+		// The warm-up second is not counted in rps but used CPU too.
+		if total := r.rps * (dur + time.Second).Seconds(); total > 0 {
+			r.cpu = time.Duration(float64(processCPU(wisp.Process.Pid)-cpu0) / total)
+		}
+		label := fmt.Sprintf("%2d conns", n)
+		if rate > 0 {
+			label = fmt.Sprintf("%2d @%5.0f/s", n, rate)
+		}
+		fmt.Printf("  %s  %-34s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  router CPU %5.1f µs/req\n", label, t.name, r.rps, ms(r.p50), ms(r.p99), us(r.cpu))
+		return r, nil
+	}
 	results := map[int][]result{}
 	for _, n := range counts {
 		for _, t := range targets {
-			r, err := t.load(ctx, n, dur)
+			r, err := measure(t, n, 0)
 			if err != nil {
-				return fmt.Errorf("%s at %d connections: %w", t.name, n, err)
+				return err
 			}
 			results[n] = append(results[n], r)
-			fmt.Printf("  %2d conns  %-34s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms\n", n, t.name, r.rps, ms(r.p50), ms(r.p99))
 		}
 	}
-	fmt.Printf("\n%-6s %-34s %10s %10s %10s\n", "conns", "target", "req/s", "p50 ms", "p99 ms")
+	// Paced: the plain and mirror rows again at a fixed offered rate, a
+	// share of the plain row's closed-loop throughput, so the machine has
+	// room left. At full load (above) every copy's work, the router's and
+	// the mirror container's, is taken from the primary's two cores; at a
+	// load the machine can carry, what remains is whether a copy delays
+	// the primary.
+	n := counts[len(counts)-1]
+	rate := *pacedShare * (results[n][2].rps + results[n][6].rps) / 2
+	var paced []result
+	if *pacedShare > 0 {
+		for _, t := range []*target{targets[2], targets[5], targets[2], targets[5]} {
+			r, err := measure(t, n, rate)
+			if err != nil {
+				return err
+			}
+			paced = append(paced, r)
+		}
+	}
+	fmt.Printf("\n%-12s %-34s %10s %10s %10s %14s\n", "conns", "target", "req/s", "p50 ms", "p99 ms", "router µs/req")
 	for _, n := range counts {
 		for _, r := range results[n] {
-			fmt.Printf("%-6d %-34s %10.0f %10.3f %10.3f\n", n, r.name, r.rps, ms(r.p50), ms(r.p99))
+			fmt.Printf("%-12d %-34s %10.0f %10.3f %10.3f %14.1f\n", n, r.name, r.rps, ms(r.p50), ms(r.p99), us(r.cpu))
 		}
+	}
+	for _, r := range paced {
+		fmt.Printf("%-12s %-34s %10.0f %10.3f %10.3f %14.1f\n", fmt.Sprintf("%d @%.0f/s", n, rate), r.name, r.rps, ms(r.p50), ms(r.p99), us(r.cpu))
 	}
 	fmt.Println("\nRatios")
 	for _, n := range counts {
@@ -217,9 +264,44 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 			fmt.Printf("  %2d conns: %s / Wisp router (mean of both runs) throughput %.3f; p50 %+.3f ms (aim: within noise)\n",
 				n, r.name, r.rps/plain, ms(r.p50-(w.p50+again.p50)/2))
 		}
+		m, pc := results[n][5], mean(w.cpu, again.cpu)
+		fmt.Printf("  %2d conns: router CPU per request: plain %.1f µs, mirror 10%% %.1f µs (%+.1f µs, %+.0f%%)\n",
+			n, us(pc), us(m.cpu), us(m.cpu-pc), 100*(float64(m.cpu)/float64(pc)-1))
+	}
+	if len(paced) == 4 {
+		p1, m1, p2, m2 := paced[0], paced[1], paced[2], paced[3]
+		fmt.Printf("  paced at %.0f req/s (%.0f%% of the plain row's throughput), %d conns:\n", rate, 100**pacedShare, n)
+		fmt.Printf("    noise: plain p50 %.3f then %.3f ms (%+.3f ms)\n", ms(p1.p50), ms(p2.p50), ms(p2.p50-p1.p50))
+		fmt.Printf("    mirror 10%% p50 %.3f and %.3f ms against plain %.3f and %.3f: %+.3f ms (aim: within noise); p99 %+.3f ms\n",
+			ms(m1.p50), ms(m2.p50), ms(p1.p50), ms(p2.p50), ms(mean(m1.p50, m2.p50)-mean(p1.p50, p2.p50)), ms(mean(m1.p99, m2.p99)-mean(p1.p99, p2.p99)))
 	}
 	return nil
 }
+
+func mean(a, b time.Duration) time.Duration { return (a + b) / 2 }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// processCPU is the user and system time process pid has used (Linux).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command, which is in parentheses and may hold
+	// spaces: state is the first, utime the 12th, stime the 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	_, _ = fmt.Sscan(f[11], &ut)
+	_, _ = fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * (time.Second / clockTicks)
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
 
 // mirrorService creates service mirror like bench, with two versions of the
 // same image: version 1 gets all requests and 10% of them are copied to
@@ -283,6 +365,8 @@ type result struct {
 	name     string
 	rps      float64
 	p50, p99 time.Duration
+	// cpu is the CPU time wisp serve spent per request (user + system).
+	cpu time.Duration
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -317,7 +401,7 @@ func (t *target) once(ctx context.Context, hc *http.Client) (time.Duration, erro
 // written and read by one goroutine, as wrk does: net/http's client hands
 // every request between three goroutines, and at one connection those
 // hand-overs cost about as much as the proxy being measured.
-func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, error) {
+func (t *target) load(ctx context.Context, n int, dur time.Duration, rate float64) (result, error) {
 	u, err := url.Parse(t.url)
 	if err != nil {
 		return result{}, err
@@ -344,8 +428,23 @@ func (t *target) load(ctx context.Context, n int, dur time.Duration) (result, er
 			c := &rawClient{addr: u.Host, req: raw}
 			defer c.close()
 			lat := make([]time.Duration, 0, 1<<16)
+			// Paced: this connection sends every gap, each request
+			// timed from when it was due (so a late one counts its
+			// wait: no coordinated omission).
+			var gap time.Duration
+			next := time.Now()
+			if rate > 0 {
+				gap = time.Duration(float64(n) / rate * float64(time.Second))
+				next = next.Add(time.Duration(rand.Int64N(int64(gap))))
+			}
 			for {
 				now := time.Now()
+				if gap > 0 {
+					if wait := time.Until(next); wait > 0 {
+						time.Sleep(wait)
+					}
+					now, next = next, next.Add(gap)
+				}
 				if now.After(stop) || ctx.Err() != nil {
 					break
 				}

@@ -37,7 +37,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 
 // benchServe times one GET to hello through a router with the services
 // st, proxied to a real backend on loopback.
-func benchServe(b *testing.B, st []core.ServiceState) {
+func benchServe(b *testing.B, st []core.ServiceState, after ...func(*router.Router)) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "Hello, World!\n")
 	}))
@@ -57,6 +57,9 @@ func benchServe(b *testing.B, st []core.ServiceState) {
 	for b.Loop() {
 		clear(w.h)
 		r.ServeHTTP(w, req)
+		for _, f := range after {
+			f(r)
+		}
 	}
 }
 
@@ -87,4 +90,13 @@ func BenchmarkServeHTTPRules(b *testing.B) {
 		"header:X-Group=a -> 1", "header:X-Group^=beta- -> 1", "header:User-Agent~=^curl/[0-9]+ -> 1", "header:X-Canary -> 1",
 		"cookie:beta=1 -> 1", "query:beta=1 -> 1", "query:debug -> 1", "source:203.0.113.0/24 -> 1",
 		"header:X-Tenant~=^(acme|initech)$ -> 1", "header:X-Beta=1 -> 1"))
+}
+
+// BenchmarkServeHTTPMirror is BenchmarkServeHTTP with every request copied
+// to version 2 and compared, each copy waited for: the difference from
+// BenchmarkServeHTTP is what one copy costs the router.
+func BenchmarkServeHTTPMirror(b *testing.B) {
+	st := states(false, core.Weight{Version: 1, Percent: 100})
+	st[0].Traffic.Mirror = &core.Mirror{Version: 2, Percent: 100}
+	benchServe(b, st, func(r *router.Router) { r.WaitMirrors() })
 }

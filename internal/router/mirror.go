@@ -403,7 +403,9 @@ func (r *Router) sendMirror(mc *mirrorCall) (int, http.Header, *capture, time.Du
 	}
 	defer res.Body.Close()
 	c := newCapture(r.cfg.MirrorCompareLimit)
-	if _, err := io.Copy(c, res.Body); err != nil {
+	buf := buffers.Get().(*[]byte) // io.Copy would allocate 32 KiB per copy
+	defer buffers.Put(buf)
+	if _, err := io.CopyBuffer(c, res.Body, *buf); err != nil {
 		return 0, nil, nil, 0, err
 	}
 	return res.StatusCode, res.Header, c, time.Since(start), nil
