@@ -150,8 +150,10 @@ func TestRequestLogSampling(t *testing.T) {
 	if len(last) != 1 {
 		t.Fatalf("after a pause: %d lines", len(last))
 	}
-	// Every request is written or counted in the skipped of a later line.
-	total := 0
+	// Every request is written or counted in the skipped of a later line
+	// (the line after the burst, unless the burst ran slowly enough at
+	// its end, on a busy machine, that its last requests were written).
+	total, carriers := 0, 0
 	for _, e := range append(got, last...) {
 		total++
 		if s, ok := e.Fields["skipped"]; ok {
@@ -160,11 +162,12 @@ func TestRequestLogSampling(t *testing.T) {
 				t.Fatalf("skipped %q", s)
 			}
 			total += n
+			carriers++
 		}
 	}
-	if _, ok := last[0].Fields["skipped"]; !ok || total != burst+1 {
-		t.Fatalf("the line after the burst carries skipped %q; written and skipped add up to %d, want %d",
-			last[0].Fields["skipped"], total, burst+1)
+	if carriers == 0 || total != burst+1 {
+		t.Fatalf("%d lines carry skipped (the one after the burst %q); written and skipped add up to %d, want %d",
+			carriers, last[0].Fields["skipped"], total, burst+1)
 	}
 }
 
