@@ -71,8 +71,34 @@ func (a *Activator) Lead(ctx context.Context) error {
 		vs.broadcast() // waiting requests may now start what they wait for
 		vs.mu.Unlock()
 	}
+	a.holdSingletons()
 	a.log.Info("leading: this replica starts, scales and removes instances now")
 	return a.Reconcile(ctx)
+}
+
+// holdSingletons gives each singleton service's token to the instance
+// this replica knew as a follower (an earlier leader started it, and
+// adopt, which takes the token, never saw it): the first start of another
+// version then waits for its removal. A second one, which a single leader
+// never makes, is stopped; one being stopped holds the token only if
+// nothing else does, until it is gone.
+func (a *Activator) holdSingletons() {
+	for _, stopping := range []bool{false, true} {
+		for _, vs := range a.allVersions() {
+			vs.mu.Lock()
+			if vs.policy.Singleton {
+				for _, in := range append([]*instance(nil), vs.instances...) {
+					if !in.state.visible() || (in.state == Stopping) != stopping {
+						continue
+					}
+					if !a.trySingleton(in) && !stopping {
+						a.move(in, Stopping, "singleton: another instance of the service runs")
+					}
+				}
+			}
+			vs.mu.Unlock()
+		}
+	}
 }
 
 // Follow ends a term: the activator keeps its instances, and the loops of

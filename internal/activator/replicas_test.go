@@ -3,6 +3,7 @@ package activator
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -389,6 +390,52 @@ func TestDrainEndsWhenReplicasGoAway(t *testing.T) {
 		synctest.Wait()
 		if st.count("stop "+id) != 1 {
 			t.Fatalf("calls %v: want the drained instance stopped once b went away", st.calls)
+		}
+	})
+}
+
+// TestLeadTakesTheSingletonToken: a replica that becomes leader holds a
+// singleton's token for the instance it already knew from the runtime's
+// events (an earlier leader started it), so its first start of another
+// version waits until that instance is removed.
+func TestLeadTakesTheSingletonToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := sharedStub()
+		a, v1 := newStubActivator(t, Config{}, st)
+		pol := core.DefaultPolicy()
+		pol.Singleton, pol.MaxInstances = true, 1
+		v2 := *v1
+		v2.ID, v2.Number = 2, 2
+		svc := func(to int) core.ServiceState {
+			return core.ServiceState{Service: core.Service{Name: "svc", Policy: pol}, Versions: []core.Version{*v1, v2},
+				Traffic: &core.TrafficEntry{Traffic: core.Traffic{Weights: []core.Weight{{Version: to, Percent: 100}}}}}
+		}
+		a.Apply(svc(1))
+		st.run("x", 1)
+		a.handleEvent(readyEvent("x")) // known as a follower
+		if err := a.Lead(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		a.Apply(svc(2))
+		got := make(chan error, 1)
+		go func() {
+			l, err := a.Acquire(t.Context(), &v2)
+			if err == nil {
+				l.Release()
+			}
+			got <- err
+		}()
+		synctest.Wait()
+		if err := <-got; err != nil {
+			t.Fatalf("Acquire version 2: %v", err)
+		}
+		st.mu.Lock()
+		calls := slices.Clone(st.calls)
+		st.mu.Unlock()
+		stopX, start := slices.Index(calls, "stop x"), slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, "start ") })
+		if stopX < 0 || start < 0 || start < stopX {
+			t.Fatalf("runtime calls %v: want x stopped before version 2 starts", calls)
 		}
 	})
 }
