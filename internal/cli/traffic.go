@@ -103,7 +103,8 @@ Wisp-Version header still come first). Rules are tried in the order given,
 the first match wins; at most 50. Conditions, joined by &&:
   header:NAME=VALUE   header:NAME^=PREFIX   header:NAME~=REGEX   header:NAME
   cookie:NAME=VALUE   cookie:NAME   query:NAME=VALUE   query:NAME
-  source:CIDR         (the connection's address; X-Forwarded-For is not trusted)
+  source:CIDR         (the connection's address; X-Forwarded-For only from
+                       the proxies of wisp serve --trusted-proxies)
 and after -> a version (2 or v2) or tag:NAME, a tag of the same split.
 A regex is Go's RE2, unanchored; a value cannot contain && here (the API can).
 

@@ -21,8 +21,9 @@ type RequestRule struct {
 // Condition is one test of a request.
 type Condition struct {
 	// Kind is what is tested: header, cookie, query (a query parameter) or
-	// source (the client's address, as the router's connection sees it;
-	// X-Forwarded-For is not trusted).
+	// source (the client's address: the connection's, or from
+	// X-Forwarded-For when the connection comes from a trusted proxy; see
+	// router.Config.TrustedProxies).
 	Kind string `json:"kind"`
 	// Name is the header, cookie or query parameter; empty for source.
 	Name string `json:"name,omitempty"`
