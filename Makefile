@@ -37,6 +37,7 @@ test: ## Run the whole test suite with -race, then each fuzz target briefly
 .PHONY: fuzz
 fuzz: ## Run each fuzz target on FUZZTIME inputs (default 20000x)
 	$(GO) test -run='^$$' -fuzz='^FuzzTrafficValidate$$' -fuzztime=$(FUZZTIME) ./internal/core
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRequestRule$$' -fuzztime=$(FUZZTIME) ./internal/core
 	$(GO) test -run='^$$' -fuzz='^FuzzRequestDecoding$$' -fuzztime=$(FUZZTIME) ./internal/api
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeList$$' -fuzztime=$(FUZZTIME) ./internal/store/sqlite
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeWeights$$' -fuzztime=$(FUZZTIME) ./internal/store/sqlite

@@ -49,6 +49,9 @@ keeps the other versions' proportions; --no-promote leaves traffic as it is
 (a service's first version still gets all of it). --rollout starts a
 rollout of the new version instead (wisp rollout start, with its --steps,
 --interval and thresholds): traffic moves step by step, checked at each.
+Its flags are checked before anything is built. A service's first version
+gets all traffic even with --rollout: there is nothing to roll out from, and
+a note says so.
 
 In a git checkout the version records the commit and "git describe", and
 the image is tagged <service>:<tag at HEAD, else short commit>; with
@@ -112,6 +115,15 @@ func (a *app) deploy(ctx context.Context, service, dir string, f deployFlags) er
 	if err != nil {
 		return err
 	}
+	c := a.client()
+	if f.rollout {
+		// A rollout that could not start would leave the new version built
+		// and deployed without traffic: refuse before the build instead.
+		if cur, err := c.GetRollout(ctx, service); err == nil && cur.State.Active() {
+			return core.Conflictf("service %s has rollout %d %s (to version %d, step %d/%d); promote or abort it (wisp rollout promote|abort %s) before deploying with --rollout",
+				service, cur.ID, cur.State, cur.To, cur.Step, len(cur.Steps), service)
+		}
+	}
 	if spec.Service != "" && spec.Service != service {
 		fmt.Fprintf(a.stderr, "Note: %s names service %s; deploying to %s as asked\n", build.SpecFile, spec.Service, service)
 	}
@@ -144,7 +156,6 @@ func (a *app) deploy(ctx context.Context, service, dir string, f deployFlags) er
 	tty := isTerminal(status)
 	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(status, "Deploying %s from %s (runtime %s, %d files, %s)\n", service, abs, plan.Runtime, packed.Files, build.HumanBytes(packed.Bytes))
-	c := a.client()
 	upload := func(sent int64) {
 		if tty {
 			fmt.Fprintf(status, "\r\033[KUploading the build context: %s of %s", build.HumanBytes(sent), build.HumanBytes(int64(len(packed.Tar))))
@@ -165,12 +176,17 @@ func (a *app) deploy(ctx context.Context, service, dir string, f deployFlags) er
 		return errors.New(b.Error)
 	}
 	var ro *core.Rollout
+	first := false
 	if f.rollout {
-		// A service's first version has all traffic already: nothing to roll out.
-		if t, err := c.GetTraffic(ctx, service); err != nil || t.PercentOf(b.Version) < 100 {
+		// A service's first version gets all traffic (there is nothing
+		// else to serve), so there is nothing to roll out from.
+		if t, err := c.GetTraffic(ctx, service); err == nil && t.PercentOf(b.Version) == 100 {
+			first = true
+			fmt.Fprintf(status, "Note: v%d is the first version of %s and gets all traffic; there is nothing to roll out from, so no rollout started (the next deploy --rollout rolls out from it)\n", b.Version, service)
+		} else {
 			r, err := a.startDeployRollout(ctx, service, b.Version, f.rolloutF)
 			if err != nil {
-				return fmt.Errorf("version %d is deployed without traffic, but its rollout did not start: %w", b.Version, err)
+				return fmt.Errorf("version %d is deployed without traffic, but its rollout did not start: %w; start it with wisp rollout start %s --to %d, or send it traffic with wisp traffic set", b.Version, err, service, b.Version)
 			}
 			ro = &r
 		}
@@ -195,6 +211,9 @@ func (a *app) deploy(ctx context.Context, service, dir string, f deployFlags) er
 		}
 		if t, err := c.GetTraffic(ctx, service); err == nil {
 			kv = append(kv, [2]string{"traffic", weightsText(t.Weights)})
+		}
+		if first {
+			kv = append(kv, [2]string{"rollout", "none: the first version gets all traffic"})
 		}
 		if ro != nil {
 			kv = append(kv, [2]string{"rollout", fmt.Sprintf("%d: step 1/%d, %d%%, steps %s every %s (wisp rollout get %s)", ro.ID, len(ro.Steps), ro.Percent, core.RolloutSteps(ro.Steps), ro.Interval, service)})

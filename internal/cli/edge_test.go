@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,5 +180,60 @@ func TestAdminTLS(t *testing.T) {
 	bad.AdminTLSCert = otherCert
 	if _, err := daemon.Open(t.Context(), bad, slog.New(slog.DiscardHandler), daemon.Options{Out: io.Discard, Runtime: newFake()}); err == nil || !strings.Contains(err.Error(), "--admin-tls-cert") {
 		t.Fatalf("mismatched key: %v", err)
+	}
+}
+
+// TestServeTrustedProxies: a bad --trusted-proxies (or its variable) stops
+// serve before it starts, naming the setting and the value; a good one
+// reaches the router, whose source rules then believe X-Forwarded-For from
+// those proxies only.
+func TestServeTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"flag", nil, []string{"--trusted-proxies", "10.0.0.0/8,10.0.0/8"}},
+		{"variable", map[string]string{config.EnvTrusted: "10.0.0/8"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--data-dir", t.TempDir(), "serve", "--admin-addr", "127.0.0.1:0", "--addr", "127.0.0.1:0"}, tc.args...)
+			code, _, errOut := runCLI(t, tc.env, args...)
+			want := `trusted proxies (--trusted-proxies, WISP_TRUSTED_PROXIES): "10.0.0/8" is not an address range in CIDR notation`
+			if code != 2 || !strings.Contains(errOut, want) {
+				t.Fatalf("exit %d %q, want 2 and %q", code, errOut, want)
+			}
+		})
+	}
+	if _, out, _ := runCLI(t, nil, "serve", "--help"); !strings.Contains(out, "--trusted-proxies") || !strings.Contains(out, "X-Forwarded-For is never believed") {
+		t.Fatalf("serve --help does not explain --trusted-proxies:\n%s", out)
+	}
+
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.AdminAddr, cfg.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TrustedProxies = "127.0.0.1"
+	e := startEnv(t, cfg, daemon.Options{Out: io.Discard, Runtime: newFake()})
+	e.ok("service", "create", "hello")
+	e.ok("version", "create", "hello", "--image", "hello:1")
+	e.ok("version", "create", "hello", "--image", "hello:2")
+	e.ok("traffic", "set", "hello", "1=100", "--rule", "source:203.0.113.0/24 -> 2")
+	for _, tc := range []struct{ xff, want string }{{"", "1"}, {"203.0.113.9", "2"}, {"203.0.113.9, 198.51.100.1", "1"}} {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", "http://"+e.router+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "hello.localhost"
+		if tc.xff != "" {
+			req.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if got := resp.Header.Get("Wisp-Version"); resp.StatusCode != 200 || got != tc.want {
+			t.Fatalf("X-Forwarded-For %q: status %d, Wisp-Version %q, want 200 and %q", tc.xff, resp.StatusCode, got, tc.want)
+		}
 	}
 }

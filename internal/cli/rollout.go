@@ -77,7 +77,34 @@ func (f rolloutFlags) spec(to int) (core.RolloutSpec, error) {
 	if f.minRequests == 0 {
 		return spec, usagef("--min-requests must be 1 or more")
 	}
+	// The daemon checks again; checking here too refuses a bad flag before
+	// wisp deploy --rollout builds and deploys anything.
+	if err := spec.Validate(); err != nil {
+		if flag, value := f.flagOf(core.ErrorField(err)); flag != "" {
+			return spec, usagef("%s %s: %v", flag, value, err)
+		}
+		return spec, usageError{err}
+	}
 	return spec, nil
+}
+
+// flagOf names the flag of a RolloutSpec field, and its value as given.
+func (f rolloutFlags) flagOf(field string) (flag, value string) {
+	switch field {
+	case "steps":
+		return "--steps", f.steps
+	case "interval":
+		return "--interval", f.interval
+	case "max_error_rate":
+		return "--max-error-rate", f.maxErrorRate
+	case "max_p99":
+		return "--max-p99", f.maxP99
+	case "max_p99_ratio":
+		return "--max-p99-ratio", strconv.FormatFloat(f.maxP99Ratio, 'g', -1, 64)
+	case "min_requests":
+		return "--min-requests", strconv.Itoa(f.minRequests)
+	}
+	return "", ""
 }
 
 func (a *app) rolloutStart() *cobra.Command {

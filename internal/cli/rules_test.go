@@ -40,6 +40,21 @@ func TestTrafficRules(t *testing.T) {
 	if !strings.Contains(hist, "RULES") || strings.Count(hist, "header:X-Beta=1 -> 2; cookie:beta && source:10.0.0.0/8 -> tag:canary") != 2 {
 		t.Fatalf("history does not show the rules of both entries:\n%s", hist)
 	}
+	// A quoted value holds && and keeps its spaces; get and history print
+	// it quoted, as it parses back.
+	out = e.ok("traffic", "set", "hello", "1=100", "--rule", `header:X-Q=" a && b" && query:q=x->y -> 2`)
+	if want := `1. header:X-Q=" a && b" && query:q=x->y -> 2`; !strings.Contains(out, want) {
+		t.Fatalf("traffic set does not print %q:\n%s", want, out)
+	}
+	if err := json.Unmarshal([]byte(e.ok("traffic", "get", "hello", "-o", "json")), &cur); err != nil {
+		t.Fatal(err)
+	}
+	if len(cur.Rules) != 1 || len(cur.Rules[0].Match) != 2 || cur.Rules[0].Match[0].Value != " a && b" || cur.Rules[0].Match[1].Value != "x->y" {
+		t.Fatalf("quoted value: %+v", cur)
+	}
+	if hist := e.ok("traffic", "history", "hello"); !strings.Contains(hist, `header:X-Q=" a && b" && query:q=x->y -> 2`) {
+		t.Fatalf("history does not print the quoted value:\n%s", hist)
+	}
 	out = e.ok("traffic", "set", "hello", "1=100", "--no-rules")
 	if strings.Contains(out, "Rules") {
 		t.Fatalf("--no-rules left rules:\n%s", out)
@@ -54,6 +69,7 @@ func TestTrafficRules(t *testing.T) {
 		{[]string{"--rule", "source:10.0.0.0/40 -> 2"}, `"10.0.0.0/40" is not an address range`},
 		{[]string{"--rule", "path:/x -> 2"}, `must start with header:, cookie:, query: or source:`},
 		{[]string{"--rule", "header:A -> 2", "--no-rules"}, "give --rule or --no-rules, not both"},
+		{[]string{"--rule", `header:X-Q="a && b -> 2`}, `--rule 1: rule "header:X-Q=\"a && b -> 2": the quoted value "a && b -> 2 has no closing quote`},
 	} {
 		code, _, errOut := e.run(append([]string{"traffic", "set", "hello", "1=100"}, tc.args...)...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {

@@ -29,7 +29,12 @@ admin token) lives in --data-dir.
 On first start without --admin-token, a token is generated and saved in
 <data-dir>/admin-token with mode 0600; the token itself is never printed.
 An admin API bound to an address other than loopback should be served over
-TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
+TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.
+
+Behind a load balancer, every connection comes from the balancer: give its
+addresses with --trusted-proxies (for example 10.0.0.0/8) and source: request
+rules test the client's address from X-Forwarded-For instead. Without it the
+header is never believed, since any client can send one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.DataDir = a.dataDir
@@ -115,6 +120,7 @@ TLS (--admin-tls-cert, --admin-tls-key); over plain HTTP Wisp warns.`,
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "router: a request body that sends nothing for this long is cut off (408); also the grace before --min-body-rate applies")
 	f.StringVar(&minBodyRate, "min-body-rate", minBodyRate, "router: after --body-timeout, a request body must arrive at least this many bytes per second on average (0: off)")
 	f.IntVar(&cfg.RequestLogRate, "request-log-rate", cfg.RequestLogRate, "router: request log lines per second per service (policy request_logs) before they are sampled; the next line written says how many were skipped")
+	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", cfg.TrustedProxies, "router: CIDR[,CIDR…] of the proxies or load balancers in front of Wisp (single addresses too); for a connection from one, source: rules take the client's address from X-Forwarded-For (the right-most entry that is not a trusted proxy). Default none: X-Forwarded-For is never believed (env "+config.EnvTrusted+")")
 	f.DurationVar(&cfg.UpgradeIdleTimeout, "upgrade-idle-timeout", cfg.UpgradeIdleTimeout, "router: close an upgraded connection (a WebSocket) with no traffic either way for this long; a version's timeout bounds only its handshake")
 	return cmd
 }

@@ -103,9 +103,13 @@ Wisp-Version header still come first). Rules are tried in the order given,
 the first match wins; at most 50. Conditions, joined by &&:
   header:NAME=VALUE   header:NAME^=PREFIX   header:NAME~=REGEX   header:NAME
   cookie:NAME=VALUE   cookie:NAME   query:NAME=VALUE   query:NAME
-  source:CIDR         (the connection's address; X-Forwarded-For is not trusted)
+  source:CIDR         (the connection's address; X-Forwarded-For only from
+                       the proxies of wisp serve --trusted-proxies)
 and after -> a version (2 or v2) or tag:NAME, a tag of the same split.
-A regex is Go's RE2, unanchored; a value cannot contain && here (the API can).
+A regex is Go's RE2, unanchored. A value is taken as written up to the next
+&& (or the last ->), without spaces at its end; to hold &&, such spaces or
+start with a quote, double-quote it, with backslash escapes:
+  header:X-Query="a && b"   header:If-None-Match="\"v1\""
 
 The new split is written only if the current one is still the one this
 command read (If-Match), so a change someone else made meanwhile is never
@@ -114,7 +118,8 @@ lost: the command reads the split again and retries, a few times.`,
   wisp traffic set hello 2
   wisp traffic set hello 1=50 2=50 --sticky -m "A/B test"
   wisp traffic set hello 1=100 --rule 'header:X-Beta=1 -> 2'
-  wisp traffic set hello 1=100 --tag canary=3 --rule 'cookie:beta=yes && source:10.0.0.0/8 -> tag:canary'`,
+  wisp traffic set hello 1=100 --tag canary=3 --rule 'cookie:beta=yes && source:10.0.0.0/8 -> tag:canary'
+  wisp traffic set hello 1=100 --rule 'query:q="a && b" -> 2'`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			weights, err := parseWeights(args[1:])

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -117,6 +118,11 @@ type Config struct {
 	// RequestLogRate is the request log lines per second per service the
 	// router writes before it samples them (policy.request_logs).
 	RequestLogRate int
+	// TrustedProxies lists, comma-separated, the address ranges (CIDR, or
+	// single addresses) of the proxies in front of the router whose
+	// X-Forwarded-For it believes for source rules; "" believes none. See
+	// ParseTrustedProxies.
+	TrustedProxies string
 
 	// AdminTLSCert and AdminTLSKey, both set, serve the admin API over
 	// HTTPS with that certificate and key (PEM files).
@@ -233,6 +239,7 @@ const (
 	EnvNATSCreds  = "WISP_NATS_CREDS" //nolint:gosec // G101: the name of a variable, not a credential
 	EnvNATSToken  = "WISP_NATS_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential
 	EnvNATSListen = "WISP_NATS_LISTEN"
+	EnvTrusted    = "WISP_TRUSTED_PROXIES"
 )
 
 // Runtimes and builders.
@@ -304,6 +311,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvReplicaID, &c.ReplicaID}, {EnvAdvertise, &c.AdvertiseAdminURL},
 		{EnvKubeconfig, &c.Kubeconfig}, {EnvKubeNS, &c.KubeNamespace}, {EnvPullSecret, &c.KubePullSecret}, {EnvKubeOwner, &c.KubeOwner},
 		{EnvNATSURL, &c.NATSURL}, {EnvNATSCreds, &c.NATSCreds}, {EnvNATSToken, &c.NATSToken}, {EnvNATSListen, &c.NATSListen},
+		{EnvTrusted, &c.TrustedProxies},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -467,6 +475,9 @@ func (c Config) validateEdge() []error {
 	if c.RequestLogRate < 1 || c.RequestLogRate > 1000000 {
 		errs = append(errs, fmt.Errorf("request log rate (--request-log-rate) must be between 1 and 1000000 lines per second, got %d", c.RequestLogRate))
 	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trusted proxies (--trusted-proxies, %s): %w", EnvTrusted, err))
+	}
 	if c.UpgradeIdleTimeout < time.Second || c.UpgradeIdleTimeout > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("upgrade idle timeout (--upgrade-idle-timeout) must be between 1s and 24h, got %s", c.UpgradeIdleTimeout))
 	}
@@ -487,6 +498,31 @@ func (c Config) validateEdge() []error {
 		errs = append(errs, fmt.Errorf("admin TLS needs both a certificate and a key (--admin-tls-cert, --admin-tls-key; %s, %s)", EnvAdminCert, EnvAdminKey))
 	}
 	return errs
+}
+
+// ParseTrustedProxies reads a TrustedProxies setting: address ranges in
+// CIDR notation (10.0.0.0/8, fd00::/8) or single addresses (a /32 or
+// /128), separated by commas; empty items are skipped. The error names
+// the item that is neither.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an address range in CIDR notation (such as 10.0.0.0/8 or fd00::/8) nor an address", item)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // checkAdminURL checks an advertised admin URL: http(s)://host:port with

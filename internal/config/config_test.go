@@ -16,9 +16,11 @@ func TestDefaultsAreValid(t *testing.T) {
 
 func TestEnv(t *testing.T) {
 	c := config.Default()
-	env := map[string]string{config.EnvDataDir: "/tmp/w", config.EnvDomain: "example.test", config.EnvLogFormat: "json"}
+	env := map[string]string{config.EnvDataDir: "/tmp/w", config.EnvDomain: "example.test", config.EnvLogFormat: "json",
+		config.EnvTrusted: "10.0.0.0/8,fd00::/8"}
 	c.ApplyEnv(func(k string) string { return env[k] })
-	if c.DataDir != "/tmp/w" || c.Domain != "example.test" || c.LogFormat != "json" || c.AdminAddr != "127.0.0.1:8081" {
+	if c.DataDir != "/tmp/w" || c.Domain != "example.test" || c.LogFormat != "json" || c.AdminAddr != "127.0.0.1:8081" ||
+		c.TrustedProxies != "10.0.0.0/8,fd00::/8" {
 		t.Fatalf("after env: %+v", c)
 	}
 }
@@ -71,6 +73,10 @@ func TestValidate(t *testing.T) {
 		{"body timeout", func(c *config.Config) { c.BodyTimeout = 2 * time.Hour }, "--body-timeout"},
 		{"min body rate", func(c *config.Config) { c.MinBodyRate = -1 }, "--min-body-rate"},
 		{"upgrade idle timeout", func(c *config.Config) { c.UpgradeIdleTimeout = 0 }, "--upgrade-idle-timeout"},
+		{"trusted proxy not a range", func(c *config.Config) { c.TrustedProxies = "10.0.0.0/8, 10.0.0/8" },
+			`trusted proxies (--trusted-proxies, WISP_TRUSTED_PROXIES): "10.0.0/8" is not an address range in CIDR notation`},
+		{"trusted proxy prefix too long", func(c *config.Config) { c.TrustedProxies = "192.0.2.0/33" }, `"192.0.2.0/33" is not an address range`},
+		{"trusted proxy a name", func(c *config.Config) { c.TrustedProxies = "lb.internal" }, `--trusted-proxies, WISP_TRUSTED_PROXIES): "lb.internal"`},
 		{"TLS cert without key", func(c *config.Config) { c.AdminTLSCert = "cert.pem" }, "--admin-tls-key"},
 		{"TLS key without cert", func(c *config.Config) { c.AdminTLSKey = "key.pem" }, "--admin-tls-cert"},
 		{"registry login without a registry", func(c *config.Config) { c.RegistryPassword = "s3cret" }, "needs the registry it is for: set --registry"},
@@ -119,6 +125,44 @@ func TestParseStore(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("ParseStore(%q): the error shows the password: %v", tc.in, err)
+		}
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{"", nil, ""},
+		{"10.0.0.0/8", []string{"10.0.0.0/8"}, ""},
+		{" 10.1.2.3/8 , fd00::/8,,", []string{"10.0.0.0/8", "fd00::/8"}, ""}, // masked; spaces and empty items skipped
+		{"192.0.2.7", []string{"192.0.2.7/32"}, ""},
+		{"::ffff:192.0.2.7", []string{"192.0.2.7/32"}, ""},
+		{"2001:db8::1", []string{"2001:db8::1/128"}, ""},
+		{"10.0.0.0/8,10.0.0/8", nil, `"10.0.0/8" is not an address range`},
+		{"fe80::1%eth0", nil, `"fe80::1%eth0" is not an address range`},
+		{"lb", nil, `"lb" is not an address range in CIDR notation (such as 10.0.0.0/8 or fd00::/8) nor an address`},
+	}
+	for _, tc := range cases {
+		got, err := config.ParseTrustedProxies(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseTrustedProxies(%q): error %v, want one with %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseTrustedProxies(%q): %v", tc.in, err)
+			continue
+		}
+		var text []string
+		for _, p := range got {
+			text = append(text, p.String())
+		}
+		if strings.Join(text, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("ParseTrustedProxies(%q) = %v, want %v", tc.in, text, tc.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // RequestRule sends the requests that meet all its conditions to one
@@ -21,8 +22,9 @@ type RequestRule struct {
 // Condition is one test of a request.
 type Condition struct {
 	// Kind is what is tested: header, cookie, query (a query parameter) or
-	// source (the client's address, as the router's connection sees it;
-	// X-Forwarded-For is not trusted).
+	// source (the client's address: the connection's, or from
+	// X-Forwarded-For when the connection comes from a trusted proxy; see
+	// router.Config.TrustedProxies).
 	Kind string `json:"kind"`
 	// Name is the header, cookie or query parameter; empty for source.
 	Name string `json:"name,omitempty"`
@@ -188,17 +190,26 @@ func (t Traffic) RuleTargets() map[int]bool {
 //
 //	header:X-Beta=1 && query:debug -> 2
 //	cookie:beta=yes -> tag:canary
+//	header:X-Query="a && b" -> 2
 //
 // Conditions, joined by &&: header:NAME=VALUE (exact), header:NAME^=PREFIX,
 // header:NAME~=REGEX, header:NAME (present), cookie:NAME=VALUE,
 // cookie:NAME, query:NAME=VALUE, query:NAME, source:CIDR. The target after
-// the last -> is a version (2 or v2) or tag:NAME. A value cannot contain
-// "&&" in this form (the API can).
+// the last -> is a version (2 or v2) or tag:NAME. A value that starts
+// right after the = with a double quote is a quoted string with Go's
+// backslash escapes (\" and \\ among them) and ends the condition: it may
+// hold &&, ->, spaces at either end and any character. Any other value is
+// taken as written, up to the next && (or the last ->), without the spaces
+// at its end; it may contain -> and quotes, but not start with one.
 
 // ParseRequestRule reads a rule in its text form. The error names the part
 // that is wrong.
 func ParseRequestRule(s string) (RequestRule, error) {
-	i := strings.LastIndex(s, "->")
+	quoted, err := quotedValues(s)
+	if err != nil {
+		return RequestRule{}, Invalidf("rules", "rule %q: %v", s, err)
+	}
+	i := lastOutside(s, "->", quoted)
 	if i < 0 {
 		return RequestRule{}, Invalidf("rules", "rule %q has no target: end it with -> VERSION or -> tag:NAME, for example header:X-Beta=1 -> 2", s)
 	}
@@ -214,11 +225,10 @@ func ParseRequestRule(s string) (RequestRule, error) {
 	} else {
 		return RequestRule{}, Invalidf("rules", "rule %q: target %q is not a version (2 or v2) nor tag:NAME", s, target)
 	}
-	conds := strings.TrimSpace(s[:i])
-	if conds == "" {
+	if strings.TrimSpace(s[:i]) == "" {
 		return RequestRule{}, Invalidf("rules", "rule %q has no condition before ->, for example header:X-Beta=1", s)
 	}
-	for _, part := range strings.Split(conds, "&&") {
+	for _, part := range splitOutside(s[:i], "&&", quoted) {
 		c, err := parseCondition(strings.TrimSpace(part))
 		if err != nil {
 			return RequestRule{}, Invalidf("rules", "rule %q: %v", s, err)
@@ -226,6 +236,93 @@ func ParseRequestRule(s string) (RequestRule, error) {
 		r.Match = append(r.Match, c)
 	}
 	return r, nil
+}
+
+// quotedValues returns where s's quoted values are, [start, end) with
+// their quotes: a header, cookie or query condition whose value begins
+// with " right after its =. Any other " is a character of a value, as it
+// was before values could be quoted.
+func quotedValues(s string) ([][2]int, error) {
+	var out [][2]int
+	for start := 0; start < len(s); {
+		seg := s[start:]
+		amp, eq := strings.Index(seg, "&&"), strings.IndexByte(seg, '=')
+		if eq >= 0 && (amp < 0 || eq < amp) && strings.HasPrefix(seg[eq+1:], `"`) && valueKind(seg[:eq]) {
+			q := start + eq + 1
+			end, ok := closingQuote(s, q)
+			if !ok {
+				return nil, Invalidf("rules", "the quoted value %s has no closing quote (write a quote inside it as \\\")", s[q:])
+			}
+			out = append(out, [2]int{q, end})
+			start, seg = end, s[end:]
+			amp = strings.Index(seg, "&&")
+		}
+		if amp < 0 {
+			break
+		}
+		start += amp + 2
+	}
+	return out, nil
+}
+
+// valueKind reports whether head, the text of a condition before its
+// first =, is of a kind whose value may be quoted.
+func valueKind(head string) bool {
+	kind, _, _ := strings.Cut(strings.TrimSpace(head), ":")
+	return kind == MatchHeader || kind == MatchCookie || kind == MatchQuery
+}
+
+// closingQuote returns the index after the quote that closes the quoted
+// string opening at s[q], skipping backslash escapes.
+func closingQuote(s string, q int) (int, bool) {
+	for i := q + 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, true
+		}
+	}
+	return len(s), false
+}
+
+func inside(i int, quoted [][2]int) bool {
+	for _, q := range quoted {
+		if q[0] <= i && i < q[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// lastOutside is strings.LastIndex(s, sep) for a sep outside quoted.
+func lastOutside(s, sep string, quoted [][2]int) int {
+	for end := len(s); ; {
+		i := strings.LastIndex(s[:end], sep)
+		if i < 0 || !inside(i, quoted) {
+			return i
+		}
+		end = i
+	}
+}
+
+// splitOutside is strings.Split(s, sep) at the seps outside quoted.
+func splitOutside(s, sep string, quoted [][2]int) []string {
+	var parts []string
+	from := 0
+	for at := 0; ; {
+		i := strings.Index(s[at:], sep)
+		if i < 0 {
+			break
+		}
+		i += at
+		at = i + len(sep)
+		if !inside(i, quoted) {
+			parts = append(parts, s[from:i])
+			from = at
+		}
+	}
+	return append(parts, s[from:])
 }
 
 func parseCondition(s string) (Condition, error) {
@@ -253,6 +350,17 @@ func parseCondition(s string) (Condition, error) {
 		c.Name, c.Op, c.Value = rest[:eq], OpExact, rest[eq+1:]
 	}
 	c.Name = strings.TrimSpace(c.Name)
+	if strings.HasPrefix(c.Value, `"`) {
+		end, _ := closingQuote(c.Value, 0) // quotedValues found the closing quote
+		if after := c.Value[end:]; after != "" {
+			return Condition{}, Invalidf("rules", "condition %q: %q follows the quoted value; a quoted value ends its condition (then && or ->)", s, after)
+		}
+		v, err := strconv.Unquote(c.Value)
+		if err != nil {
+			return Condition{}, Invalidf("rules", "condition %q: the quoted value %s is not a valid quoted string: escape a quote as \\\" and a backslash as \\\\", s, c.Value)
+		}
+		c.Value = v
+	}
 	if err := c.Validate("rules", "condition "+strconv.Quote(s)); err != nil {
 		return Condition{}, err
 	}
@@ -272,18 +380,40 @@ func (r RequestRule) String() string {
 	return strings.Join(parts, " && ") + " -> " + target
 }
 
-// String returns c in the text form of a rule's condition.
+// String returns c in the text form of a rule's condition, its value
+// quoted when it must be to read back the same (or to be one printable
+// line).
 func (c Condition) String() string {
+	v := c.Value
+	if c.Op != OpCIDR && needsQuotes(v) {
+		v = strconv.Quote(v)
+	}
 	switch c.Op {
 	case OpCIDR:
 		return c.Kind + ":" + c.Value
 	case OpPresent:
 		return c.Kind + ":" + c.Name
 	case OpPrefix:
-		return c.Kind + ":" + c.Name + "^=" + c.Value
+		return c.Kind + ":" + c.Name + "^=" + v
 	case OpRegex:
-		return c.Kind + ":" + c.Name + "~=" + c.Value
+		return c.Kind + ":" + c.Name + "~=" + v
 	default:
-		return c.Kind + ":" + c.Name + "=" + c.Value
+		return c.Kind + ":" + c.Name + "=" + v
 	}
+}
+
+// needsQuotes reports whether value v must be quoted in the text form: it
+// starts with a quote, holds &&, has spaces at an end (which an unquoted
+// value loses), or holds a character that does not print (a newline would
+// break the dashboard's one rule per line) or is not UTF-8.
+func needsQuotes(v string) bool {
+	if strings.HasPrefix(v, `"`) || strings.Contains(v, "&&") || strings.TrimSpace(v) != v || !utf8.ValidString(v) {
+		return true
+	}
+	for _, r := range v {
+		if !strconv.IsPrint(r) {
+			return true
+		}
+	}
+	return false
 }

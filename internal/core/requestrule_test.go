@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -44,6 +45,29 @@ func TestParseRequestRule(t *testing.T) {
 			cond("header", "X-Beta", "exact", "1"), cond("source", "", "cidr", "fd00::/8"), cond("query", "q", "present", "")}, Version: 2},
 			text: "header:X-Beta=1 && source:fd00::/8 && query:q -> 2"},
 		{in: "header:X-Arrow=a->b -> 2", want: core.RequestRule{Match: []core.Condition{cond("header", "X-Arrow", "exact", "a->b")}, Version: 2}},
+		// A quote that does not open the value is a character of it, as
+		// before values could be quoted; so are spaces before it.
+		{in: `header:X-Q=a"b -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", `a"b`)}, Version: 2}},
+		{in: `header:X-Q= "a" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", ` "a"`)}, Version: 2},
+			text: `header:X-Q=" \"a\"" -> 2`},
+		// Quoted values.
+		{in: `header:X-Q="a && b" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", "a && b")}, Version: 2}},
+		{in: `header:X-Q="a -> b" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", "a -> b")}, Version: 2},
+			text: `header:X-Q=a -> b -> 2`},
+		{in: `header:X-Q=" padded " -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", " padded ")}, Version: 2}},
+		{in: `header:X-Q="say \"hi\"" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", `say "hi"`)}, Version: 2},
+			text: `header:X-Q=say "hi" -> 2`},
+		{in: `header:If-None-Match="\"v1\"" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "If-None-Match", "exact", `"v1"`)}, Version: 2}},
+		{in: `header:X-Q="back\\slash" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", `back\slash`)}, Version: 2},
+			text: `header:X-Q=back\slash -> 2`},
+		{in: `header:X-Q="two\nlines" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "exact", "two\nlines")}, Version: 2}},
+		{in: `header:X-Q^="a&&" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "prefix", "a&&")}, Version: 2}},
+		{in: `header:X-Q~="^(a && b|c)$" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("header", "X-Q", "regex", "^(a && b|c)$")}, Version: 2}},
+		{in: `cookie:c="x && y"&&query:q="1&&2" && header:X-Beta=1 -> tag:canary`, want: core.RequestRule{Match: []core.Condition{
+			cond("cookie", "c", "exact", "x && y"), cond("query", "q", "exact", "1&&2"), cond("header", "X-Beta", "exact", "1")}, Tag: "canary"},
+			text: `cookie:c="x && y" && query:q="1&&2" && header:X-Beta=1 -> tag:canary`},
+		{in: `query:q="" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("query", "q", "exact", "")}, Version: 2}, text: "query:q= -> 2"},
+		{in: `query:q="日本" -> 2`, want: core.RequestRule{Match: []core.Condition{cond("query", "q", "exact", "日本")}, Version: 2}, text: "query:q=日本 -> 2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
@@ -84,6 +108,12 @@ func TestParseRequestRuleErrors(t *testing.T) {
 		{"source:10.0.0.0/33 -> 2", `"10.0.0.0/33" is not an address range`},
 		{"source:10.0.0.1 -> 2", `"10.0.0.1" is not an address range`},
 		{"header:X-Beta=1 && -> 2", "must start with header:"},
+		{`header:X-Q="a -> 2`, `the quoted value "a -> 2 has no closing quote`},
+		{`header:X-Q="a" && cookie:c="b -> 2`, `the quoted value "b -> 2 has no closing quote`},
+		{`header:X-Q="a"b -> 2`, `"b" follows the quoted value`},
+		{`header:X-Q="a" b && query:q -> 2`, `" b" follows the quoted value`},
+		{`header:X-Q="a\q" -> 2`, `the quoted value "a\q" is not a valid quoted string`},
+		{`source:"10.0.0.0/8" -> 2`, `"\"10.0.0.0/8\"" is not an address range`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
@@ -94,6 +124,59 @@ func TestParseRequestRuleErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRequestRuleRoundTrip: any rule, however its values read, prints as
+// text that parses back to the same rule.
+func TestRequestRuleRoundTrip(t *testing.T) {
+	values := []string{"", "1", "a && b", "&&", "a&", "&b", " lead", "trail ", "\t", `"`, `"quoted"`, `a"b`, `\`, `\"`,
+		"->", "a->", "a-", "-", ">", "a -> b", "two\nlines", "\r\n", "\x00", "\xff\xfe", "日本", "a=b", "^=", "~=", "%", "\u200b"}
+	for _, v := range values {
+		for _, op := range []string{core.OpExact, core.OpPrefix, core.OpRegex} {
+			r := core.RequestRule{Match: []core.Condition{
+				cond("header", "X-Q", op, v), cond("query", "q", "exact", v), cond("cookie", "c", "exact", v), cond("cookie", "p", "present", ""),
+			}, Version: 2}
+			text := r.String()
+			got, err := core.ParseRequestRule(text)
+			if err != nil {
+				if op == core.OpRegex {
+					continue // not every value is a regular expression
+				}
+				t.Fatalf("value %q: %q does not parse: %v", v, text, err)
+			}
+			if diff := cmp.Diff(r, got); diff != "" {
+				t.Fatalf("value %q: %q parses to another rule (-want +got):\n%s", v, text, diff)
+			}
+			if strings.ContainsAny(text, "\n\r") {
+				t.Fatalf("value %q: %q is more than one line", v, text)
+			}
+		}
+	}
+}
+
+// FuzzParseRequestRule: a text either fails with an invalid error about a
+// rule, or parses to a rule whose text parses back to the same rule.
+func FuzzParseRequestRule(f *testing.F) {
+	for _, s := range []string{"header:X-Beta=1 -> 2", `header:X-Q="a && b" && query:q -> tag:canary`, "cookie:c=x->y -> v3",
+		`header:X-Q="\"v1\"" -> 2`, "source:10.0.0.0/8 && header:A~=^x$ -> 2", `query:q="a\nb" -> 2`, `header:X="a -> 2`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := core.ParseRequestRule(s)
+		if err != nil {
+			if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "rule") {
+				t.Fatalf("error of another kind or not about a rule: %v", err)
+			}
+			return
+		}
+		back, err := core.ParseRequestRule(r.String())
+		if err != nil {
+			t.Fatalf("%q parsed to %+v, whose text %q does not parse: %v", s, r, r.String(), err)
+		}
+		if diff := cmp.Diff(r, back); diff != "" {
+			t.Fatalf("%q: its text %q parses to another rule (-first +again):\n%s", s, r.String(), diff)
+		}
+	})
 }
 
 func TestTrafficValidateRules(t *testing.T) {

@@ -219,7 +219,11 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if d.rollouts, err = rollout.New(rollout.Config{Store: d.store, Recorder: recorder, Events: d.logs, Logger: logger}); err != nil {
 		return nil, err
 	}
-	routerCfg := router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg, Observer: recorder,
+	trusted, err := config.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies (--trusted-proxies, %s): %w", config.EnvTrusted, err)
+	}
+	routerCfg := router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg, Observer: recorder, TrustedProxies: trusted,
 		RequestLogs: d.logs, RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
 			BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
 		}}

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +92,11 @@ type Config struct {
 	// Events takes CloudEvents posted to /events/<subject> (async.go);
 	// nil turns that off.
 	Events EventIngester
+	// TrustedProxies are the address ranges of the proxies in front of the
+	// router: when a connection comes from one, source rules take the
+	// client's address from X-Forwarded-For (clientAddr). Empty: the
+	// connection's address, always.
+	TrustedProxies []netip.Prefix
 	// Observer sees every request a version answered (rollouts judge
 	// versions by them); nil: none.
 	Observer RequestObserver
@@ -508,7 +514,7 @@ func (r *Router) chooseVersion(sr *serviceRoute, pin string, w http.ResponseWrit
 	// Rules come before stickiness: a rule is a person's explicit choice,
 	// and its requests set no sticky cookie.
 	if len(sr.rules) > 0 {
-		if v := matchRules(sr.rules, req); v != nil {
+		if v := matchRules(sr.rules, req, r.cfg.TrustedProxies); v != nil {
 			return v, nil
 		}
 	}

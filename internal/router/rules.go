@@ -113,6 +113,7 @@ func compileCond(c core.Condition) (cond, bool) {
 // client's address are parsed at most once, and only if a condition asks.
 type ruleInput struct {
 	req       *http.Request
+	trusted   []netip.Prefix
 	query     url.Values
 	queryDone bool
 	addr      netip.Addr
@@ -120,9 +121,9 @@ type ruleInput struct {
 }
 
 // matchRules returns the target of the first of rules that req meets, or
-// nil.
-func matchRules(rules []rule, req *http.Request) *core.Version {
-	in := ruleInput{req: req}
+// nil; trusted are the proxies whose X-Forwarded-For source rules believe.
+func matchRules(rules []rule, req *http.Request, trusted []netip.Prefix) *core.Version {
+	in := ruleInput{req: req, trusted: trusted}
 	for i := range rules {
 		if in.meets(rules[i].conds) {
 			return rules[i].v
@@ -179,14 +180,74 @@ func (in *ruleInput) holds(c *cond) bool {
 		return false
 	case sourceIn:
 		if !in.addrDone {
-			// The connection's address: X-Forwarded-For is the client's
-			// word and is not trusted (docs/api.md).
-			if ap, err := netip.ParseAddrPort(in.req.RemoteAddr); err == nil {
-				in.addr = ap.Addr().Unmap()
-			}
-			in.addrDone = true
+			in.addr, in.addrDone = clientAddr(in.req, in.trusted), true
 		}
 		return in.addr.IsValid() && c.prefix.Contains(in.addr)
+	}
+	return false
+}
+
+// clientAddr is the address source rules test: the connection's, unless it
+// comes from a trusted proxy. Then it is the right-most address of
+// X-Forwarded-For that is not itself a trusted proxy: each proxy appends
+// the address it received the request from, so the entries right of that
+// one were written by trusted proxies and the ones left of it by the
+// client, who can write anything. When every entry is a trusted proxy the
+// client is the left-most one (inside the network). A malformed entry on
+// the way means a proxy that is not what it is said to be: the
+// connection's address is used. Several X-Forwarded-For lines are one
+// list, in order (RFC 9110, section 5.3). It allocates nothing.
+func clientAddr(req *http.Request, trusted []netip.Prefix) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	peer := ap.Addr().Unmap()
+	if !inPrefixes(trusted, peer) {
+		return peer
+	}
+	client := peer
+	lines := req.Header["X-Forwarded-For"]
+	for i := len(lines) - 1; i >= 0; i-- {
+		list := lines[i]
+		for {
+			comma := strings.LastIndexByte(list, ',')
+			a, ok := forwardedAddr(strings.TrimSpace(list[comma+1:]))
+			if !ok {
+				return peer
+			}
+			if !inPrefixes(trusted, a) {
+				return a
+			}
+			client = a
+			if comma < 0 {
+				break
+			}
+			list = list[:comma]
+		}
+	}
+	return client
+}
+
+// forwardedAddr reads one X-Forwarded-For entry: an address, or an address
+// and a port (some proxies add it: 192.0.2.1:4711, [2001:db8::1]:4711).
+func forwardedAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(s)
+		if perr != nil {
+			return netip.Addr{}, false
+		}
+		a = ap.Addr()
+	}
+	return a.WithZone("").Unmap(), true
+}
+
+func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
 	}
 	return false
 }

@@ -1,10 +1,13 @@
 package router_test
 
 import (
+	"log/slog"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/router"
 )
 
 func withRules(st []core.ServiceState, rules ...string) []core.ServiceState {
@@ -101,5 +104,38 @@ func TestRuleToZeroPercentVersion(t *testing.T) {
 		if got := do(r, "hello.localhost", "/").Header().Get("Wisp-Version"); got != "1" {
 			t.Fatalf("Wisp-Version %q, want 1", got)
 		}
+	}
+}
+
+// TestSourceRuleBehindProxy: with Config.TrustedProxies, a source rule
+// tests the client's address that a trusted proxy put in X-Forwarded-For;
+// the same header from anyone else is ignored.
+func TestSourceRuleBehindProxy(t *testing.T) {
+	b := newBackends(t, versionHandler, 1, 2, 3)
+	r, err := router.New(router.Config{Domain: "localhost", Acquire: b.acquire, IntN: counter(),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Swap(router.NewSnapshot(withRules(states(false, core.Weight{Version: 1, Percent: 100}), "source:203.0.113.0/24 -> 2")))
+	for _, tc := range []struct {
+		name, remote, xff, want string
+	}{
+		{"from the balancer, client in range", "10.0.0.5:4000", "203.0.113.9", "2"},
+		{"from the balancer, client out of range", "10.0.0.5:4000", "198.51.100.1", "1"},
+		{"from the balancer, client spoofs to the left", "10.0.0.5:4000", "203.0.113.9, 198.51.100.1", "1"},
+		{"straight from a client, spoofed", "198.51.100.1:4000", "203.0.113.9", "1"},
+		{"from the balancer, malformed", "10.0.0.5:4000", "203.0.113.9, x", "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "http://hello.localhost/", nil)
+			req.RemoteAddr = tc.remote
+			req.Header.Set("X-Forwarded-For", tc.xff)
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if got := w.Header().Get("Wisp-Version"); w.Code != 200 || got != tc.want {
+				t.Fatalf("status %d, Wisp-Version %q, want 200 and %q", w.Code, got, tc.want)
+			}
+		})
 	}
 }
