@@ -85,7 +85,8 @@ func TestServicePageMirror(t *testing.T) {
 // TestMirrorSectionLive: the mirror section carries the report's stamp, the
 // live JSON the same stamp while nothing is counted and another one once a
 // copy is (app.js then replaces the section); a pair with no answer
-// compared yet shows no match rate rather than 0%.
+// compared yet shows no match rate rather than 0%; the answer to a refused
+// change names the service page as the source of its sections.
 func TestMirrorSectionLive(t *testing.T) {
 	fake := &fakeMirrors{pairs: []core.MirrorPair{{Primary: 1, Mirror: 2, Errors: 2, Mismatches: map[string]int64{}}}}
 	h := newHarnessAPI(t, nil, nil, api.WithMirrorReports(fake))
@@ -133,5 +134,16 @@ func TestMirrorSectionLive(t *testing.T) {
 	}
 	if body := h.do("GET", "/ui/services/hello", nil, nil).body; !strings.Contains(body, `<td class="compared">1</td><td class="match-rate">100.0%</td>`) {
 		t.Errorf("the page does not show the compared copy: %s", body)
+	}
+
+	// The answer to a refused change is shown at …/traffic, which answers
+	// no GET: the page names the path app.js fetches its sections from.
+	csrf := h.csrf("/ui/services/hello")
+	r := h.do("POST", "/ui/services/hello/traffic", url.Values{"csrf": {csrf}, "w1": {"100"}, "rules": {"header:X~=( -> 2"}, "action": {"apply"}}, h.sameOrigin())
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, `data-page="/ui/services/hello"`) || !strings.Contains(r.body, `<section id="mirror" data-updated="`) {
+		t.Errorf("a refused change: %d, want 400 and a page that names /ui/services/hello as its sections' source: %s", r.status, r.body)
+	}
+	if r := h.do("GET", "/ui/services/hello/traffic", nil, nil); r.status == http.StatusOK {
+		t.Errorf("GET …/traffic answers 200: then location would do, and this test is stale")
 	}
 }

@@ -41,15 +41,17 @@
   // When the live JSON's stamp of one differs from the page's, the page is
   // fetched once and those sections are replaced by the server's fresh
   // rendering of them, leaving the rest of the page (a form being edited)
-  // alone.
-  function refreshSections(stamps) {
+  // alone. The page is fetched from the service page's own path
+  // (data-page), not location's: after a refused change the page shown is
+  // the answer to a form's POST (…/traffic), whose path answers no GET.
+  function refreshSections(page, stamps) {
     var stale = Object.keys(stamps).filter(function (id) {
       var section = document.getElementById(id);
       return stamps[id] && section && section.dataset.updated !== stamps[id].updated;
     });
     if (stale.length === 0) { return Promise.resolve(); }
-    return fetch(location.pathname, { credentials: "same-origin" })
-      .then(function (r) { if (!r.ok) { throw new Error(location.pathname + ": " + r.status); } return r.text(); })
+    return fetch(page, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(page + ": " + r.status); } return r.text(); })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         stale.forEach(function (id) {
@@ -69,7 +71,7 @@
           if (box) { box.innerHTML = data.charts[v]; }
         });
         live.dataset.updated = String(Date.now());
-        return refreshSections({ rollout: data.rollout, mirror: data.mirror });
+        return refreshSections(live.dataset.page, { rollout: data.rollout, mirror: data.mirror });
       });
     });
   }
