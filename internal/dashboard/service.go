@@ -32,10 +32,12 @@ type servicePageData struct {
 	// read: MirrorErr says why).
 	Mirror    *core.MirrorReport
 	MirrorErr string
-	Editor    editor
-	Preview   *preview
-	NewVer    newVersionForm
-	Done      string
+	// MirrorStamp is mirrorStamp of the report, "" without one.
+	MirrorStamp string
+	Editor      editor
+	Preview     *preview
+	NewVer      newVersionForm
+	Done        string
 }
 
 type versionCharts struct {
@@ -125,7 +127,7 @@ func (d *Dashboard) loadService(r *http.Request, name string) (*servicePageData,
 	if rep, err := d.api.MirrorReport(ctx, name); err != nil {
 		p.MirrorErr = err.Error()
 	} else {
-		p.Mirror = &rep
+		p.Mirror, p.MirrorStamp = &rep, mirrorStamp(rep)
 	}
 	return p, nil
 }
@@ -458,7 +460,28 @@ func (d *Dashboard) liveJSON(w http.ResponseWriter, r *http.Request) {
 	if ro, err := d.api.GetRollout(ctx, name); err == nil {
 		out["rollout"] = map[string]string{"state": string(ro.State), "updated": strconv.FormatInt(ro.UpdatedAt.UnixNano(), 10)}
 	}
+	// And the mirror report's stamp: app.js refreshes the mirror section
+	// when a copy was counted or the setting changed.
+	if rep, err := d.api.MirrorReport(ctx, name); err == nil {
+		out["mirror"] = map[string]string{"updated": mirrorStamp(rep)}
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// mirrorStamp names the state of a mirror report: it moves when the
+// setting changes (the report starts again) and with every copy counted
+// (compared, dropped, too large or failed), and stays while nothing
+// happens, so a page that shows the report knows when it is stale.
+func mirrorStamp(rep core.MirrorReport) string {
+	setting := "off"
+	if rep.Mirror != nil {
+		setting = rep.Mirror.String()
+	}
+	var n int64
+	for _, p := range rep.Pairs {
+		n += p.Compared + p.Dropped + p.TooLarge + p.Errors
+	}
+	return fmt.Sprintf("%d.%d %s", rep.Since.UnixNano(), n, setting)
 }
 
 // rolloutActions are the buttons a rollout in state s offers.

@@ -100,11 +100,19 @@ func startWisp(t *testing.T) *wisp {
 // get sends one request to the router and returns the version that
 // answered (Wisp-Version).
 func (w *wisp) get(ctx context.Context, path string) (string, error) {
+	return w.getWith(ctx, path, nil)
+}
+
+// getWith is get with the request headers h.
+func (w *wisp) getWith(ctx context.Context, path string, h http.Header) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+w.router+path, nil)
 	if err != nil {
 		return "", err
 	}
 	req.Host = service + ".localhost"
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
 	resp, err := w.http.Do(req)
 	if err != nil {
 		return "", err
@@ -166,6 +174,44 @@ func value[T any](t *testing.T, ctx context.Context, shots *screenshots, step st
 		t.Fatalf("%s: %v (screenshots in %s)", step, err, shots.dir)
 	}
 	return v
+}
+
+// tab is a test's browser tab and its screenshots: a step that fails
+// stops the test with a picture of the page.
+type tab struct {
+	t     *testing.T
+	ctx   context.Context
+	shots *screenshots
+}
+
+// run runs the actions of one step.
+func (b tab) run(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.shots.failed(b.ctx, step)
+		b.t.Fatalf("%s: %v (screenshots in %s)", step, err, b.shots.dir)
+	}
+}
+
+// text returns the text of the element with the id.
+func (b tab) text(step, id string) string {
+	b.t.Helper()
+	return value(b.t, b.ctx, b.shots, step, chromedp.Text(chromedp.ID(id)))
+}
+
+// eval returns the value of a script on the page.
+func eval[T any](b tab, step, js string) T {
+	b.t.Helper()
+	return value(b.t, b.ctx, b.shots, step, chromedp.Evaluate[T](js))
+}
+
+// submit clicks the button with the id, which posts a form, and returns
+// the error the page that answers shows ("" when it has a flash instead).
+func (b tab) submit(step, id string) string {
+	b.t.Helper()
+	value(b.t, b.ctx, b.shots, step, markPage())
+	b.run(step, chromedp.Click(chromedp.ID(id)))
+	return answered(b.ctx, b.t, b.shots, step)
 }
 
 // answered waits, after a click that submits a form, for the page that
@@ -234,18 +280,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer cancelB()
 	bctx, cancelT := context.WithTimeout(bctx, 4*time.Minute)
 	defer cancelT()
-	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, actions...); err != nil {
-			shots.failed(bctx, step)
-			t.Fatalf("%s: %v (screenshots in %s)", step, err, shots.dir)
-		}
-	}
+	b := tab{t: t, ctx: bctx, shots: shots}
+	run, text := b.run, b.text
 	ui := w.admin + "/ui/"
-	text := func(step, id string) string {
-		t.Helper()
-		return value(t, bctx, shots, step, chromedp.Text(chromedp.ID(id)))
-	}
 
 	// A wrong token is refused, with a message; the right one logs in.
 	run("wrong token",
@@ -411,6 +448,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	if tr, err := w.c.GetTraffic(ctx, service); err != nil || len(tr.Weights) != 1 || tr.Weights[0] != (core.Weight{Version: 1, Percent: 100}) {
 		t.Fatalf("GET traffic after the abort: %+v %v, want v1 100%%", tr.Weights, err)
 	}
+
+	// Request rules typed into the traffic editor (rules_test.go), then a
+	// mirror's report followed by the page its last refusal left
+	// (mirror_test.go).
+	rulesInEditor(b, w, ui)
+	mirrorReport(b, w, ui)
 
 	// A cross-site POST without the CSRF token is refused. The other site
 	// is another port on 127.0.0.1: the same site for cookies, so the

@@ -1,6 +1,7 @@
 // Wisp dashboard: live updates on top of server-rendered pages. Every page
-// works without this script; it only refreshes numbers and charts (fetch),
-// shows the traffic editor's sum, and follows logs (EventSource).
+// works without this script; it only refreshes numbers, charts and the
+// rollout and mirror sections (fetch), shows the traffic editor's sum, and
+// follows logs (EventSource).
 "use strict";
 (function () {
   var POLL_MS = 5000;
@@ -35,18 +36,28 @@
     });
   }
 
-  // A rollout's section: when the live JSON says the rollout changed (a
-  // step, a check, a pause), the section is replaced by the server's fresh
-  // rendering of it, leaving the rest of the page (a form being edited)
-  // alone.
-  function refreshRollout(ro) {
-    var section = document.getElementById("rollout");
-    if (!ro || !section || section.dataset.updated === ro.updated) { return Promise.resolve(); }
-    return fetch(location.pathname, { credentials: "same-origin" })
-      .then(function (r) { if (!r.ok) { throw new Error(location.pathname + ": " + r.status); } return r.text(); })
+  // The sections that follow the service by themselves: a rollout's (a
+  // step, a check, a pause) and the mirror report's (every copy counted).
+  // When the live JSON's stamp of one differs from the page's, the page is
+  // fetched once and those sections are replaced by the server's fresh
+  // rendering of them, leaving the rest of the page (a form being edited)
+  // alone. The page is fetched from the service page's own path
+  // (data-page), not location's: after a refused change the page shown is
+  // the answer to a form's POST (…/traffic), whose path answers no GET.
+  function refreshSections(page, stamps) {
+    var stale = Object.keys(stamps).filter(function (id) {
+      var section = document.getElementById(id);
+      return stamps[id] && section && section.dataset.updated !== stamps[id].updated;
+    });
+    if (stale.length === 0) { return Promise.resolve(); }
+    return fetch(page, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) { throw new Error(page + ": " + r.status); } return r.text(); })
       .then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("rollout");
-        if (fresh) { section.replaceWith(document.importNode(fresh, true)); }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        stale.forEach(function (id) {
+          var section = document.getElementById(id), fresh = doc.getElementById(id);
+          if (section && fresh) { section.replaceWith(document.importNode(fresh, true)); }
+        });
       });
   }
 
@@ -60,7 +71,7 @@
           if (box) { box.innerHTML = data.charts[v]; }
         });
         live.dataset.updated = String(Date.now());
-        return refreshRollout(data.rollout);
+        return refreshSections(live.dataset.page, { rollout: data.rollout, mirror: data.mirror });
       });
     });
   }
