@@ -175,11 +175,14 @@ type MirrorPair struct {
 	MirrorLatency  LatencySummary  `json:"mirror_latency"`
 }
 
-// MaxMirrorExamples bounds the examples a pair keeps, and
-// MaxMirrorExcerpt each body excerpt, in bytes.
+// MaxMirrorExamples bounds the examples a pair keeps, MaxMirrorExcerpt
+// each body excerpt and MaxMirrorPath each path, in bytes, and
+// MaxMirrorHeaders the differing headers an example names.
 const (
 	MaxMirrorExamples = 10
 	MaxMirrorExcerpt  = 256
+	MaxMirrorPath     = 1024
+	MaxMirrorHeaders  = 32
 )
 
 // MirrorExample is one differing pair of answers.

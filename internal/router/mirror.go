@@ -354,7 +354,8 @@ func (r *Router) runMirror(mc *mirrorCall) {
 		}
 		if len(p.examples) < core.MaxMirrorExamples {
 			p.examples = append(p.examples, core.MirrorExample{
-				At: time.Now().UTC(), Method: mc.method, Path: mc.path, Kinds: kinds, Headers: headers,
+				At: time.Now().UTC(), Method: mc.method, Path: cut(mc.path, core.MaxMirrorPath), Kinds: kinds,
+				Headers: headers[:min(len(headers), core.MaxMirrorHeaders)],
 				PrimaryStatus: mc.primaryStatus, MirrorStatus: status,
 				PrimaryBody: excerpt(mc.tap.body.buf), MirrorBody: excerpt(body.buf),
 			})
@@ -481,6 +482,14 @@ func dropField(doc any, path []string) {
 			dropField(e, path)
 		}
 	}
+}
+
+// cut is at most the first n bytes of s, without a rune cut in two.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
 }
 
 // excerpt is the start of a body, cut at a rune boundary.
@@ -655,6 +664,9 @@ func parsePairState(ps core.MirrorPairState) (*pairStats, error) {
 	for i, ex := range ps.Examples {
 		if len(ex.PrimaryBody) > maxReceivedExcerpt || len(ex.MirrorBody) > maxReceivedExcerpt {
 			return nil, fmt.Errorf("examples[%d]: a body excerpt over %d bytes", i, maxReceivedExcerpt)
+		}
+		if len(ex.Path) > core.MaxMirrorPath || len(ex.Headers) > core.MaxMirrorHeaders {
+			return nil, fmt.Errorf("examples[%d]: a path over %d bytes or over %d headers", i, core.MaxMirrorPath, core.MaxMirrorHeaders)
 		}
 		if len(ex.Kinds) == 0 || slices.ContainsFunc(ex.Kinds, func(k string) bool { return !knownKind(k) }) {
 			return nil, fmt.Errorf("examples[%d]: kinds %q: want one or more of status, header and body", i, ex.Kinds)

@@ -213,3 +213,20 @@ func TestReceiveMirrorsRefusesBadStates(t *testing.T) {
 		t.Fatalf("a good state: %d replicas, pairs (-want +got):\n%s", rep.Replicas, diff)
 	}
 }
+
+// TestMirrorExampleBounds: an example keeps the first MaxMirrorPath bytes
+// of a long path, so what a follower sends stays bounded.
+func TestMirrorExampleBounds(t *testing.T) {
+	var mirrored atomic.Int32
+	b := newBackends(t, mirrorHandler(nil, &mirrored), 1, 3)
+	r := mirrorRouter(t, b, &core.Mirror{Version: 3, Percent: 100, IgnoreFields: []string{"timestamp", "data.id"}}, router.Config{})
+	long := "/" + strings.Repeat("a", 3*core.MaxMirrorPath)
+	do(r, "hello.localhost", long)
+	p := report(t, r)
+	if len(p.Examples) != 1 {
+		t.Fatalf("%d examples, want 1", len(p.Examples))
+	}
+	if got := p.Examples[0].Path; got != long[:core.MaxMirrorPath] {
+		t.Fatalf("the example's path has %d bytes, want the first %d", len(got), core.MaxMirrorPath)
+	}
+}
