@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +15,7 @@ import (
 // fakeMirrors answers one report, with the setting the store has.
 type fakeMirrors struct{ pairs []core.MirrorPair }
 
-func (f fakeMirrors) MirrorReport(service string) (core.MirrorReport, error) {
+func (f fakeMirrors) MirrorReport(_ context.Context, service string) (core.MirrorReport, error) {
 	return core.MirrorReport{Service: service, Mirror: &core.Mirror{Version: 2, Percent: 10, IgnoreFields: []string{"timestamp"}},
 		Since: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC), Pairs: f.pairs}, nil
 }
