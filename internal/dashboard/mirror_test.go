@@ -69,7 +69,7 @@ func TestServicePageMirror(t *testing.T) {
 	}
 	partial.Store(true)
 	page = h.do("GET", "/ui/services/hello", nil, nil)
-	if want := `id="mirror-replicas">Covers 1 replica; partial: the leader could not be reached, so these are this replica&#39;s numbers only.</p>`; !strings.Contains(page.body, want) {
+	if want := `id="mirror-replicas">Covers 1 replica; partial: the leader could not be reached, so these are this replica's numbers only.</p>`; !strings.Contains(page.body, want) {
 		t.Errorf("a partial report: the service page lacks %s", want)
 	}
 
