@@ -32,7 +32,7 @@ Content-Length, Wisp-* and --ignore-header) and a hash of the body; a JSON
 body is compared without the --ignore-field paths (dot-separated, such as
 timestamp or data.id; through an array, each element). See the result with
 wisp traffic mirror report SERVICE; it starts again whenever the setting
-changes, and each replica keeps its own.
+changes, and covers every replica.
 
 The setting is part of the traffic entry: it is in the history, and a
 rollback restores it.`,

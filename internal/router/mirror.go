@@ -355,7 +355,7 @@ func (r *Router) runMirror(mc *mirrorCall) {
 		if len(p.examples) < core.MaxMirrorExamples {
 			p.examples = append(p.examples, core.MirrorExample{
 				At: time.Now().UTC(), Method: mc.method, Path: cut(mc.path, core.MaxMirrorPath), Kinds: kinds,
-				Headers: headers[:min(len(headers), core.MaxMirrorHeaders)],
+				Headers:       headers[:min(len(headers), core.MaxMirrorHeaders)],
 				PrimaryStatus: mc.primaryStatus, MirrorStatus: status,
 				PrimaryBody: excerpt(mc.tap.body.buf), MirrorBody: excerpt(body.buf),
 			})
