@@ -1,9 +1,13 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/wisp-run/wisp/internal/api"
+	"github.com/wisp-run/wisp/internal/core"
 )
 
 // TestMirror: PUT …/mirror appends an entry with the mirror and the
@@ -79,5 +83,47 @@ func TestMirror(t *testing.T) {
 	_, body = h.call("GET", "/v1/services/hello/traffic/history", "", nil)
 	if n := strings.Count(string(body), `"mirror":{`); n != 1 {
 		t.Fatalf("history: %d entries with a mirror, want 1: %s", n, body)
+	}
+}
+
+// fakeLeaderMirrors answers the combined report while leading.
+type fakeLeaderMirrors struct{ leading bool }
+
+func (f fakeLeaderMirrors) MirrorReport(_ context.Context, service string) (core.MirrorReport, error) {
+	return core.MirrorReport{Service: service, Pairs: []core.MirrorPair{}, Replicas: 1}, nil
+}
+
+func (f fakeLeaderMirrors) LeaderMirrorReport(service string) (core.MirrorReport, error) {
+	if !f.leading {
+		return core.MirrorReport{}, core.Conflictf("this replica does not lead")
+	}
+	return core.MirrorReport{Service: service, Pairs: []core.MirrorPair{{Primary: 1, Mirror: 2, Compared: 7}}, Replicas: 3}, nil
+}
+
+// TestLeaderMirrorReport: the followers' route answers the leader's
+// combined report, 409 on a replica that does not lead, 404 for an
+// unknown service and 503 where nothing combines reports.
+func TestLeaderMirrorReport(t *testing.T) {
+	const path = "/v1/internal/services/hello/mirror/report"
+	for _, tc := range []struct {
+		name   string
+		opts   []api.Option
+		path   string
+		status int
+		says   string
+	}{
+		{"leader", []api.Option{api.WithMirrorReports(fakeLeaderMirrors{leading: true})}, path, 200, `"replicas":3`},
+		{"follower", []api.Option{api.WithMirrorReports(fakeLeaderMirrors{})}, path, 409, "does not lead"},
+		{"unknown service", []api.Option{api.WithMirrorReports(fakeLeaderMirrors{leading: true})}, "/v1/internal/services/nope/mirror/report", 404, "nope"},
+		{"no combined reports", nil, path, 503, "answers no replica's mirror report"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.opts...)
+			h.fixture()
+			resp, body := h.call("GET", tc.path, "", nil)
+			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.says) {
+				t.Fatalf("got %d %s, want %d saying %q", resp.StatusCode, body, tc.status, tc.says)
+			}
+		})
 	}
 }

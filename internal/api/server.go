@@ -183,6 +183,7 @@ func (s *Server) registerRoutes() {
 	s.handle("GET /v1/info", s.serverInfo)
 	s.handle("GET /metrics", s.serveMetrics)
 	s.handle("POST "+loadPath, s.receiveLoad)
+	s.handle("GET /v1/internal/services/{name}/mirror/report", s.leaderMirrorReport)
 
 	s.handle("POST /v1/services", s.createService)
 	s.handle("GET /v1/services", s.listServices)

@@ -32,7 +32,7 @@ Content-Length, Wisp-* and --ignore-header) and a hash of the body; a JSON
 body is compared without the --ignore-field paths (dot-separated, such as
 timestamp or data.id; through an array, each element). See the result with
 wisp traffic mirror report SERVICE; it starts again whenever the setting
-changes, and each replica keeps its own.
+changes, and covers every replica.
 
 The setting is part of the traffic entry: it is in the history, and a
 rollback restores it.`,
@@ -78,9 +78,10 @@ func (a *app) trafficMirrorReport() *cobra.Command {
 	return &cobra.Command{
 		Use:   "report SERVICE",
 		Short: "Show how the mirror's answers compared with the primary's",
-		Long: `Show the mirror report of the replica that answers: per pair of versions,
-how many answers were compared and matched, the mismatches by kind, the
-first differing examples and the latencies side by side.`,
+		Long: `Show the mirror report over every replica: per pair of versions, how
+many answers were compared and matched, the mismatches by kind, the first
+differing examples and the latencies side by side. A replica that cannot
+reach the leader answers its own numbers and says the report is partial.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := a.client().MirrorReport(cmd.Context(), args[0])
@@ -97,11 +98,14 @@ func (a *app) printMirrorReport(rep core.MirrorReport) error {
 		fmt.Fprintf(a.stdout, "%s mirrors nothing (wisp traffic mirror %s --to VERSION --percent N)\n", rep.Service, rep.Service)
 		return nil
 	}
-	fmt.Fprintf(a.stdout, "Mirror: %s\nSince %s", rep.Mirror, ago(rep.Since))
+	fmt.Fprintf(a.stdout, "Mirror: %s\nSince %s, over %s", rep.Mirror, ago(rep.Since), plural(rep.Replicas, "replica"))
 	if rep.Replica != "" {
-		fmt.Fprintf(a.stdout, ", on replica %s", rep.Replica)
+		fmt.Fprintf(a.stdout, " (answered by %s)", rep.Replica)
 	}
 	fmt.Fprintln(a.stdout)
+	if rep.Partial {
+		fmt.Fprintln(a.stdout, "Partial: the leader could not be reached, so these are the answering replica's numbers only.")
+	}
 	if len(rep.Pairs) == 0 {
 		fmt.Fprintln(a.stdout, "\nNo request mirrored yet.")
 		return nil
@@ -132,6 +136,14 @@ func (a *app) printMirrorReport(rep core.MirrorReport) error {
 		}
 	}
 	return nil
+}
+
+// plural is "1 replica", "2 replicas".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func mismatchString(m map[string]int64) string {

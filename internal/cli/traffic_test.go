@@ -121,3 +121,35 @@ func TestTrafficSetGivesUp(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorReportOutput: the report says how many replicas it covers,
+// and when it is partial.
+func TestMirrorReportOutput(t *testing.T) {
+	e := newEnv(t)
+	var partial atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/services/hello/mirror/report" {
+			http.NotFound(w, r)
+			return
+		}
+		replicas := 3
+		if partial.Load() {
+			replicas = 1
+		}
+		_ = json.NewEncoder(w).Encode(core.MirrorReport{Service: "hello", Mirror: &core.Mirror{Version: 2, Percent: 10},
+			Replica: "r1", Replicas: replicas, Partial: partial.Load(),
+			Pairs: []core.MirrorPair{{Primary: 1, Mirror: 2, Compared: 40, Matched: 40, MatchRate: 1, Mismatches: map[string]int64{}}}})
+	}))
+	t.Cleanup(srv.Close)
+	cp := *e
+	cp.server = srv.URL
+	out := cp.ok("traffic", "mirror", "report", "hello")
+	if !strings.Contains(out, "over 3 replicas (answered by r1)") || strings.Contains(out, "Partial") || !strings.Contains(out, "v1 → v2") {
+		t.Fatalf("report over 3 replicas:\n%s", out)
+	}
+	partial.Store(true)
+	out = cp.ok("traffic", "mirror", "report", "hello")
+	if !strings.Contains(out, "over 1 replica (answered by r1)") || !strings.Contains(out, "Partial: the leader could not be reached") {
+		t.Fatalf("partial report:\n%s", out)
+	}
+}

@@ -129,17 +129,25 @@ func validFieldPath(path string) string {
 	return ""
 }
 
-// MirrorReport is what one replica's router saw of a service's mirror since
-// the setting last changed (or the replica started).
+// MirrorReport is what the routers saw of a service's mirror since the
+// setting last changed (or the replica started): the leader's, combined
+// with the latest state every other replica sent it with its load report.
 type MirrorReport struct {
 	Service string `json:"service"`
 	// Mirror is the current setting; nil when mirroring is off.
-	Mirror *Mirror      `json:"mirror"`
-	Since  time.Time    `json:"since"`
-	Pairs  []MirrorPair `json:"pairs"`
-	// Replica is the replica whose router kept this report; each
-	// replica keeps its own.
+	Mirror *Mirror `json:"mirror"`
+	// Since is when the leader's router (on a single Wisp: this one)
+	// began this report.
+	Since time.Time    `json:"since"`
+	Pairs []MirrorPair `json:"pairs"`
+	// Replica is the replica that answered.
 	Replica string `json:"replica,omitempty"`
+	// Replicas counts the replicas whose numbers the report covers (0
+	// without a mirror).
+	Replicas int `json:"replicas"`
+	// Partial: a replica that does not lead could not reach the leader,
+	// so the report covers its own numbers only.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // MirrorPair is the comparison of one primary version with the mirror.
@@ -167,11 +175,14 @@ type MirrorPair struct {
 	MirrorLatency  LatencySummary  `json:"mirror_latency"`
 }
 
-// MaxMirrorExamples bounds the examples a pair keeps, and
-// MaxMirrorExcerpt each body excerpt, in bytes.
+// MaxMirrorExamples bounds the examples a pair keeps, MaxMirrorExcerpt
+// each body excerpt and MaxMirrorPath each path, in bytes, and
+// MaxMirrorHeaders the differing headers an example names.
 const (
 	MaxMirrorExamples = 10
 	MaxMirrorExcerpt  = 256
+	MaxMirrorPath     = 1024
+	MaxMirrorHeaders  = 32
 )
 
 // MirrorExample is one differing pair of answers.
@@ -188,13 +199,44 @@ type MirrorExample struct {
 	MirrorBody  string   `json:"mirror_body"`
 }
 
-// LatencySummary gives percentiles of the latest latencies, in
-// milliseconds, over Count samples.
+// LatencySummary gives percentiles of latencies, in milliseconds, over
+// Count samples; each is the bound of a log-linear histogram's bucket, at
+// most 12.5% above the true value (package latency).
 type LatencySummary struct {
 	Count int     `json:"count"`
 	P50   float64 `json:"p50_ms"`
 	P90   float64 `json:"p90_ms"`
 	P99   float64 `json:"p99_ms"`
+}
+
+// MirrorState is one replica's cumulative numbers of a service's mirror
+// since the setting began there, as it sends them to the leader. The
+// setting and the mirror version's ID are its identity: the leader adds a
+// state only to a report of the same setting, so numbers of an older one
+// are never mixed in.
+type MirrorState struct {
+	Service string `json:"service"`
+	Mirror  Mirror `json:"mirror"`
+	// VersionID is the store's ID of the mirror version (a version
+	// deleted and made again has another).
+	VersionID int64             `json:"version_id"`
+	Pairs     []MirrorPairState `json:"pairs"`
+}
+
+// MirrorPairState is one pair's cumulative numbers on one replica; the
+// latencies are counts per bucket of package latency's histogram (by
+// bucket index; empty buckets left out).
+type MirrorPairState struct {
+	Primary        int              `json:"primary"`
+	Compared       int64            `json:"compared"`
+	Matched        int64            `json:"matched"`
+	Mismatches     map[string]int64 `json:"mismatches,omitempty"`
+	Dropped        int64            `json:"dropped"`
+	TooLarge       int64            `json:"too_large"`
+	Errors         int64            `json:"errors"`
+	Examples       []MirrorExample  `json:"examples,omitempty"`
+	PrimaryLatency map[int]int64    `json:"primary_latency_buckets,omitempty"`
+	MirrorLatency  map[int]int64    `json:"mirror_latency_buckets,omitempty"`
 }
 
 // The kinds of a mismatch.

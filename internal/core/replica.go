@@ -26,12 +26,16 @@ type LoadReport struct {
 	// versions of the services the leader's rollouts judge (LoadReply's
 	// Rollouts), so that the leader judges on every replica's requests.
 	Rollouts []RolloutCounts `json:"rollouts,omitempty"`
+	// Mirrors carries this replica's mirror state of every service whose
+	// route has a mirror setting, so that the leader's report covers
+	// every replica.
+	Mirrors []MirrorState `json:"mirrors,omitempty"`
 }
 
 // RolloutCounts is one version's cumulative requests on one replica, since
 // that replica began counting its service: requests, 5xx answers, and the
-// latencies as counts per bucket of the rollout package's log-linear
-// histogram (by bucket index; empty buckets left out).
+// latencies as counts per bucket of the log-linear histogram of
+// package latency (by bucket index; empty buckets left out).
 type RolloutCounts struct {
 	Service  string        `json:"service"`
 	Version  int           `json:"version"`

@@ -245,6 +245,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if d.router, err = router.New(routerCfg, logger); err != nil {
 		return nil, err
 	}
+	d.reps.mirrors = d.router // a follower sends its mirror states
 	appliers := []applier{activatorFeed{d.act}, routerFeed{d.router}, logsFeed{d.logs}}
 	if d.calls != nil {
 		appliers = append(appliers, d.calls)
@@ -271,12 +272,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	}
 	apiOpts := []api.Option{
 		api.WithSyncer(d.feed),
-		api.WithMirrorReports(d.router),
+		api.WithMirrorReports(mirrorReports{d.router, d.reps}),
 		api.WithImageResolver(d.rt),
 		api.WithInstances(d.act),
 		api.WithMetrics(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)})),
 		api.WithInfo(serverInfo(parts.name, storeKind(storeName), d.reps.id, parts.rt)),
-		api.WithReplicas(leaderSide{d.act, d.reps.id, d.recorder}),
+		api.WithReplicas(leaderSide{d.act, d.reps.id, d.recorder, d.router}),
 		api.WithLogs(d.logs),
 		api.WithEvents(d.logs),
 	}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ type replicas struct {
 	adminURL string
 	act      *activator.Activator
 	rec      *rollout.Recorder // counts for the leader's rollouts; nil in some tests
+	mirrors  mirrorStater      // the router's mirror states; nil until it is made
 	lease    leaseHolder
 	elector  *leader.Elector // nil over a runtime that is not shared
 	client   *http.Client
@@ -51,9 +53,21 @@ type replicas struct {
 	log      *slog.Logger
 
 	// Owned by the reporting goroutine.
-	leaderURL string
-	failures  int
+	leaderURL     string
+	failures      int
+	mirrorsTooBig bool
 }
+
+// mirrorStater is the router's side of the mirror reports that a follower
+// sends the leader.
+type mirrorStater interface {
+	MirrorStates() []core.MirrorState
+}
+
+// maxMirrorBytes bounds the mirror states in one load report: beyond it
+// they are left out, so that they never make the leader refuse the load
+// (the admin API takes reports of up to 8 MiB).
+const maxMirrorBytes = 4 << 20
 
 // leaseHolder finds the leader.
 type leaseHolder interface {
@@ -130,8 +144,15 @@ func reportClient(cfg config.Config) (*http.Client, error) {
 // leaderSide is the leader's side of the reports, for the admin API.
 type leaderSide struct {
 	*activator.Activator
-	id  string
-	rec *rollout.Recorder
+	id      string
+	rec     *rollout.Recorder
+	mirrors mirrorReceiver
+}
+
+// mirrorReceiver is the router's side of the mirror states the leader
+// receives.
+type mirrorReceiver interface {
+	ReceiveMirrors(replica string, states []core.MirrorState) error
 }
 
 // ReceiveLoad refuses a report under this replica's own ID: two replicas
@@ -140,8 +161,15 @@ func (l leaderSide) ReceiveLoad(r core.LoadReport) (core.LoadReply, error) {
 	if r.Replica == l.id {
 		return core.LoadReply{}, core.Conflictf("replica ID %q is this replica's own: every replica needs its own --replica-id", r.Replica)
 	}
-	// The rollouts' numbers first: a report refused for them changes
-	// nothing of the load.
+	// The mirror states first: they replace the replica's earlier ones,
+	// so taking them from a report refused later changes no count. Then
+	// the rollouts' numbers: a report refused for them changes nothing of
+	// the load.
+	if l.mirrors != nil && l.Leading() {
+		if err := l.mirrors.ReceiveMirrors(r.Replica, r.Mirrors); err != nil {
+			return core.LoadReply{}, core.Invalidf("mirrors", "%s", err.Error())
+		}
+	}
 	if err := l.rec.Receive(r.Replica, r.Rollouts); err != nil {
 		return core.LoadReply{}, core.Invalidf("rollouts", "%s", err.Error())
 	}
@@ -230,9 +258,30 @@ func (r *replicas) report(ctx context.Context) error {
 	if r.rec != nil {
 		rep.Rollouts = r.rec.Snapshot()
 	}
+	if r.mirrors != nil {
+		rep.Mirrors = r.mirrors.MirrorStates()
+	}
 	body, err := json.Marshal(rep)
 	if err != nil {
 		return err
+	}
+	if len(rep.Mirrors) > 0 {
+		size := len(body)
+		if b, err := json.Marshal(rep.Mirrors); err == nil {
+			size = len(b)
+		}
+		if tooBig := size > maxMirrorBytes; tooBig != r.mirrorsTooBig {
+			r.mirrorsTooBig = tooBig
+			if tooBig {
+				r.log.Warn("the mirror states are too large to send with the load reports; the leader's mirror reports leave this replica out", "bytes", size, "limit", maxMirrorBytes)
+			}
+		}
+		if r.mirrorsTooBig {
+			rep.Mirrors = nil
+			if body, err = json.Marshal(rep); err != nil {
+				return err
+			}
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.leaderURL+"/v1/internal/load", bytes.NewReader(body))
 	if err != nil {
@@ -265,4 +314,87 @@ func (r *replicas) report(ctx context.Context) error {
 		r.rec.TrackNames(reply.Rollouts)
 	}
 	return nil
+}
+
+// leaderMirrorReport asks the leader, found in the lease, for its
+// combined report of service's mirror: a replica that does not lead has
+// only its own numbers. An error wrapping core.ErrNotFound when the leader
+// does not know the service.
+func (r *replicas) leaderMirrorReport(ctx context.Context, service string) (core.MirrorReport, error) {
+	if r.client == nil {
+		return core.MirrorReport{}, errors.New("this replica reports to no leader")
+	}
+	holder, err := r.lease.LeaseHolder(ctx, leader.DefaultName)
+	if err != nil {
+		return core.MirrorReport{}, fmt.Errorf("find the leader: %w", err)
+	}
+	id, base := parseHolder(holder)
+	switch {
+	case holder == "":
+		return core.MirrorReport{}, errNoLeader
+	case id == r.id:
+		return core.MirrorReport{}, errors.New("this replica holds the lease but does not lead yet")
+	case base == "":
+		return core.MirrorReport{}, fmt.Errorf("the leader %s did not say where its admin API is", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/internal/services/"+url.PathEscape(service)+"/mirror/report", nil)
+	if err != nil {
+		return core.MirrorReport{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return core.MirrorReport{}, fmt.Errorf("ask the leader %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return core.MirrorReport{}, fmt.Errorf("ask the leader %s: %w", id, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return core.MirrorReport{}, core.NotFoundf("the leader %s does not know service %q yet", id, service)
+	default:
+		return core.MirrorReport{}, fmt.Errorf("the leader %s answered %d: %s", id, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	var rep core.MirrorReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return core.MirrorReport{}, fmt.Errorf("the leader %s answered a report that is not one: %w", id, err)
+	}
+	return rep, nil
+}
+
+// mirrorReports answers the mirror report over every replica: the
+// leader's router adds what the others sent it; a follower asks the
+// leader, and answers its own numbers, marked partial, when it cannot.
+type mirrorReports struct {
+	router interface {
+		MirrorReport(service string) (core.MirrorReport, error)
+	}
+	reps *replicas
+}
+
+func (m mirrorReports) MirrorReport(ctx context.Context, service string) (core.MirrorReport, error) {
+	if m.reps.act.Leading() {
+		return m.router.MirrorReport(service)
+	}
+	rep, err := m.reps.leaderMirrorReport(ctx, service)
+	if err == nil || errors.Is(err, core.ErrNotFound) || ctx.Err() != nil {
+		return rep, err
+	}
+	m.reps.log.Warn("cannot read the leader's mirror report; answering this replica's own numbers", "service", service, "err", err)
+	rep, err = m.router.MirrorReport(service)
+	rep.Partial = true
+	return rep, err
+}
+
+// LeaderMirrorReport is the leader's report for the followers.
+func (m mirrorReports) LeaderMirrorReport(service string) (core.MirrorReport, error) {
+	if !m.reps.act.Leading() {
+		return core.MirrorReport{}, core.Conflictf("this replica does not lead; the leader is the holder of the lease")
+	}
+	return m.router.MirrorReport(service)
 }

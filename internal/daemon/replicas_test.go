@@ -47,6 +47,16 @@ type replica struct {
 type cuttableStore struct {
 	store.Store
 	cut atomic.Bool
+	// cutLookup makes finding the leader fail: the replica cannot reach
+	// it.
+	cutLookup atomic.Bool
+}
+
+func (s *cuttableStore) LeaseHolder(ctx context.Context, name string) (string, error) {
+	if s.cutLookup.Load() {
+		return "", errCut
+	}
+	return s.Store.LeaseHolder(ctx, name)
 }
 
 var errCut = errors.New("cut off from the store")
@@ -478,6 +488,9 @@ func TestReplicasLoadRouteBadInput(t *testing.T) {
 		{"negative in flight", clusterToken, `{"replica":"x","instances":[{"id":"i","in_flight":-2}]}`, 422, "negative"},
 		{"rollout errors above requests", clusterToken, `{"replica":"x","rollouts":[{"service":"hello","version":1,"requests":2,"errors":3}]}`, 422, "rollouts[0]"},
 		{"rollout latency bucket out of range", clusterToken, `{"replica":"x","rollouts":[{"service":"hello","version":1,"requests":2,"latency_buckets":{"9999":1}}]}`, 422, "latency bucket 9999"},
+		{"mirror matched above compared", clusterToken, `{"replica":"x","mirrors":[{"service":"hello","mirror":{"version":2,"percent":10},"version_id":2,"pairs":[{"primary":1,"compared":1,"matched":2}]}]}`, 422, "mirrors[0]: pairs[0]: matched 2"},
+		{"mirror latency bucket out of range", clusterToken, `{"replica":"x","mirrors":[{"service":"hello","mirror":{"version":2,"percent":10},"version_id":2,"pairs":[{"primary":1,"compared":1,"primary_latency_buckets":{"10":1},"mirror_latency_buckets":{"9999":1}}]}]}`, 422, "latency bucket 9999"},
+		{"mirror state without a service", clusterToken, `{"replica":"x","mirrors":[{"mirror":{"version":2,"percent":10},"version_id":2}]}`, 422, "mirrors[0]: service is empty"},
 		{"no token", "", `{"replica":"x"}`, 401, "Authorization"},
 		{"wrong token", "not-the-token-0123456789", `{"replica":"x"}`, 401, "wrong"},
 	}
@@ -572,4 +585,90 @@ func TestReplicasRolloutJudgesEveryReplica(t *testing.T) {
 	if tr, err := lead.api.GetTraffic(ctx, "hello"); err != nil || tr.PercentOf(1) != 100 {
 		t.Fatalf("traffic after the failed rollout: %+v %v, want version 1 at 100%%", tr.Weights, err)
 	}
+}
+
+// TestReplicasMirrorReportCoversEveryReplica: requests mirrored through a
+// follower count in the report read on the leader and on the follower
+// (which asks the leader); requests through the leader add up with them.
+// A follower that cannot reach the leader answers its own numbers, marked
+// partial.
+func TestReplicasMirrorReportCoversEveryReplica(t *testing.T) {
+	rt := fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1"}, Shared: true,
+		Handler: func(spec runtime.InstanceSpec) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = fmt.Fprintf(w, "Hello from v%d\n", spec.VersionNumber)
+			})
+		}})
+	rs := newCluster(t, 2, rt, nil)
+	lead, followers := leaderOf(t, rs, 5*time.Second)
+	follower := followers[0]
+	deploy(t, rs, core.VersionSpec{}, core.PolicyPatch{})
+	ctx := t.Context()
+	if _, err := lead.api.CreateVersion(ctx, "hello", core.VersionSpec{Image: "hello:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lead.api.SetMirror(ctx, "hello", core.Mirror{Version: 2, Percent: 100}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the follower's feed to bring the setting.
+	waitReport := func(r *replica, what string, ok func(core.MirrorReport) bool) core.MirrorReport {
+		t.Helper()
+		var rep core.MirrorReport
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var err error
+			if rep, err = r.api.MirrorReport(ctx, "hello"); err != nil {
+				t.Fatalf("report on %s: %v", r.name, err)
+			}
+			if ok(rep) {
+				return rep
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("report on %s: %+v; want %s", r.name, rep, what)
+			}
+		}
+	}
+	compared := func(rep core.MirrorReport) int64 {
+		if len(rep.Pairs) != 1 {
+			return -1
+		}
+		return rep.Pairs[0].Compared
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if tr, err := follower.api.GetTraffic(ctx, "hello"); err == nil && tr.Mirror != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower never saw the mirror setting")
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // the follower's router applies its feed within a second
+	for i := range 20 {
+		if code, body, err := hit(ctx, follower, "/"); err != nil || code != 200 || body != "Hello from v1\n" {
+			t.Fatalf("request %d through the follower: %d %q %v, want v1's answer", i, code, body, err)
+		}
+	}
+	for _, r := range []*replica{lead, follower} {
+		rep := waitReport(r, "20 compared over 2 replicas", func(rep core.MirrorReport) bool { return rep.Replicas == 2 && compared(rep) == 20 })
+		p := rep.Pairs[0]
+		if rep.Partial || rep.Replica != r.name || p.Primary != 1 || p.Mirror != 2 || p.Mismatches[core.MismatchBody] != 20 ||
+			p.MirrorLatency.Count != 20 || len(p.Examples) != core.MaxMirrorExamples {
+			t.Fatalf("report on %s: %+v, pair %+v; want 20 body mismatches, not partial, from %s", r.name, rep, p, r.name)
+		}
+	}
+	for range 5 {
+		if code, _, err := hit(ctx, lead, "/"); err != nil || code != 200 {
+			t.Fatalf("request through the leader: %d %v", code, err)
+		}
+	}
+	waitReport(follower, "25 compared (the leader's 5 too)", func(rep core.MirrorReport) bool { return rep.Replicas == 2 && compared(rep) == 25 })
+
+	// Unable to find the leader, the follower answers its own 20.
+	follower.store.cutLookup.Store(true)
+	rep := waitReport(follower, "partial, its own 20", func(rep core.MirrorReport) bool { return rep.Partial })
+	if rep.Replicas != 1 || compared(rep) != 20 {
+		t.Fatalf("partial report on the follower: %d replicas, %d compared; want 1 and 20", rep.Replicas, compared(rep))
+	}
+	// The leader drops the follower's numbers once its reports stop.
+	follower.stop()
+	waitReport(lead, "its own 5 once the follower's reports expired", func(rep core.MirrorReport) bool { return rep.Replicas == 1 && compared(rep) == 5 })
 }

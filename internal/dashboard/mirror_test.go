@@ -1,12 +1,14 @@
 package dashboard_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,18 +16,24 @@ import (
 	"github.com/wisp-run/wisp/internal/core"
 )
 
-// fakeMirrors answers one report, with the setting the store has; the test
-// changes its pairs as copies would.
+// fakeMirrors answers one report, with the setting the store has, over
+// two replicas, or partial (one) once partial is set; the test changes its
+// pairs as copies would.
 type fakeMirrors struct {
-	mu    sync.Mutex
-	pairs []core.MirrorPair
+	mu      sync.Mutex
+	pairs   []core.MirrorPair
+	partial atomic.Bool
 }
 
-func (f *fakeMirrors) MirrorReport(service string) (core.MirrorReport, error) {
+func (f *fakeMirrors) MirrorReport(_ context.Context, service string) (core.MirrorReport, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return core.MirrorReport{Service: service, Mirror: &core.Mirror{Version: 2, Percent: 10, IgnoreFields: []string{"timestamp"}},
-		Since: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC), Pairs: append([]core.MirrorPair(nil), f.pairs...)}, nil
+	rep := core.MirrorReport{Service: service, Mirror: &core.Mirror{Version: 2, Percent: 10, IgnoreFields: []string{"timestamp"}},
+		Since: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC), Pairs: append([]core.MirrorPair(nil), f.pairs...), Replica: "r1", Replicas: 2}
+	if f.partial.Load() {
+		rep.Replicas, rep.Partial = 1, true
+	}
+	return rep, nil
 }
 
 func (f *fakeMirrors) set(pairs []core.MirrorPair) {
@@ -46,7 +54,8 @@ func TestServicePageMirror(t *testing.T) {
 		MirrorLatency:  core.LatencySummary{Count: 40, P50: 4.5, P90: 5, P99: 6},
 		Examples: []core.MirrorExample{{Method: "GET", Path: "/hi", Kinds: []string{"body"}, PrimaryStatus: 200, MirrorStatus: 200,
 			PrimaryBody: "Hello, Go!", MirrorBody: "<b>Hello, Docker!</b>"}}}}
-	h := newHarnessAPI(t, nil, nil, api.WithMirrorReports(&fakeMirrors{pairs: pairs}))
+	f := &fakeMirrors{pairs: pairs}
+	h := newHarnessAPI(t, nil, nil, api.WithMirrorReports(f))
 	h.deploy("hello", 2)
 	h.login()
 
@@ -65,10 +74,16 @@ func TestServicePageMirror(t *testing.T) {
 		`First differences, v1 → v2`,
 		`<code>GET /hi</code>`,
 		`<code>Hello, Go!</code></td><td><code>&lt;b&gt;Hello, Docker!&lt;/b&gt;</code>`,
+		`id="mirror-replicas">Covers 2 replicas.</p>`,
 	} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("the service page lacks %s", want)
 		}
+	}
+	f.partial.Store(true)
+	page = h.do("GET", "/ui/services/hello", nil, nil)
+	if want := `id="mirror-replicas">Covers 1 replica; partial: the leader could not be reached, so these are this replica's numbers only.</p>`; !strings.Contains(page.body, want) {
+		t.Errorf("a partial report: the service page lacks %s", want)
 	}
 
 	csrf := h.csrf("/ui/services/hello")

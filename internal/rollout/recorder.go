@@ -2,63 +2,27 @@ package rollout
 
 import (
 	"fmt"
-	"math"
-	"math/bits"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/latency"
 )
-
-// Latencies go into log-linear buckets: exact below 16µs, then 8 buckets
-// per power of two, so a bucket's upper bound is at most 12.5% above any
-// value in it. 40 powers of two reach beyond a day.
-const (
-	linearBuckets = 16
-	subBuckets    = 8
-	maxExp        = 40
-	numBuckets    = linearBuckets + (maxExp-4)*subBuckets
-)
-
-func bucketOf(d time.Duration) int {
-	us := uint64(max(d.Microseconds(), 0))
-	if us < linearBuckets {
-		return int(us)
-	}
-	e := bits.Len64(us) // ≥ 5
-	if e > maxExp {
-		return numBuckets - 1
-	}
-	m := int((us >> (e - 4)) & (subBuckets - 1))
-	return linearBuckets + (e-5)*subBuckets + m
-}
-
-// upperBound is the largest latency bucket i holds.
-func upperBound(i int) time.Duration {
-	if i < linearBuckets {
-		return time.Duration(i) * time.Microsecond
-	}
-	i -= linearBuckets
-	e, m := i/subBuckets+5, i%subBuckets
-	return time.Duration((int64(subBuckets+m+1)<<(e-4))-1) * time.Microsecond
-}
 
 // Counts are a version's cumulative numbers since its service was first
 // tracked; the difference of two is a window.
 type Counts struct {
 	Requests, Errors int64
-	Buckets          [numBuckets]int64
+	Buckets          latency.Histogram
 }
 
 // Sub returns c − o.
 func (c Counts) Sub(o Counts) Counts {
 	c.Requests -= o.Requests
 	c.Errors -= o.Errors
-	for i := range c.Buckets {
-		c.Buckets[i] -= o.Buckets[i]
-	}
+	c.Buckets = c.Buckets.Sub(o.Buckets)
 	return c
 }
 
@@ -66,61 +30,21 @@ func (c Counts) Sub(o Counts) Counts {
 func (c Counts) Add(o Counts) Counts {
 	c.Requests += o.Requests
 	c.Errors += o.Errors
-	for i := range c.Buckets {
-		c.Buckets[i] += o.Buckets[i]
-	}
+	c.Buckets = c.Buckets.Add(o.Buckets)
 	return c
 }
 
 // Quantile returns the q-quantile (0 < q ≤ 1) of the latencies counted,
 // rounded up to its bucket's bound; 0 without requests.
-func (c Counts) Quantile(q float64) time.Duration {
-	return c.rank(int64(q*float64(c.total()) + 0.999999))
-}
+func (c Counts) Quantile(q float64) time.Duration { return c.Buckets.Quantile(q) }
 
-// QuantileBounds returns a 95% confidence interval for the q-quantile of
-// the latencies this sample was drawn from: the order statistics whose
-// ranks are n·q ∓ 1.96·√(n·q·(1−q)), the usual distribution-free interval.
-// On a small sample the upper bound of a p99 is the maximum and the lower
-// bound well below the sample's p99; both close in as n grows.
-func (c Counts) QuantileBounds(q float64) (lo, hi time.Duration) {
-	n := float64(c.total())
-	if n == 0 {
-		return 0, 0
-	}
-	spread := 1.96 * math.Sqrt(n*q*(1-q))
-	return c.rank(int64(math.Floor(n*q - spread))), c.rank(int64(math.Ceil(n*q + spread)))
-}
-
-func (c Counts) total() int64 {
-	var total int64
-	for _, n := range c.Buckets {
-		total += n
-	}
-	return total
-}
-
-// rank returns the k-th smallest latency counted (1-based, clamped to the
-// sample), rounded up to its bucket's bound; 0 without requests.
-func (c Counts) rank(k int64) time.Duration {
-	total := c.total()
-	if total == 0 {
-		return 0
-	}
-	k = min(max(k, 1), total)
-	var seen int64
-	for i, n := range c.Buckets {
-		seen += n
-		if seen >= k {
-			return upperBound(i)
-		}
-	}
-	return upperBound(numBuckets - 1)
-}
+// QuantileBounds returns a 95% confidence interval for the q-quantile
+// (latency.Histogram.QuantileBounds).
+func (c Counts) QuantileBounds(q float64) (lo, hi time.Duration) { return c.Buckets.QuantileBounds(q) }
 
 type versionCounts struct {
 	requests, errors atomic.Int64
-	buckets          [numBuckets]atomic.Int64
+	buckets          [latency.Buckets]atomic.Int64
 }
 
 func (v *versionCounts) load() Counts {
@@ -196,7 +120,7 @@ func (r *Recorder) ObserveRequest(service string, version, status int, d time.Du
 	if status >= 500 && status <= 599 {
 		v.errors.Add(1)
 	}
-	v.buckets[bucketOf(d)].Add(1)
+	v.buckets[latency.Bucket(d)].Add(1)
 }
 
 // Track sets the services counted; the counts of a service that stays
@@ -259,16 +183,8 @@ func (r *Recorder) Snapshot() []core.RolloutCounts {
 	for svc, sc := range *r.tracked.Load() {
 		sc.versions.Range(func(k, v any) bool {
 			c := v.(*versionCounts).load()
-			rc := core.RolloutCounts{Service: svc, Version: k.(int), Requests: c.Requests, Errors: c.Errors}
-			for i, n := range c.Buckets {
-				if n != 0 {
-					if rc.Latency == nil {
-						rc.Latency = map[int]int64{}
-					}
-					rc.Latency[i] = n
-				}
-			}
-			out = append(out, rc)
+			out = append(out, core.RolloutCounts{Service: svc, Version: k.(int), Requests: c.Requests, Errors: c.Errors,
+				Latency: c.Buckets.Sparse()})
 			return true
 		})
 	}
@@ -287,12 +203,11 @@ func (r *Recorder) Receive(replica string, counts []core.RolloutCounts) error {
 		if rc.Requests < 0 || rc.Errors < 0 || rc.Errors > rc.Requests {
 			return fmt.Errorf("rollouts[%d]: requests %d and errors %d: want 0 ≤ errors ≤ requests", i, rc.Requests, rc.Errors)
 		}
-		for b, n := range rc.Latency {
-			if b < 0 || b >= numBuckets || n < 0 {
-				return fmt.Errorf("rollouts[%d]: latency bucket %d = %d: want a bucket in [0, %d) and a count ≥ 0", i, b, n, numBuckets)
-			}
-			c.Buckets[b] = n
+		h, err := latency.FromSparse(rc.Latency)
+		if err != nil {
+			return fmt.Errorf("rollouts[%d]: %w", i, err)
 		}
+		c.Buckets = h
 	}
 	tracked := *r.tracked.Load()
 	r.rmu.Lock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/latency"
 )
 
 // TestRecorderAddsOtherReplicas: the leader's counts are its own plus the
@@ -67,7 +68,7 @@ func TestRecorderAddsOtherReplicas(t *testing.T) {
 	for _, bad := range [][]core.RolloutCounts{
 		{{Service: "svc", Version: 2, Requests: 20, Errors: -1}},
 		{{Service: "svc", Version: 2, Requests: 20, Errors: 21}},
-		{{Service: "svc", Version: 2, Requests: 20, Latency: map[int]int64{numBuckets: 1}}},
+		{{Service: "svc", Version: 2, Requests: 20, Latency: map[int]int64{latency.Buckets: 1}}},
 		{{Service: "svc", Version: 2, Requests: 20, Latency: map[int]int64{3: -2}}},
 	} {
 		if err := leader.Receive("r1", bad); err == nil || !strings.Contains(err.Error(), "rollouts[0]") {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/latency"
 )
 
 // Mirroring (issue 15, part 3): a share of a service's requests is copied
@@ -61,35 +64,34 @@ type pairStats struct {
 	compared, matched, dropped, tooLarge, errors int64
 	mismatches                                   map[string]int64
 	examples                                     []core.MirrorExample
-	primary, mirror                              latencyRing
+	// Each side's latency of every compared pair: a histogram, so that
+	// the leader can add up what every replica saw.
+	primary, mirror latency.Histogram
 }
 
-// latencyRing keeps the latest latencies of one side.
-type latencyRing struct {
-	ms   []float64
-	next int
-}
+func newPairStats() *pairStats { return &pairStats{mismatches: map[string]int64{}} }
 
-const latencySamples = 1024
-
-func (l *latencyRing) add(d time.Duration) {
-	v := float64(d.Microseconds()) / 1000
-	if len(l.ms) < latencySamples {
-		l.ms = append(l.ms, v)
-		return
+// add adds o's numbers to p's; the examples are the first by time, up to
+// the bound.
+func (p *pairStats) add(o *pairStats) {
+	p.compared += o.compared
+	p.matched += o.matched
+	p.dropped += o.dropped
+	p.tooLarge += o.tooLarge
+	p.errors += o.errors
+	for k, n := range o.mismatches {
+		p.mismatches[k] += n
 	}
-	l.ms[l.next] = v
-	l.next = (l.next + 1) % latencySamples
+	p.examples = append(p.examples, o.examples...)
+	sort.SliceStable(p.examples, func(i, j int) bool { return p.examples[i].At.Before(p.examples[j].At) })
+	p.examples = p.examples[:min(len(p.examples), core.MaxMirrorExamples)]
+	p.primary = p.primary.Add(o.primary)
+	p.mirror = p.mirror.Add(o.mirror)
 }
 
-func (l *latencyRing) summary() core.LatencySummary {
-	if len(l.ms) == 0 {
-		return core.LatencySummary{}
-	}
-	s := slices.Clone(l.ms)
-	sort.Float64s(s)
-	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
-	return core.LatencySummary{Count: len(s), P50: at(0.50), P90: at(0.90), P99: at(0.99)}
+func summary(h *latency.Histogram) core.LatencySummary {
+	ms := func(q float64) float64 { return float64(h.Quantile(q).Microseconds()) / 1000 }
+	return core.LatencySummary{Count: int(h.Count()), P50: ms(0.50), P90: ms(0.90), P99: ms(0.99)}
 }
 
 // alwaysIgnored are response headers that differ between any two answers
@@ -147,7 +149,7 @@ func (m *mirrorRoute) wants(req *http.Request) bool {
 func (s *mirrorState) pair(primary int) *pairStats {
 	p := s.pairs[primary]
 	if p == nil {
-		p = &pairStats{mismatches: map[string]int64{}}
+		p = newPairStats()
 		s.pairs[primary] = p
 	}
 	return p
@@ -317,7 +319,7 @@ func (r *Router) finishMirror(mc *mirrorCall, status int, latency time.Duration)
 func (r *Router) runMirror(mc *mirrorCall) {
 	m := mc.m
 	defer m.state.inFlight.Add(-1)
-	status, hdr, body, latency, err := r.sendMirror(mc)
+	status, hdr, body, took, err := r.sendMirror(mc)
 	<-mc.done
 	if err != nil || mc.primaryStatus == 0 {
 		// The mirror failed, or the client left before the primary
@@ -341,8 +343,8 @@ func (r *Router) runMirror(mc *mirrorCall) {
 	}
 	m.state.count(mc.primary, func(p *pairStats) {
 		p.compared++
-		p.primary.add(mc.primaryLatency)
-		p.mirror.add(latency)
+		p.primary.Observe(mc.primaryLatency)
+		p.mirror.Observe(took)
 		if len(kinds) == 0 {
 			p.matched++
 			return
@@ -352,7 +354,8 @@ func (r *Router) runMirror(mc *mirrorCall) {
 		}
 		if len(p.examples) < core.MaxMirrorExamples {
 			p.examples = append(p.examples, core.MirrorExample{
-				At: time.Now().UTC(), Method: mc.method, Path: mc.path, Kinds: kinds, Headers: headers,
+				At: time.Now().UTC(), Method: mc.method, Path: cut(mc.path, core.MaxMirrorPath), Kinds: kinds,
+				Headers:       headers[:min(len(headers), core.MaxMirrorHeaders)],
 				PrimaryStatus: mc.primaryStatus, MirrorStatus: status,
 				PrimaryBody: excerpt(mc.tap.body.buf), MirrorBody: excerpt(body.buf),
 			})
@@ -483,6 +486,14 @@ func dropField(doc any, path []string) {
 	}
 }
 
+// cut is at most the first n bytes of s, without a rune cut in two.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
 // excerpt is the start of a body, cut at a rune boundary.
 func excerpt(b []byte) string {
 	if len(b) > core.MaxMirrorExcerpt {
@@ -494,8 +505,10 @@ func excerpt(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
-// MirrorReport returns this router's report of service's mirror
-// (core.ErrNotFound for an unknown service).
+// MirrorReport returns the report of service's mirror (core.ErrNotFound
+// for an unknown service): this router's numbers, plus the latest state
+// of every other replica received in the last MirrorStateTTL
+// (ReceiveMirrors) for the same setting. Replicas counts them all.
 func (r *Router) MirrorReport(service string) (core.MirrorReport, error) {
 	sr := r.snap.Load().lookup(service)
 	if sr == nil {
@@ -507,14 +520,25 @@ func (r *Router) MirrorReport(service string) (core.MirrorReport, error) {
 		return rep, nil
 	}
 	cfg := m.cfg
-	rep.Mirror, rep.Since = &cfg, m.state.since
+	rep.Mirror, rep.Since, rep.Replicas = &cfg, m.state.since, 1
+	sum := map[int]*pairStats{}
+	addTo := func(pairs map[int]*pairStats) {
+		for primary, p := range pairs {
+			if sum[primary] == nil {
+				sum[primary] = newPairStats()
+			}
+			sum[primary].add(p)
+		}
+	}
 	m.state.mu.Lock()
-	defer m.state.mu.Unlock()
-	for primary, p := range m.state.pairs {
+	addTo(m.state.pairs)
+	m.state.mu.Unlock()
+	rep.Replicas += r.remoteMirrors.each(service, m, r.cfg.Now().Add(-r.cfg.MirrorStateTTL), addTo)
+	for primary, p := range sum {
 		pair := core.MirrorPair{
 			Primary: primary, Mirror: m.target.Number, Compared: p.compared, Matched: p.matched,
 			Mismatches: maps(p.mismatches), Dropped: p.dropped, TooLarge: p.tooLarge, Errors: p.errors,
-			Examples: slices.Clone(p.examples), PrimaryLatency: p.primary.summary(), MirrorLatency: p.mirror.summary(),
+			Examples: slices.Clone(p.examples), PrimaryLatency: summary(&p.primary), MirrorLatency: summary(&p.mirror),
 		}
 		if pair.Examples == nil {
 			pair.Examples = []core.MirrorExample{}
@@ -534,6 +558,195 @@ func maps(m map[string]int64) map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+// MirrorStates returns this router's cumulative numbers of every service
+// whose route has a mirror setting, for a load report to the leader.
+func (r *Router) MirrorStates() []core.MirrorState {
+	var out []core.MirrorState
+	r.snap.Load().each(func(sr *serviceRoute) {
+		m := sr.mirror
+		if m == nil {
+			return
+		}
+		st := core.MirrorState{Service: sr.name, Mirror: m.cfg, VersionID: m.target.ID, Pairs: []core.MirrorPairState{}}
+		m.state.mu.Lock()
+		for primary, p := range m.state.pairs {
+			ps := core.MirrorPairState{Primary: primary, Compared: p.compared, Matched: p.matched,
+				Dropped: p.dropped, TooLarge: p.tooLarge, Errors: p.errors, Examples: slices.Clone(p.examples),
+				PrimaryLatency: p.primary.Sparse(), MirrorLatency: p.mirror.Sparse()}
+			for k, n := range p.mismatches {
+				if n != 0 {
+					if ps.Mismatches == nil {
+						ps.Mismatches = map[string]int64{}
+					}
+					ps.Mismatches[k] = n
+				}
+			}
+			st.Pairs = append(st.Pairs, ps)
+		}
+		m.state.mu.Unlock()
+		sort.Slice(st.Pairs, func(i, j int) bool { return st.Pairs[i].Primary < st.Pairs[j].Primary })
+		out = append(out, st)
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	return out
+}
+
+// ReceiveMirrors takes another replica's mirror states (its MirrorStates),
+// in place of the ones it sent before: a service it no longer names has
+// no mirror there any more. A state counts in the reports for
+// MirrorStateTTL, and only while it is of the setting this router has (the
+// same setting and mirror version). A state that breaks the rules (a
+// negative count, more matched than compared, an unknown kind, too many
+// examples, a latency bucket out of range) is refused with an error naming
+// it, and nothing of the report is taken.
+func (r *Router) ReceiveMirrors(replica string, states []core.MirrorState) error {
+	parsed := make(map[string]*remoteMirror, len(states))
+	for i, st := range states {
+		rm, err := parseMirrorState(st)
+		if err != nil {
+			return fmt.Errorf("mirrors[%d]: %w", i, err)
+		}
+		if parsed[st.Service] != nil {
+			return fmt.Errorf("mirrors[%d]: service %q is sent twice", i, st.Service)
+		}
+		parsed[st.Service] = rm
+	}
+	r.remoteMirrors.put(replica, parsed, r.cfg.Now(), 10*r.cfg.MirrorStateTTL)
+	return nil
+}
+
+// The bounds of a received example's bodies: an excerpt is at most
+// MaxMirrorExcerpt bytes, but invalid UTF-8 in it becomes U+FFFD (three
+// bytes per byte).
+const maxReceivedExcerpt = 3 * core.MaxMirrorExcerpt
+
+func parseMirrorState(st core.MirrorState) (*remoteMirror, error) {
+	switch {
+	case st.Service == "":
+		return nil, errors.New("service is empty")
+	case st.Mirror.Version < 1 || st.VersionID < 1:
+		return nil, fmt.Errorf("mirror.version %d and version_id %d: want a version number and ID of 1 or more", st.Mirror.Version, st.VersionID)
+	}
+	rm := &remoteMirror{cfg: st.Mirror, versionID: st.VersionID, pairs: make(map[int]*pairStats, len(st.Pairs))}
+	for j, ps := range st.Pairs {
+		p, err := parsePairState(ps)
+		if err == nil && rm.pairs[ps.Primary] != nil {
+			err = fmt.Errorf("primary version %d is sent twice", ps.Primary)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pairs[%d]: %w", j, err)
+		}
+		rm.pairs[ps.Primary] = p
+	}
+	return rm, nil
+}
+
+func parsePairState(ps core.MirrorPairState) (*pairStats, error) {
+	switch {
+	case ps.Primary < 1:
+		return nil, fmt.Errorf("primary %d: want a version number of 1 or more", ps.Primary)
+	case ps.Compared < 0 || ps.Matched < 0 || ps.Dropped < 0 || ps.TooLarge < 0 || ps.Errors < 0:
+		return nil, fmt.Errorf("counts compared %d, matched %d, dropped %d, too_large %d, errors %d: none may be negative",
+			ps.Compared, ps.Matched, ps.Dropped, ps.TooLarge, ps.Errors)
+	case ps.Matched > ps.Compared:
+		return nil, fmt.Errorf("matched %d > compared %d", ps.Matched, ps.Compared)
+	case len(ps.Examples) > core.MaxMirrorExamples:
+		return nil, fmt.Errorf("%d examples; the limit is %d", len(ps.Examples), core.MaxMirrorExamples)
+	}
+	p := newPairStats()
+	p.compared, p.matched, p.dropped, p.tooLarge, p.errors = ps.Compared, ps.Matched, ps.Dropped, ps.TooLarge, ps.Errors
+	for k, n := range ps.Mismatches {
+		if !knownKind(k) || n < 0 || n > ps.Compared {
+			return nil, fmt.Errorf("mismatches[%q] = %d: want a kind of status, header or body and 0 to compared (%d)", k, n, ps.Compared)
+		}
+		p.mismatches[k] = n
+	}
+	for i, ex := range ps.Examples {
+		if len(ex.PrimaryBody) > maxReceivedExcerpt || len(ex.MirrorBody) > maxReceivedExcerpt {
+			return nil, fmt.Errorf("examples[%d]: a body excerpt over %d bytes", i, maxReceivedExcerpt)
+		}
+		if len(ex.Path) > core.MaxMirrorPath || len(ex.Headers) > core.MaxMirrorHeaders {
+			return nil, fmt.Errorf("examples[%d]: a path over %d bytes or over %d headers", i, core.MaxMirrorPath, core.MaxMirrorHeaders)
+		}
+		if len(ex.Kinds) == 0 || slices.ContainsFunc(ex.Kinds, func(k string) bool { return !knownKind(k) }) {
+			return nil, fmt.Errorf("examples[%d]: kinds %q: want one or more of status, header and body", i, ex.Kinds)
+		}
+	}
+	p.examples = slices.Clone(ps.Examples)
+	var err error
+	for _, side := range []struct {
+		name string
+		in   map[int]int64
+		out  *latency.Histogram
+	}{{"primary_latency_buckets", ps.PrimaryLatency, &p.primary}, {"mirror_latency_buckets", ps.MirrorLatency, &p.mirror}} {
+		if *side.out, err = latency.FromSparse(side.in); err != nil {
+			return nil, fmt.Errorf("%s: %w", side.name, err)
+		}
+		if n := side.out.Count(); n != ps.Compared {
+			return nil, fmt.Errorf("%s count %d latencies; want one per compared pair (%d)", side.name, n, ps.Compared)
+		}
+	}
+	return p, nil
+}
+
+func knownKind(k string) bool {
+	return k == core.MismatchStatus || k == core.MismatchHeader || k == core.MismatchBody
+}
+
+// remoteMirrors are, on the leader, the latest mirror states of every
+// other replica.
+type remoteMirrors struct {
+	mu sync.Mutex
+	by map[string]*replicaMirrors
+}
+
+type replicaMirrors struct {
+	received time.Time
+	services map[string]*remoteMirror
+}
+
+// remoteMirror is one service's state on another replica, with its
+// identity: the setting and the mirror version's ID.
+type remoteMirror struct {
+	cfg       core.Mirror
+	versionID int64
+	pairs     map[int]*pairStats
+}
+
+// put keeps services as replica's latest states, received at now, and
+// forgets replicas silent for longer than forget.
+func (rm *remoteMirrors) put(replica string, services map[string]*remoteMirror, now time.Time, forget time.Duration) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.by == nil {
+		rm.by = map[string]*replicaMirrors{}
+	}
+	for id, l := range rm.by {
+		if now.Sub(l.received) > forget {
+			delete(rm.by, id)
+		}
+	}
+	rm.by[replica] = &replicaMirrors{received: now, services: services}
+}
+
+// each calls f with the pairs of every replica's state of service
+// received after since and of m's setting, and returns how many it
+// called it for.
+func (rm *remoteMirrors) each(service string, m *mirrorRoute, since time.Time, f func(map[int]*pairStats)) int {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	n := 0
+	for _, l := range rm.by {
+		st := l.services[service]
+		if st == nil || !l.received.After(since) || st.versionID != m.target.ID || !st.cfg.Equal(&m.cfg) {
+			continue
+		}
+		f(st.pairs)
+		n++
+	}
+	return n
 }
 
 // WaitMirrors waits until no mirrored request is in flight (tests and

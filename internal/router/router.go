@@ -110,6 +110,13 @@ type Config struct {
 	MirrorMaxBody        int
 	MirrorCompareLimit   int
 	MirrorAcquireTimeout time.Duration
+	// MirrorStateTTL is how long, on the leader, another replica's mirror
+	// state counts in the reports after it was received (ReceiveMirrors);
+	// zero means 3 s, as load reports.
+	MirrorStateTTL time.Duration
+	// Now is the clock of the received states' expiry; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // RequestObserver is told of every request a version answered: its
@@ -139,6 +146,9 @@ type Router struct {
 	// goroutines.
 	mirrorMetrics *mirrorMetrics
 	mirrorWG      sync.WaitGroup
+	// remoteMirrors are the other replicas' latest mirror states, on the
+	// leader.
+	remoteMirrors remoteMirrors
 	// unrouted counts requests that matched no version.
 	unrouted *versionMetrics
 	// suffix is "." + Domain, precomputed for host matching.
@@ -170,6 +180,12 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	}
 	if cfg.MirrorAcquireTimeout <= 0 {
 		cfg.MirrorAcquireTimeout = 5 * time.Second
+	}
+	if cfg.MirrorStateTTL <= 0 {
+		cfg.MirrorStateTTL = 3 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain)}
 	reg := cfg.Registerer
