@@ -10,13 +10,14 @@
 //     the last rule: the cost of evaluating rules on the hot path;
 //   - the same router to a service that mirrors 10% of its requests to a
 //     second version (issue 15): the primary's latency with mirroring,
-//     closed-loop and then paced at half the plain row's throughput (at
-//     full load a copy's work is taken from the primary's cores; paced,
-//     what is left is whether a copy delays the primary);
+//     closed-loop, and then paced at half the plain row's throughput, plain
+//     and mirror in turn, five times each (at full load a copy's work is
+//     taken from the primary's cores; paced, what is left is whether a
+//     copy delays the primary);
 //
 // with the CPU time the router process spends per request, and prints the
-// ratios. Run it with make bench-proxy. The load generator is
-// this program; every loop is bounded in time.
+// ratios. Run it with make bench-proxy. The load generator is this
+// program; every loop is bounded in time.
 package main
 
 import (
@@ -36,6 +37,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,6 +54,7 @@ const image = "wisp-greeter:bench"
 var (
 	wispEnv    string
 	pacedShare *float64
+	pacedPairs *int
 )
 
 func main() {
@@ -59,7 +62,8 @@ func main() {
 	listen := flag.String("listen", "", "internal: the baseline proxy's address")
 	dur := flag.Duration("d", 10*time.Second, "duration of each run")
 	conns := flag.String("c", "1,50", "connection counts")
-	pacedShare = flag.Float64("paced", 0.5, "after the closed-loop rows, run the plain and mirror rows twice each at the last connection count, paced at this share of the plain row's throughput (0: not)")
+	pacedShare = flag.Float64("paced", 0.5, "after the closed-loop rows, run the plain and mirror rows in turn at the last connection count, paced at this share of the plain row's throughput (0: not)")
+	pacedPairs = flag.Int("paced-pairs", 5, "how many times the paced plain and mirror rows run, in turn")
 	flag.StringVar(&wispEnv, "wisp-env", "", "extra environment for wisp serve, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
 	flag.Parse()
 	if *baseline != "" {
@@ -235,12 +239,14 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	rate := *pacedShare * (results[n][2].rps + results[n][6].rps) / 2
 	var paced []result
 	if *pacedShare > 0 {
-		for _, t := range []*target{targets[2], targets[5], targets[2], targets[5]} {
-			r, err := measure(t, n, rate)
-			if err != nil {
-				return err
+		for range max(*pacedPairs, 1) {
+			for _, t := range []*target{targets[2], targets[5]} {
+				r, err := measure(t, n, rate)
+				if err != nil {
+					return err
+				}
+				paced = append(paced, r)
 			}
-			paced = append(paced, r)
 		}
 	}
 	fmt.Printf("\n%-12s %-34s %10s %10s %10s %14s\n", "conns", "target", "req/s", "p50 ms", "p99 ms", "router µs/req")
@@ -268,17 +274,41 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		fmt.Printf("  %2d conns: router CPU per request: plain %.1f µs, mirror 10%% %.1f µs (%+.1f µs, %+.0f%%)\n",
 			n, us(pc), us(m.cpu), us(m.cpu-pc), 100*(float64(m.cpu)/float64(pc)-1))
 	}
-	if len(paced) == 4 {
-		p1, m1, p2, m2 := paced[0], paced[1], paced[2], paced[3]
-		fmt.Printf("  paced at %.0f req/s (%.0f%% of the plain row's throughput), %d conns:\n", rate, 100**pacedShare, n)
-		fmt.Printf("    noise: plain p50 %.3f then %.3f ms (%+.3f ms)\n", ms(p1.p50), ms(p2.p50), ms(p2.p50-p1.p50))
-		fmt.Printf("    mirror 10%% p50 %.3f and %.3f ms against plain %.3f and %.3f: %+.3f ms (aim: within noise); p99 %+.3f ms\n",
-			ms(m1.p50), ms(m2.p50), ms(p1.p50), ms(p2.p50), ms(mean(m1.p50, m2.p50)-mean(p1.p50, p2.p50)), ms(mean(m1.p99, m2.p99)-mean(p1.p99, p2.p99)))
+	if len(paced) > 0 {
+		var plainP50, mirrorP50, plainP99, mirrorP99 []time.Duration
+		for i, r := range paced {
+			if i%2 == 0 {
+				plainP50, plainP99 = append(plainP50, r.p50), append(plainP99, r.p99)
+			} else {
+				mirrorP50, mirrorP99 = append(mirrorP50, r.p50), append(mirrorP99, r.p99)
+			}
+		}
+		fmt.Printf("  paced at %.0f req/s (%.0f%% of the plain row's throughput), %d conns, %d runs each, in turn:\n", rate, 100**pacedShare, n, len(plainP50))
+		fmt.Printf("    p50: plain %s, mirror 10%% %s: medians %+.3f ms apart; the plain runs spread over %.3f ms (aim: within noise)\n",
+			spread(plainP50), spread(mirrorP50), ms(median(mirrorP50)-median(plainP50)), ms(slices.Max(plainP50)-slices.Min(plainP50)))
+		fmt.Printf("    p99: plain %s, mirror 10%% %s: medians %+.3f ms apart; the plain runs spread over %.3f ms\n",
+			spread(plainP99), spread(mirrorP99), ms(median(mirrorP99)-median(plainP99)), ms(slices.Max(plainP99)-slices.Min(plainP99)))
 	}
 	return nil
 }
 
 func mean(a, b time.Duration) time.Duration { return (a + b) / 2 }
+
+// median is the middle of ds (the mean of the two middle ones for an even
+// count): one run disturbed by the machine moves it less than a mean.
+func median(ds []time.Duration) time.Duration {
+	s := slices.Sorted(slices.Values(ds))
+	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
+}
+
+// spread prints durations in milliseconds, "0.912 / 1.031 / 0.977".
+func spread(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, fmt.Sprintf("%.3f", ms(d)))
+	}
+	return strings.Join(parts, " / ") + " ms"
+}
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
