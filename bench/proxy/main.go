@@ -286,6 +286,11 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 		fmt.Printf("  paced at %.0f req/s (%.0f%% of the plain row's throughput), %d conns, %d runs each, in turn:\n", rate, 100**pacedShare, n, len(plainP50))
 		fmt.Printf("    p50: plain %s, mirror 10%% %s: medians %+.3f ms apart; the plain runs spread over %.3f ms (aim: within noise)\n",
 			spread(plainP50), spread(mirrorP50), ms(median(mirrorP50)-median(plainP50)), ms(slices.Max(plainP50)-slices.Min(plainP50)))
+		var paired []time.Duration
+		for i := range mirrorP50 {
+			paired = append(paired, mirrorP50[i]-plainP50[i])
+		}
+		fmt.Printf("    p50, each mirror run less the plain run before it: %s (median %+.3f ms)\n", spread(paired), ms(median(paired)))
 		fmt.Printf("    p99: plain %s, mirror 10%% %s: medians %+.3f ms apart; the plain runs spread over %.3f ms\n",
 			spread(plainP99), spread(mirrorP99), ms(median(mirrorP99)-median(plainP99)), ms(slices.Max(plainP99)-slices.Min(plainP99)))
 	}
