@@ -52,10 +52,9 @@ import (
 const image = "wisp-greeter:bench"
 
 var (
-	wispEnv      string
-	pacedShare   *float64
-	pacedPairs   *int
-	mirrorShares *int
+	wispEnv    string
+	pacedShare *float64
+	pacedPairs *int
 )
 
 func main() {
@@ -64,7 +63,6 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of each run")
 	conns := flag.String("c", "1,50", "connection counts")
 	pacedShare = flag.Float64("paced", 0.5, "after the closed-loop rows, run the plain and mirror rows in turn at the last connection count, paced at this share of the plain row's throughput (0: not)")
-	mirrorShares = flag.Int("mirror-cpu-shares", 0, "an experiment: give the mirror version's container this CPU weight (docker update --cpu-shares; Docker's default is 1024), so that under contention the kernel runs the primary first (0: unchanged)")
 	pacedPairs = flag.Int("paced-pairs", 5, "how many times the paced plain and mirror rows run, in turn")
 	flag.StringVar(&wispEnv, "wisp-env", "", "extra environment for wisp serve, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
 	flag.Parse()
@@ -164,11 +162,6 @@ func run(ctx context.Context, dur time.Duration, connList string) error {
 	for _, h := range []string{"", "Wisp-Version: 2"} {
 		warmMirror := &target{name: "warm-up", url: "http://" + router + "/", host: "mirror.localhost", header: h}
 		if _, err := warmMirror.once(ctx, http.DefaultClient); err != nil {
-			return err
-		}
-	}
-	if *mirrorShares > 0 {
-		if err := weighMirror(ctx, c, *mirrorShares); err != nil {
 			return err
 		}
 	}
@@ -361,30 +354,6 @@ func mirrorService(ctx context.Context, c *apiclient.Client) error {
 	}
 	_, err := c.SetMirror(ctx, "mirror", core.Mirror{Version: 2, Percent: 10})
 	return err
-}
-
-// weighMirror gives the container of the mirror service's version 2 the
-// CPU weight shares.
-func weighMirror(ctx context.Context, c *apiclient.Client, shares int) error {
-	ins, err := c.Instances(ctx, "mirror")
-	if err != nil {
-		return fmt.Errorf("instances: %w", err)
-	}
-	for _, in := range ins {
-		if in.Version == 2 {
-			id, err := exec.CommandContext(ctx, "docker", "ps", "-q", "--filter", "label=wisp.instance="+in.ID).Output()
-			if err != nil || len(bytes.TrimSpace(id)) == 0 {
-				return fmt.Errorf("find the container of instance %s: %v", in.ID, err)
-			}
-			out, err := exec.CommandContext(ctx, "docker", "update", "--cpu-shares", fmt.Sprint(shares), string(bytes.TrimSpace(id))).CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("docker update --cpu-shares %d %s: %w: %s", shares, in.ID, err, out)
-			}
-			fmt.Printf("  the mirror version's container %s runs with --cpu-shares %d\n", in.ID, shares)
-			return nil
-		}
-	}
-	return fmt.Errorf("no instance of mirror's version 2 among %+v", ins)
 }
 
 // rulesService creates service rules like bench, with 10 request rules of

@@ -136,14 +136,15 @@ func (c *Config) Validate() error {
 // Lock order: mu, then a version's mu, then idsMu; never the reverse. No
 // lock is held across a runtime call.
 type Activator struct {
-	cfg    Config
-	rt     runtime.Runtime
-	pauser runtime.Pauser          // nil when the runtime cannot pause
-	pc     runtime.Precreator      // nil when it cannot create ahead
-	rw     runtime.ReadinessWaiter // nil when Wisp probes readiness itself
-	vr     runtime.VersionRemover  // nil when the runtime keeps nothing per version
-	log    *slog.Logger
-	prober prober
+	cfg     Config
+	rt      runtime.Runtime
+	pauser  runtime.Pauser          // nil when the runtime cannot pause
+	pc      runtime.Precreator      // nil when it cannot create ahead
+	rw      runtime.ReadinessWaiter // nil when Wisp probes readiness itself
+	vr      runtime.VersionRemover  // nil when the runtime keeps nothing per version
+	weigher runtime.Weigher         // nil when it cannot lower an instance's CPU weight
+	log     *slog.Logger
+	prober  prober
 	// health probes a suspect instance: an HTTP request, see health.go.
 	health func(ctx context.Context, addr, path string, timeout time.Duration) error
 	pick   picker
@@ -193,6 +194,9 @@ type versionState struct {
 	ver      core.Version
 	policy   core.ScalingPolicy
 	routable bool // a share of traffic or a tag: it keeps a spare
+	// background: the version only receives mirrored copies, so its
+	// instances run with a low CPU weight (weight.go).
+	background bool
 	// unroutedAt is when the version last lost its traffic (routable went
 	// false), for policy.keep_previous; zero while it has traffic or never
 	// had any.
@@ -348,6 +352,7 @@ func New(ctx context.Context, cfg Config, rt runtime.Runtime, logger *slog.Logge
 	a.pc, _ = rt.(runtime.Precreator)
 	a.rw, _ = rt.(runtime.ReadinessWaiter)
 	a.vr, _ = rt.(runtime.VersionRemover)
+	a.weigher, _ = rt.(runtime.Weigher)
 	reg := cfg.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()

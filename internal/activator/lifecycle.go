@@ -480,6 +480,7 @@ func (a *Activator) adopt(ri runtime.Instance) bool {
 		}
 		in.addr, in.proxied, in.startedAt, in.adopted = ri.Addr, ri.Proxied, ri.StartedAt, true
 		in.announced = true
+		a.weigh(in, vs.background) // its role may have changed while Wisp was down
 		a.emit(time.Time{}, core.EventInstanceAdopted, &vs.ver, in.id, "adopted ("+string(ri.State)+"), started by an earlier run",
 			"state", string(ri.State))
 		if s == Starting {

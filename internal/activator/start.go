@@ -161,6 +161,9 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 		in.lastRequest.Store(a.now().UnixNano())
 		a.move(in, Ready, "")
 		vs.backoff = backoff{}
+		if vs.background {
+			a.weigh(in, true) // weight.go
+		}
 		a.metrics.started(v, true, elapsed.Seconds())
 		a.log.Info("instance ready", "service", v.Service, "version", v.Number, "instance", in.id, "addr", ri.Addr,
 			"ready", elapsed.Round(time.Millisecond))

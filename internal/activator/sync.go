@@ -93,6 +93,10 @@ func (a *Activator) applyLocked(s core.ServiceState, wakes []<-chan struct{}) []
 		vs.policy = s.Service.Policy
 		was := vs.routable
 		vs.routable = routable[v.Number]
+		if bg := mirrorOnly(s, v.Number); bg != vs.background {
+			vs.background = bg
+			a.reweigh(vs)
+		}
 		switch {
 		case was && !vs.routable:
 			vs.unroutedAt = a.now()

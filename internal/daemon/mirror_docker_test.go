@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/wisp-run/wisp/internal/core"
+	"github.com/wisp-run/wisp/internal/runtime"
+	"github.com/wisp-run/wisp/internal/runtime/docker/dockertest"
 )
 
 // TestDockerMirror (issue 15): mirroring between two identical versions
@@ -30,10 +32,34 @@ func TestDockerMirror(t *testing.T) {
 		return n
 	}
 	// send makes n requests, each answered by the primary, then waits
-	// until the report accounts for want copies in all.
-	send := func(method string, n int, want int64) core.MirrorReport {
+	// until the report accounts for want copies in all. With paced, it
+	// waits for each copy before the next request: the mirror-only
+	// version runs at a low CPU weight, so on a busy machine copies sent
+	// back to back outrun it and those beyond the in-flight bound are
+	// dropped (by design), and this test is about the comparison.
+	send := func(method string, n int, want int64, paced bool) core.MirrorReport {
 		t.Helper()
-		for range n {
+		before := int64(0)
+		if paced {
+			rep, err := w.c.MirrorReport(ctx, "mirror")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before = total(rep)
+		}
+		for i := range n {
+			for deadline := time.Now().Add(10 * time.Second); paced; time.Sleep(2 * time.Millisecond) {
+				rep, err := w.c.MirrorReport(ctx, "mirror")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if total(rep) >= before+int64(i) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("copy %d not accounted for within 10 s: %+v", i, rep)
+				}
+			}
 			req, err := http.NewRequestWithContext(ctx, method, "http://"+w.router+"/", strings.NewReader("x"))
 			if err != nil {
 				t.Fatal(err)
@@ -75,7 +101,7 @@ func TestDockerMirror(t *testing.T) {
 	if _, err := w.c.SetMirror(ctx, "mirror", core.Mirror{Version: 2, Percent: 100}); err != nil {
 		t.Fatal(err)
 	}
-	rep := send("GET", 100, 100)
+	rep := send("GET", 100, 100, true)
 	p := rep.Pairs[0]
 	t.Logf("identical versions: %+v", p)
 	if len(rep.Pairs) != 1 || p.Primary != 1 || p.Mirror != 2 || p.Compared < 80 || p.Matched != p.Compared || p.MatchRate != 1 || len(p.Examples) != 0 {
@@ -91,7 +117,7 @@ func TestDockerMirror(t *testing.T) {
 	if rep, err := w.c.MirrorReport(ctx, "mirror"); err != nil || len(rep.Pairs) != 0 || rep.Mirror == nil || rep.Mirror.Version != 3 {
 		t.Fatalf("a new setting did not reset the report: %+v, %v", rep, err)
 	}
-	rep = send("GET", 50, 50)
+	rep = send("GET", 50, 50, true)
 	p = rep.Pairs[0]
 	t.Logf("a different greeting: %+v", p)
 	if p.Compared < 30 || p.Matched != 0 || p.Mismatches[core.MismatchBody] != p.Compared || len(p.Examples) == 0 {
@@ -101,8 +127,35 @@ func TestDockerMirror(t *testing.T) {
 		t.Fatalf("example %+v", ex)
 	}
 
+	// The mirror-only version runs with the lowest CPU weight, the
+	// primary with the engine's default.
+	shares := func() map[string]int64 {
+		ids, err := dockertest.Containers(ctx, "mirror")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for id, state := range ids {
+			c, err := dockertest.InspectContainer(ctx, id)
+			if err != nil || state != "running" || c.Labels[runtime.LabelInstance] == "" {
+				continue // a sandbox or a stopped container
+			}
+			out[c.Labels[runtime.LabelVersionNumber]] = c.CPUShares
+		}
+		return out
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got := shares()
+		if got["3"] == 2 && got["1"] != 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU shares by version %v: want 2 for version 3 (mirror only), the default for version 1", got)
+		}
+	}
+
 	// POSTs are not copied: after 20 of them and 10 GETs, the report
 	// accounts for exactly 10 more copies.
-	send("POST", 20, 50)
-	send("GET", 10, 60)
+	send("POST", 20, 50, false)
+	send("GET", 10, 60, true)
 }

@@ -195,6 +195,18 @@ type VersionRemover interface {
 	RemoveVersion(ctx context.Context, id int64) error
 }
 
+// Weigher is a runtime that can lower an instance's share of the CPU, so
+// that when the machine is busy the kernel runs the other instances first.
+// Wisp gives that low weight to the instances of a version that only
+// receives mirrored copies (traffic.mirror), whose answers are thrown
+// away: they must not take CPU from the primary's answers.
+type Weigher interface {
+	// SetBackground gives instance id a low CPU weight (true) or the
+	// default one (false). It does not limit the instance when the CPU
+	// is free.
+	SetBackground(ctx context.Context, id string, background bool) error
+}
+
 // Pauser is a runtime that can freeze and thaw instances (cgroup freezer).
 type Pauser interface {
 	// Pause freezes a running instance; its address stays valid.

@@ -40,6 +40,7 @@ var (
 	_ runtime.Runtime    = (*Docker)(nil)
 	_ runtime.Precreator = (*Docker)(nil)
 	_ runtime.Pauser     = (*Docker)(nil)
+	_ runtime.Weigher    = (*Docker)(nil)
 	_ runtime.Watcher    = (*Docker)(nil)
 )
 
@@ -602,6 +603,30 @@ func (d *Docker) Logs(ctx context.Context, id string, opts runtime.LogOptions) (
 		return nil, fmt.Errorf("docker: logs of %s: %w", id, err)
 	}
 	return newLogReader(rc, opts.Coalesce), nil
+}
+
+// CPU weights (cgroup cpu.shares): Docker's default, and the one a
+// background instance gets, the lowest the kernel takes, so a busy
+// primary wins nearly every contended slice.
+const (
+	defaultCPUShares    = 1024
+	backgroundCPUShares = 2
+)
+
+// SetBackground implements runtime.Weigher.
+func (d *Docker) SetBackground(ctx context.Context, id string, background bool) error {
+	shares := int64(defaultCPUShares)
+	if background {
+		shares = backgroundCPUShares
+	}
+	_, err := d.cli.ContainerUpdate(ctx, containerName(id), client.ContainerUpdateOptions{Resources: &container.Resources{CPUShares: shares}})
+	if cerrdefs.IsNotFound(err) {
+		return core.NotFoundf("instance %s not found", id)
+	}
+	if err != nil {
+		return fmt.Errorf("docker: set the CPU weight of %s: %w", id, err)
+	}
+	return nil
 }
 
 // Pause implements runtime.Pauser.

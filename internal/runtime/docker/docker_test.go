@@ -134,3 +134,50 @@ func TestOpenNeedsOwner(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestSetBackground: a background instance's container gets the lowest CPU
+// weight and keeps serving; the default weight comes back; an unknown
+// instance is not found.
+func TestSetBackground(t *testing.T) {
+	dockertest.Skip(t)
+	dockertest.CleanupService(t, "weigh")
+	img := dockertest.MustBuildGoImage(t, "./testdata/greeter", "wisp-greeter:test")
+	ctx := t.Context()
+	rt, err := docker.Open(ctx, docker.Config{Network: "wisp-test", Owner: "weigh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	in, err := rt.Start(ctx, runtime.InstanceSpec{ID: runtimetest.NewID("weigh"), Service: "weigh", VersionID: 1, VersionNumber: 1, Image: img, Port: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rt.Stop(context.WithoutCancel(ctx), in.ID, time.Second) }()
+	ids, err := dockertest.Containers(ctx, "weigh")
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("containers of weigh: %v, %v", ids, err)
+	}
+	var cid string
+	for id := range ids {
+		cid = id
+	}
+	for _, tc := range []struct {
+		background bool
+		want       int64
+	}{{true, 2}, {false, 1024}, {true, 2}} {
+		if err := rt.SetBackground(ctx, in.ID, tc.background); err != nil {
+			t.Fatalf("SetBackground(%t): %v", tc.background, err)
+		}
+		c, err := dockertest.InspectContainer(ctx, cid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.CPUShares != tc.want {
+			t.Errorf("after SetBackground(%t): cpu shares %d, want %d", tc.background, c.CPUShares, tc.want)
+		}
+		runtimetest.WaitServing(t, in.Addr, 5*time.Second)
+	}
+	if err := rt.SetBackground(ctx, "weigh-nobody", true); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("SetBackground of an unknown instance: %v, want not found", err)
+	}
+}

@@ -365,9 +365,11 @@ type Container struct {
 	Labels      map[string]string
 	NetworkMode string
 	State       string
+	CPUShares   int64 // 0: the engine's default
 }
 
-// InspectContainer returns a container's labels, network mode and state.
+// InspectContainer returns a container's labels, network mode, state and
+// CPU weight.
 func InspectContainer(ctx context.Context, id string) (Container, error) {
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
@@ -384,6 +386,7 @@ func InspectContainer(ctx context.Context, id string) (Container, error) {
 	}
 	if res.Container.HostConfig != nil {
 		c.NetworkMode = string(res.Container.HostConfig.NetworkMode)
+		c.CPUShares = res.Container.HostConfig.CPUShares
 	}
 	if res.Container.State != nil {
 		c.State = string(res.Container.State.Status)
