@@ -144,6 +144,19 @@ func leaderOf(t *testing.T, rs []*replica, within time.Duration) (*replica, []*r
 // deploy creates service hello with one version (all its traffic) through
 // the first replica, then changes its policy through every other one, so
 // that every replica's change feed has the version when it returns.
+// twoVersionsOnTwoReplicas starts two replicas over rt and deploys two
+// versions of service hello (version 1 with all the traffic).
+func twoVersionsOnTwoReplicas(t *testing.T, rt *fake.Runtime) (lead, follower *replica) {
+	t.Helper()
+	rs := newCluster(t, 2, rt, nil)
+	lead, followers := leaderOf(t, rs, 5*time.Second)
+	deploy(t, rs, core.VersionSpec{}, core.PolicyPatch{})
+	if _, err := lead.api.CreateVersion(t.Context(), "hello", core.VersionSpec{Image: "hello:1"}); err != nil {
+		t.Fatal(err)
+	}
+	return lead, followers[0]
+}
+
 func deploy(t *testing.T, rs []*replica, spec core.VersionSpec, patch core.PolicyPatch) {
 	t.Helper()
 	ctx := t.Context()
@@ -537,14 +550,8 @@ func TestReplicasRolloutJudgesEveryReplica(t *testing.T) {
 				_, _ = io.WriteString(w, "Hello\n")
 			})
 		}})
-	rs := newCluster(t, 2, rt, nil)
-	lead, followers := leaderOf(t, rs, 5*time.Second)
-	follower := followers[0]
-	deploy(t, rs, core.VersionSpec{}, core.PolicyPatch{})
+	lead, follower := twoVersionsOnTwoReplicas(t, rt)
 	ctx := t.Context()
-	if _, err := lead.api.CreateVersion(ctx, "hello", core.VersionSpec{Image: "hello:1"}); err != nil {
-		t.Fatal(err)
-	}
 	noRatio := 0.0
 	if _, err := lead.api.StartRollout(ctx, "hello", core.RolloutSpec{To: 2, Steps: []int{50, 100},
 		Interval: core.Duration(time.Second), MinRequests: 20, MaxP99Ratio: &noRatio}); err != nil {
@@ -599,14 +606,8 @@ func TestReplicasMirrorReportCoversEveryReplica(t *testing.T) {
 				_, _ = fmt.Fprintf(w, "Hello from v%d\n", spec.VersionNumber)
 			})
 		}})
-	rs := newCluster(t, 2, rt, nil)
-	lead, followers := leaderOf(t, rs, 5*time.Second)
-	follower := followers[0]
-	deploy(t, rs, core.VersionSpec{}, core.PolicyPatch{})
+	lead, follower := twoVersionsOnTwoReplicas(t, rt)
 	ctx := t.Context()
-	if _, err := lead.api.CreateVersion(ctx, "hello", core.VersionSpec{Image: "hello:1"}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := lead.api.SetMirror(ctx, "hello", core.Mirror{Version: 2, Percent: 100}); err != nil {
 		t.Fatal(err)
 	}
