@@ -24,20 +24,7 @@ import (
 // copies.
 func mirrorOnly(s core.ServiceState, n int) bool {
 	t := s.Traffic
-	if t == nil || t.Mirror == nil || t.Mirror.Version != n {
-		return false
-	}
-	for _, w := range t.Weights {
-		if w.Version == n && w.Percent > 0 {
-			return false
-		}
-	}
-	for _, v := range t.Tags {
-		if v == n {
-			return false
-		}
-	}
-	return !t.RuleTargets()[n]
+	return t != nil && t.Mirror != nil && t.Mirror.Version == n && !t.Served()[n]
 }
 
 // reweigh sets the weight of every instance of vs the runtime runs to

@@ -148,6 +148,17 @@ func sortedKeys(m map[string]int) []string {
 // traffic, carry a tag, are a rule's target or the mirror's: the versions a
 // request (or its copy) can reach.
 func (t Traffic) Routable() map[int]bool {
+	out := t.Served()
+	if t.Mirror != nil {
+		out[t.Mirror.Version] = true
+	}
+	return out
+}
+
+// Served returns the numbers of the versions whose answers clients get: a
+// share of the traffic, a tag or a rule's target (Routable less a version
+// that only receives mirrored copies).
+func (t Traffic) Served() map[int]bool {
 	out := map[int]bool{}
 	for _, w := range t.Weights {
 		if w.Percent > 0 {
@@ -159,9 +170,6 @@ func (t Traffic) Routable() map[int]bool {
 	}
 	for n := range t.RuleTargets() {
 		out[n] = true
-	}
-	if t.Mirror != nil {
-		out[t.Mirror.Version] = true
 	}
 	return out
 }
