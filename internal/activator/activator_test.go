@@ -1046,3 +1046,37 @@ func TestLivenessReplaces(t *testing.T) {
 		t.Fatalf("after the replacement: %q", body)
 	}
 }
+
+// TestBrokenSpareIsReplaced: a spare that fails to start (its sandbox
+// died, say) is replaced by a new instance that starts and serves the
+// waiting request, with no failed start counted against the version.
+func TestBrokenSpareIsReplaced(t *testing.T) {
+	var breakNext atomic.Bool
+	e := newEnv(t, activator.Config{}, func(runtime.InstanceSpec) fake.Behavior {
+		if breakNext.CompareAndSwap(true, false) {
+			return fake.Behavior{StartErr: errors.New("cannot join network of a non running container")}
+		}
+		return fake.Behavior{}
+	})
+	v := version(1, "svc")
+	get(t, e, v)
+	waitFor(t, "the spare", func() bool { return e.rt.Creates() == 1 })
+	first := started(t, e.rt)
+	if len(first) != 1 {
+		t.Fatalf("started %+v, want one instance", first)
+	}
+	e.rt.Kill(first[0].ID, 137)
+	waitFor(t, "the killed instance to be dropped", func() bool { return len(live(e)) == 0 })
+	breakNext.Store(true) // the spare's start fails
+	if body := get(t, e, v); body != "Hello, World!\n" {
+		t.Fatalf("after the broken spare: %q", body)
+	}
+	if e.rt.FromCreated() != 1 || breakNext.Load() {
+		t.Fatalf("the spare was not tried (%d from created)", e.rt.FromCreated())
+	}
+	for _, in := range e.act.Instances("") {
+		if in.RetryAt != nil {
+			t.Fatalf("the version backs off after a broken spare: %+v", in)
+		}
+	}
+}

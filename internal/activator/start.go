@@ -139,7 +139,7 @@ func (a *Activator) runStart(ctx context.Context, in *instance, v *core.Version,
 			a.move(in, Stopping, "the spare failed to start")
 			vs.mu.Unlock()
 			in = next
-			fromSpare = false
+			fromSpare, err = false, nil // the new one is started below
 		}
 	}
 	if err == nil && !fromSpare {
