@@ -219,8 +219,11 @@ func storm(t *testing.T, w *wisp, service string) {
 	if cold == 0 {
 		t.Fatal("no request reports a cold start (Wisp-Cold-Start), but the service was at zero")
 	}
-	// The platform events say why each instance started.
-	reasons := map[string]int{}
+	// The platform events say why each instance started. The autoscaler's
+	// starts go on after the storm, and a container runs a moment before
+	// Wisp hears back from the engine and emits its instance.starting: the
+	// events and the containers are read again until they agree.
+	var reasons map[string]int
 	var firstInstance string
 	var events []string // all of them, printed when the test fails
 	t.Cleanup(func() {
@@ -228,24 +231,31 @@ func storm(t *testing.T, w *wisp, service string) {
 			t.Logf("the platform events:\n%s", strings.Join(events, "\n"))
 		}
 	})
-	err := w.c.Logs(t.Context(), service, core.LogQuery{Kinds: []core.LogKind{core.LogPlatform}}, func(e core.LogEntry) error {
-		events = append(events, fmt.Sprintf("%s %s %s %s %v", e.Time.Format("15:04:05.000"), e.Event, e.Instance, e.Message, e.Fields))
-		if e.Event == core.EventInstanceStarting {
-			reasons[e.Fields["reason"]]++
-			if e.Fields["reason"] == core.StartFirstRequest {
-				firstInstance = e.Instance
+	var started map[string]string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		reasons, events = map[string]int{}, nil
+		err := w.c.Logs(t.Context(), service, core.LogQuery{Kinds: []core.LogKind{core.LogPlatform}}, func(e core.LogEntry) error {
+			events = append(events, fmt.Sprintf("%s %s %s %s %v", e.Time.Format("15:04:05.000"), e.Event, e.Instance, e.Message, e.Fields))
+			if e.Event == core.EventInstanceStarting {
+				reasons[e.Fields["reason"]]++
+				if e.Fields["reason"] == core.StartFirstRequest {
+					firstInstance = e.Instance
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		started = containers(t, service)
+		if len(started) >= 1 && len(started) == sumCounts(reasons) || time.Now().After(deadline) {
+			break
+		}
 	}
 	t.Logf("starts by reason: %v", reasons)
 	if reasons[core.StartFirstRequest] != 1 {
 		t.Fatalf("%d instances started for the first request, want exactly 1 (starts by reason: %v)", reasons[core.StartFirstRequest], reasons)
 	}
-	started := containers(t, service)
 	if len(started) < 1 || len(started) != sumCounts(reasons) {
 		t.Fatalf("%d containers started, the platform events name %d starts (%v): %v", len(started), sumCounts(reasons), reasons, started)
 	}
