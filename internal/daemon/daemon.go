@@ -91,6 +91,9 @@ type Daemon struct {
 	feed    *feed
 	sampler *dashboard.Sampler
 	endLife context.CancelFunc
+	// undoOpen closes what Open opened, newest first: for a Run that ends
+	// before it starts serving.
+	undoOpen func()
 }
 
 // Open validates cfg, prepares the data directory, opens the store and the
@@ -313,6 +316,14 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	// request bodies.
 	d.public = &http.Server{Handler: d.router, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: 2 * time.Minute, ErrorLog: errLog}
 
+	d.undoOpen = func() {
+		if d.builds != nil {
+			_ = d.builds.Close(context.WithoutCancel(ctx))
+		}
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
 	logger.Info("store opened", "store", storeName, "runtime", parts.name, "builds", parts.builder != nil,
 		"replica", d.reps.id, "shared_runtime", d.act.Shared())
 	return d, nil
@@ -432,6 +443,10 @@ func (d *Daemon) Token() string { return d.token }
 // client and the store.
 func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.feed.Load(ctx); err != nil {
+		d.undoOpen()
+		if ctx.Err() != nil {
+			return nil // stopped before it began to serve
+		}
 		return err
 	}
 	// Adopt the instances of an earlier run; on a shared runtime, until
