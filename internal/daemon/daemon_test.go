@@ -3,9 +3,9 @@ package daemon_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
