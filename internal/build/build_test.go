@@ -46,6 +46,16 @@ scaling:
   idle_timeout: 2m
   keep_previous: 30m
   min_instances_schedule: ["mon-fri 08:00-18:00 Europe/Paris=2"]
+logs:
+  request_logs: true
+  max_bytes: 20MiB
+  max_age: 2d
+async:
+  concurrency: 3
+  max_attempts: 7
+  min_backoff: 200ms
+  max_backoff: 1m
+  max_age: 12h
 build:
   base_image: python:3.12-slim
 `
@@ -58,6 +68,16 @@ build:
 		s.Scaling.IdleTimeout.String() != "2m0s" || s.Scaling.KeepPrevious == nil || s.Scaling.KeepPrevious.String() != "30m0s" ||
 		s.Scaling.MinInstancesSchedule == nil || len(*s.Scaling.MinInstancesSchedule) != 1 || (*s.Scaling.MinInstancesSchedule)[0].TZ != "Europe/Paris" {
 		t.Fatalf("parsed %+v", s)
+	}
+	if p := s.Scaling; p.RequestLogs == nil || !*p.RequestLogs || p.LogMaxBytes == nil || *p.LogMaxBytes != 20<<20 ||
+		p.LogMaxAge == nil || p.LogMaxAge.String() != "48h0m0s" || p.AsyncConcurrency == nil || *p.AsyncConcurrency != 3 ||
+		p.MaxAttempts == nil || *p.MaxAttempts != 7 || p.MinBackoff == nil || p.MinBackoff.String() != "200ms" ||
+		p.MaxBackoff == nil || p.MaxBackoff.String() != "1m0s" || p.MaxAge == nil || p.MaxAge.String() != "12h0m0s" {
+		t.Fatalf("logs and async sections: %+v", *s.Scaling)
+	}
+	// Either section alone makes a policy patch too.
+	if s, err := build.ParseSpec([]byte("async:\n  max_attempts: 2\n")); err != nil || s.Scaling == nil || *s.Scaling.MaxAttempts != 2 || s.Scaling.MinInstances != nil {
+		t.Fatalf("async alone: %+v, %v", s.Scaling, err)
 	}
 	if _, err := build.ParseSpec(nil); err != nil {
 		t.Fatalf("an empty file: %v", err)
@@ -83,6 +103,15 @@ build:
 		{"singleton with max_instances", "scaling:\n  singleton: true\n  max_instances: 2\n", "policy.singleton and policy.max_instances conflict"},
 		{"bad scaling duration", "scaling:\n  idle_timeout: forever\n", "scaling.idle_timeout"},
 		{"not yaml", "service: [\n", "wisp.yaml:"},
+		{"unknown logs key", "logs:\n  retention: 1d\n", `line 2: unknown key "retention"; the keys under logs: are request_logs, max_bytes, max_age`},
+		{"bad log size", "logs:\n  max_bytes: huge\n", "logs.max_bytes:"},
+		{"log size out of range", "logs:\n  max_bytes: 1KiB\n", "logs.max_bytes: log_max_bytes must be between 1 MiB"},
+		{"bad log age", "logs:\n  max_age: 100d\n", "logs.max_age: log_max_age must be between 1m and 2160h"},
+		{"request_logs not a bool", "logs:\n  request_logs: sometimes\n", "logs.request_logs: must be true or false"},
+		{"unknown async key", "async:\n  retries: 3\n", `the keys under async: are concurrency, max_attempts, min_backoff, max_backoff, max_age`},
+		{"async concurrency out of range", "async:\n  concurrency: 0\n", "async.concurrency: async_concurrency must be between 1 and"},
+		{"max_backoff below min_backoff", "async:\n  min_backoff: 10s\n  max_backoff: 1s\n", "async.max_backoff: max_backoff (1s) must not be below min_backoff (10s)"},
+		{"bad async duration", "async:\n  max_age: later\n", "async.max_age:"},
 		{"dockerfile outside the source", "build:\n  dockerfile: ../../etc/passwd\n", "inside the source directory"},
 	}
 	for _, tc := range bad {

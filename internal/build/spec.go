@@ -20,20 +20,41 @@ import (
 
 // Spec is a directory's wisp.yaml. Every field is optional.
 type Spec struct {
-	Service        string            `yaml:"service"`
-	Runtime        string            `yaml:"runtime"`
-	Port           int               `yaml:"port"`
-	Env            []string          `yaml:"env"`
-	Command        []string          `yaml:"command"`
-	Args           []string          `yaml:"args"`
-	Memory         string            `yaml:"memory"`
-	CPU            float64           `yaml:"cpu"`
-	MaxConcurrency int               `yaml:"max_concurrency"`
-	Timeout        string            `yaml:"timeout"`
-	ReadinessPath  string            `yaml:"readiness_path"`
-	Scaling        *core.PolicyPatch `yaml:"-"`
-	ScalingYAML    *ScalingSpec      `yaml:"scaling"`
-	Build          BuildSpec         `yaml:"build"`
+	Service        string   `yaml:"service"`
+	Runtime        string   `yaml:"runtime"`
+	Port           int      `yaml:"port"`
+	Env            []string `yaml:"env"`
+	Command        []string `yaml:"command"`
+	Args           []string `yaml:"args"`
+	Memory         string   `yaml:"memory"`
+	CPU            float64  `yaml:"cpu"`
+	MaxConcurrency int      `yaml:"max_concurrency"`
+	Timeout        string   `yaml:"timeout"`
+	ReadinessPath  string   `yaml:"readiness_path"`
+	// Scaling is the policy patch of the scaling, logs and async
+	// sections together, applied to the service when the build succeeds.
+	Scaling     *core.PolicyPatch `yaml:"-"`
+	ScalingYAML *ScalingSpec      `yaml:"scaling"`
+	LogsYAML    *LogsSpec         `yaml:"logs"`
+	AsyncYAML   *AsyncSpec        `yaml:"async"`
+	Build       BuildSpec         `yaml:"build"`
+}
+
+// LogsSpec is the logs section of wisp.yaml: the service's log policy.
+type LogsSpec struct {
+	RequestLogs *bool  `yaml:"request_logs"`
+	MaxBytes    string `yaml:"max_bytes"` // a size, "50MiB"
+	MaxAge      string `yaml:"max_age"`   // a duration, "7d"
+}
+
+// AsyncSpec is the async section of wisp.yaml: how the service's async
+// calls are dispatched and retried.
+type AsyncSpec struct {
+	Concurrency *int   `yaml:"concurrency"`
+	MaxAttempts *int   `yaml:"max_attempts"`
+	MinBackoff  string `yaml:"min_backoff"`
+	MaxBackoff  string `yaml:"max_backoff"`
+	MaxAge      string `yaml:"max_age"`
 }
 
 // ScalingSpec is the scaling section of wisp.yaml.
@@ -133,6 +154,8 @@ var yamlKeys = map[string][]string{
 	"build.Spec":        keysOf(Spec{}),
 	"build.BuildSpec":   keysOf(BuildSpec{}),
 	"build.ScalingSpec": keysOf(ScalingSpec{}),
+	"build.LogsSpec":    keysOf(LogsSpec{}),
+	"build.AsyncSpec":   keysOf(AsyncSpec{}),
 }
 
 func keysOf(v any) []string {
@@ -152,6 +175,10 @@ func sectionOf(goType string) string {
 		return "under build:"
 	case "build.ScalingSpec":
 		return "under scaling:"
+	case "build.LogsSpec":
+		return "under logs:"
+	case "build.AsyncSpec":
+		return "under async:"
 	}
 	return "of " + SpecFile
 }
@@ -234,9 +261,25 @@ func (s *Spec) validate() error {
 	if err := core.ValidateEnv("env", s.Env); err != nil {
 		return fmt.Errorf("%s: %w", SpecFile, err)
 	}
-	if sc := s.ScalingYAML; sc != nil {
-		p := core.PolicyPatch{MinInstances: sc.MinInstances, MaxInstances: sc.MaxInstances, Standby: sc.Standby,
-			TargetConcurrency: sc.TargetConcurrency, TargetRPS: sc.TargetRPS, Singleton: sc.Singleton}
+	return s.policy()
+}
+
+// policy turns the scaling, logs and async sections into one policy patch
+// (Scaling), checked as the API would check it.
+func (s *Spec) policy() error {
+	sc, lg, as := s.ScalingYAML, s.LogsYAML, s.AsyncYAML
+	if sc == nil && lg == nil && as == nil {
+		return nil
+	}
+	var p core.PolicyPatch
+	type duration struct {
+		key, val string
+		dst      **core.Duration
+	}
+	var durations []duration
+	if sc != nil {
+		p.MinInstances, p.MaxInstances, p.Standby = sc.MinInstances, sc.MaxInstances, sc.Standby
+		p.TargetConcurrency, p.TargetRPS, p.Singleton = sc.TargetConcurrency, sc.TargetRPS, sc.Singleton
 		if sc.MinInstancesSchedule != nil {
 			windows := []core.MinWindow{}
 			for _, w := range sc.MinInstancesSchedule {
@@ -248,26 +291,65 @@ func (s *Spec) validate() error {
 			}
 			p.MinInstancesSchedule = &windows
 		}
-		for _, d := range []struct {
-			name, val string
-			dst       **core.Duration
-		}{{"idle_timeout", sc.IdleTimeout, &p.IdleTimeout}, {"pause_after", sc.PauseAfter, &p.PauseAfter},
-			{"keep_previous", sc.KeepPrevious, &p.KeepPrevious}} {
-			if d.val == "" {
-				continue
-			}
-			v, err := core.ParseDuration(d.val)
-			if err != nil {
-				return fmt.Errorf("%s: scaling.%s: %w", SpecFile, d.name, err)
-			}
-			*d.dst = &v
-		}
-		if err := p.Apply(core.DefaultPolicy()).Validate(); err != nil {
-			return fmt.Errorf("%s: scaling: %w", SpecFile, err)
-		}
-		s.Scaling = &p
+		durations = append(durations, duration{"scaling.idle_timeout", sc.IdleTimeout, &p.IdleTimeout},
+			duration{"scaling.pause_after", sc.PauseAfter, &p.PauseAfter}, duration{"scaling.keep_previous", sc.KeepPrevious, &p.KeepPrevious})
 	}
+	if lg != nil {
+		p.RequestLogs = lg.RequestLogs
+		if lg.MaxBytes != "" {
+			n, err := core.ParseByteSize(lg.MaxBytes)
+			if err != nil {
+				return fmt.Errorf("%s: logs.max_bytes: %w", SpecFile, err)
+			}
+			v := int64(n)
+			p.LogMaxBytes = &v
+		}
+		durations = append(durations, duration{"logs.max_age", lg.MaxAge, &p.LogMaxAge})
+	}
+	if as != nil {
+		p.AsyncConcurrency, p.MaxAttempts = as.Concurrency, as.MaxAttempts
+		durations = append(durations, duration{"async.min_backoff", as.MinBackoff, &p.MinBackoff},
+			duration{"async.max_backoff", as.MaxBackoff, &p.MaxBackoff}, duration{"async.max_age", as.MaxAge, &p.MaxAge})
+	}
+	for _, d := range durations {
+		if d.val == "" {
+			continue
+		}
+		parse := core.ParseDuration
+		if strings.HasSuffix(d.key, "max_age") {
+			parse = core.ParseDays // "7d", as the CLI takes it
+		}
+		v, err := parse(d.val)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", SpecFile, d.key, err)
+		}
+		*d.dst = &v
+	}
+	if err := p.Apply(core.DefaultPolicy()).Validate(); err != nil {
+		return fmt.Errorf("%s: %s: %w", SpecFile, specKey(err), err)
+	}
+	s.Scaling = &p
 	return nil
+}
+
+// specKey names where in wisp.yaml a policy error's field is set: a key of
+// the logs or async section, else the scaling section.
+func specKey(err error) string {
+	var ce *core.Error
+	if !errors.As(err, &ce) {
+		return "scaling"
+	}
+	switch f := strings.TrimPrefix(ce.Field, "policy."); f {
+	case "request_logs":
+		return "logs.request_logs"
+	case "log_max_bytes", "log_max_age":
+		return "logs." + strings.TrimPrefix(f, "log_")
+	case "async_concurrency":
+		return "async.concurrency"
+	case "max_attempts", "min_backoff", "max_backoff", "max_age":
+		return "async." + f
+	}
+	return "scaling"
 }
 
 // LoadSpec reads dir/wisp.yaml; a missing file is an empty spec.

@@ -482,6 +482,22 @@ func TestDeployLifecycle(t *testing.T) {
 		t.Fatalf("after --no-promote: traffic %s", got)
 	}
 
+	// wisp.yaml's scaling, logs and async sections reach the service's
+	// policy when the build succeeds.
+	withPolicy := writeFiles(t, map[string]string{
+		"handler.sh": "printf 'policy %s' \"$(cat)\"\n",
+		"wisp.yaml": "runtime: stdio\ncommand: [\"sh\", \"handler.sh\"]\nbuild:\n  base_image: wisp-standin-shell:1\n" +
+			"scaling:\n  idle_timeout: 3m\nlogs:\n  request_logs: true\n  max_age: 3d\nasync:\n  max_attempts: 4\n",
+	})
+	e.ok("deploy", svc, withPolicy, "--no-promote")
+	got, err := c.GetService(t.Context(), svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Policy; p.IdleTimeout.String() != "3m0s" || !p.RequestLogs || p.LogMaxAge.String() != "72h0m0s" || p.MaxAttempts != 4 {
+		t.Fatalf("policy after a deploy with wisp.yaml's sections: %+v", p)
+	}
+
 	// A failing build: its output reaches the user; nothing changes.
 	versions, entries, builds := e.state(svc)
 	bad := writeFiles(t, map[string]string{"Dockerfile": "FROM wisp-standin-shell:1\nRUN echo boom-marker-42 && exit 3\n"})

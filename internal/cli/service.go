@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -88,14 +87,14 @@ func policyFlags(f *pflag.FlagSet, change bool) func() (core.PolicyPatch, error)
 			p.LogMaxBytes = &v
 		}
 		if f.Changed("log-max-age") {
-			d, err := parseDays(logAge)
+			d, err := core.ParseDays(logAge)
 			if err != nil {
 				return p, usagef("--log-max-age: %v", err)
 			}
 			p.LogMaxAge = &d
 		}
 		if f.Changed("max-age") {
-			d, err := parseDays(maxAge)
+			d, err := core.ParseDays(maxAge)
 			if err != nil {
 				return p, usagef("--max-age: %v", err)
 			}
@@ -167,20 +166,6 @@ func onOff(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is neither on nor off", s)
-}
-
-// parseDays reads a duration, where a whole number of days may be written
-// "7d".
-func parseDays(s string) (core.Duration, error) {
-	t := strings.TrimSpace(s)
-	if n, ok := strings.CutSuffix(t, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 || days > 100000 {
-			return 0, fmt.Errorf("%q is not a number of days; use a value like \"7d\" or \"12h\"", s)
-		}
-		return core.Duration(time.Duration(days) * 24 * time.Hour), nil
-	}
-	return core.ParseDuration(t)
 }
 
 func onOffString(b bool) string {

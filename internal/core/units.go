@@ -158,3 +158,17 @@ func ParseByteSize(s string) (ByteSize, error) {
 	}
 	return ByteSize(n * mult), nil
 }
+
+// ParseDays reads a duration that may also be a whole number of days
+// ("7d"), as log and async retention are often said.
+func ParseDays(s string) (Duration, error) {
+	t := strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(t, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100000 {
+			return 0, fmt.Errorf("%q is not a number of days; use a value like \"7d\" or \"12h\"", s)
+		}
+		return Duration(time.Duration(days) * 24 * time.Hour), nil
+	}
+	return ParseDuration(t)
+}
