@@ -150,6 +150,9 @@ func TestWalkthrough(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.ok("service", "get", "hello", "-o", "json")), &got); err != nil || got.Policy.Standby != 2 {
 		t.Fatalf("service get -o json after --standby 2: %+v %v", got.Policy, err)
 	}
+	if out := e.ok("service", "list"); !strings.Contains(out, "STANDBY") || !strings.Contains(out, "2 paused") {
+		t.Fatalf("service list after --standby 2: %s", out)
+	}
 	if code, _, stderr := e.run("service", "update", "hello", "--standby", "17"); code != 1 || !strings.Contains(stderr, "standby must be between 0 and 16, got 17") {
 		t.Fatalf("service update --standby 17: exit %d, %s", code, stderr)
 	}

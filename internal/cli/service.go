@@ -220,10 +220,18 @@ func (a *app) serviceList() *cobra.Command {
 				rows := make([][]string, 0, len(list))
 				for _, s := range list {
 					p := s.Policy
-					rows = append(rows, []string{s.Name, s.URL, fmt.Sprintf("%d-%d", p.MinInstances, p.MaxInstances),
+					instances := fmt.Sprintf("%d-%d", p.MinInstances, p.MaxInstances)
+					if p.Singleton {
+						instances += " (singleton)"
+					}
+					standby := "-"
+					if p.Standby > 0 {
+						standby = strconv.Itoa(p.Standby) + " paused"
+					}
+					rows = append(rows, []string{s.Name, s.URL, instances, standby,
 						strconv.Itoa(p.TargetConcurrency), p.IdleTimeout.String(), ago(s.CreatedAt)})
 				}
-				return a.table([]string{"NAME", "URL", "INSTANCES", "TARGET", "IDLE-TIMEOUT", "CREATED"}, rows)
+				return a.table([]string{"NAME", "URL", "INSTANCES", "STANDBY", "TARGET", "IDLE-TIMEOUT", "CREATED"}, rows)
 			})
 		},
 	}
