@@ -69,8 +69,11 @@ type Config struct {
 	MaxResult int
 	// MaxRequest bounds an async request's body; 0 means DefaultMaxRequest.
 	MaxRequest int64
-	// Client delivers callbacks; nil means a client with a 30 s timeout.
-	Client *http.Client
+	// Callbacks says where callbacks may go (by default public addresses
+	// only); Client delivers them, nil meaning a client with a 30 s
+	// timeout that checks every address it dials against Callbacks.
+	Callbacks CallbackPolicy
+	Client    *http.Client
 	// Registerer receives the metrics; nil means none are exported.
 	Registerer prometheus.Registerer
 	// Now and Jitter are the clock and the random source (tests).
@@ -114,7 +117,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Calls, error) {
 		cfg.MaxRequest = DefaultMaxRequest
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: callbackTimeout}
+		cfg.Client = cfg.Callbacks.client()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -182,7 +185,7 @@ func (c *Calls) Submit(ctx context.Context, service string, r *http.Request) (id
 		callback = h.Get(HeaderCallbackX)
 	}
 	if callback != "" {
-		if err := checkCallback(callback); err != nil {
+		if err := c.checkCallback(callback); err != nil {
 			return "", false, err
 		}
 	}
@@ -221,14 +224,15 @@ func readBody(body io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-func checkCallback(u string) error {
+func (c *Calls) checkCallback(u string) error {
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		return core.Invalidf(HeaderCallback, "callback URL %q: want an http:// or https:// URL", u)
 	}
-	if pu, err := url.Parse(u); err != nil || pu.Host == "" {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
 		return core.Invalidf(HeaderCallback, "callback URL %q is not a URL with a host", u)
 	}
-	return nil
+	return c.cfg.Callbacks.checkURL(pu)
 }
 
 // SubmitCall stores call (its Service, Origin, Request, Callback and

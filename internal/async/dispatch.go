@@ -368,7 +368,7 @@ func (c *Calls) handleCallback(ctx context.Context, d queue.Delivery) {
 	}
 	call.CallbackStatus = status
 	call.CallbackError = ""
-	retry := err != nil || status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
+	retry := (err != nil && !refused(err)) || status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
 	if err != nil {
 		call.CallbackError = err.Error()
 	} else if retry {

@@ -123,6 +123,11 @@ type Config struct {
 	// X-Forwarded-For it believes for source rules; "" believes none. See
 	// ParseTrustedProxies.
 	TrustedProxies string
+	// CallbackAllow lists, comma-separated, the private address ranges
+	// async callbacks may reach besides public addresses, or "any" for
+	// every address; "" allows public addresses only. See
+	// ParseCallbackAllow.
+	CallbackAllow string
 
 	// AdminTLSCert and AdminTLSKey, both set, serve the admin API over
 	// HTTPS with that certificate and key (PEM files).
@@ -240,6 +245,7 @@ const (
 	EnvNATSToken  = "WISP_NATS_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential
 	EnvNATSListen = "WISP_NATS_LISTEN"
 	EnvTrusted    = "WISP_TRUSTED_PROXIES"
+	EnvCallbacks  = "WISP_CALLBACK_ALLOW"
 )
 
 // Runtimes and builders.
@@ -312,6 +318,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 		{EnvKubeconfig, &c.Kubeconfig}, {EnvKubeNS, &c.KubeNamespace}, {EnvPullSecret, &c.KubePullSecret}, {EnvKubeOwner, &c.KubeOwner},
 		{EnvNATSURL, &c.NATSURL}, {EnvNATSCreds, &c.NATSCreds}, {EnvNATSToken, &c.NATSToken}, {EnvNATSListen, &c.NATSListen},
 		{EnvTrusted, &c.TrustedProxies},
+		{EnvCallbacks, &c.CallbackAllow},
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
@@ -478,6 +485,9 @@ func (c Config) validateEdge() []error {
 	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("trusted proxies (--trusted-proxies, %s): %w", EnvTrusted, err))
 	}
+	if _, _, err := ParseCallbackAllow(c.CallbackAllow); err != nil {
+		errs = append(errs, fmt.Errorf("callback allow-list (--callback-allow, %s): %w", EnvCallbacks, err))
+	}
 	if c.UpgradeIdleTimeout < time.Second || c.UpgradeIdleTimeout > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("upgrade idle timeout (--upgrade-idle-timeout) must be between 1s and 24h, got %s", c.UpgradeIdleTimeout))
 	}
@@ -523,6 +533,19 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// ParseCallbackAllow reads a CallbackAllow setting: "any" (every address,
+// all true), or address ranges as ParseTrustedProxies reads them.
+func ParseCallbackAllow(s string) (ranges []netip.Prefix, all bool, err error) {
+	if strings.EqualFold(strings.TrimSpace(s), "any") {
+		return nil, true, nil
+	}
+	ranges, err = ParseTrustedProxies(s)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w; or \"any\" for every address", err)
+	}
+	return ranges, false, nil
 }
 
 // checkAdminURL checks an advertised admin URL: http(s)://host:port with

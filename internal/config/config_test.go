@@ -166,3 +166,26 @@ func TestParseTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestParseCallbackAllow: "any", ranges as for trusted proxies, and an
+// error that names the bad item and the "any" choice; Validate refuses a
+// bad setting naming the flag.
+func TestParseCallbackAllow(t *testing.T) {
+	if r, all, err := config.ParseCallbackAllow(" ANY "); err != nil || !all || r != nil {
+		t.Errorf("any: %v %v %v", r, all, err)
+	}
+	if r, all, err := config.ParseCallbackAllow("10.0.0.0/8,127.0.0.1"); err != nil || all || len(r) != 2 || r[1].String() != "127.0.0.1/32" {
+		t.Errorf("ranges: %v %v %v", r, all, err)
+	}
+	if r, all, err := config.ParseCallbackAllow(""); err != nil || all || r != nil {
+		t.Errorf("empty: %v %v %v", r, all, err)
+	}
+	if _, _, err := config.ParseCallbackAllow("intranet"); err == nil || !strings.Contains(err.Error(), `"intranet"`) || !strings.Contains(err.Error(), `"any"`) {
+		t.Errorf("bad item: %v", err)
+	}
+	cfg := config.Default()
+	cfg.CallbackAllow = "everything"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--callback-allow") || !strings.Contains(err.Error(), config.EnvCallbacks) {
+		t.Errorf("Validate with a bad allow-list: %v", err)
+	}
+}

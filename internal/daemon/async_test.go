@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wisp-run/wisp/internal/apiclient"
+	"github.com/wisp-run/wisp/internal/config"
 	"github.com/wisp-run/wisp/internal/core"
 	"github.com/wisp-run/wisp/internal/daemon"
 	"github.com/wisp-run/wisp/internal/runtime"
@@ -123,7 +124,9 @@ func (e asyncEnv) wait(id string) core.Call {
 func TestAsyncCalls(t *testing.T) {
 	fn := &asyncFunction{served: map[string]int{}}
 	rt := fake.New(fake.Config{Images: map[string]string{"jobs:1": "sha256:jobs1"}, Handler: fn.handler})
-	d, _ := runDaemon(t, t.TempDir(), nil, daemon.Options{Out: io.Discard, Runtime: rt})
+	// The callback receiver below listens on loopback, which callbacks
+	// may not reach unless the operator allows it.
+	d, _ := runDaemon(t, t.TempDir(), func(c *config.Config) { c.CallbackAllow = "127.0.0.1" }, daemon.Options{Out: io.Discard, Runtime: rt})
 	env := asyncEnv{t: t, router: "http://" + d.RouterAddr().String(), admin: "http://" + d.AdminAddr().String(), token: d.Token()}
 	c := apiclient.New(d.AdminAddr().String(), d.Token())
 	ctx := t.Context()
@@ -272,6 +275,14 @@ func TestAsyncCalls(t *testing.T) {
 		res, b := env.do("POST", env.router+"/async/jobs/", http.Header{"X-Callback-Url": {"ftp://x"}}, "")
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(b, "callback") {
 			t.Fatalf("bad callback URL: %d %s, want 400 naming it", res.StatusCode, b)
+		}
+		// Outside the allow-list: the metadata address and another
+		// loopback address are refused at submission, naming why.
+		for url, want := range map[string]string{"http://169.254.169.254/latest": "link-local", "http://127.0.0.2:9/": "loopback"} {
+			res, b := env.do("POST", env.router+"/async/jobs/", http.Header{"X-Callback-Url": {url}}, "")
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(b, want) || !strings.Contains(b, "--callback-allow") {
+				t.Fatalf("callback to %s: %d %s, want 400 naming %q and --callback-allow", url, res.StatusCode, b, want)
+			}
 		}
 	})
 

@@ -233,7 +233,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 	if q != nil {
 		// Calls are sent through the router's handler, in process.
 		toRouter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.router.ServeHTTP(w, r) })
-		if d.calls, err = async.New(ctx, async.Config{Queue: q, Handler: toRouter, Domain: cfg.Domain, Registerer: reg}, logger); err != nil {
+		allow, allowAll, err := config.ParseCallbackAllow(cfg.CallbackAllow)
+		if err != nil {
+			return nil, fmt.Errorf("callback allow-list (--callback-allow, %s): %w", config.EnvCallbacks, err)
+		}
+		if d.calls, err = async.New(ctx, async.Config{Queue: q, Handler: toRouter, Domain: cfg.Domain, Registerer: reg,
+			Callbacks: async.CallbackPolicy{Allow: allow, AllowAll: allowAll}}, logger); err != nil {
 			return nil, err
 		}
 		routerCfg.Async = d.calls
