@@ -64,20 +64,20 @@ build:
 		t.Fatal(err)
 	}
 	if s.Service != "hello" || s.Runtime != "stdio" || s.Port != 9000 || s.Build.BaseImage != "python:3.12-slim" ||
-		s.Scaling == nil || *s.Scaling.MinInstances != 1 || s.Scaling.Standby == nil || *s.Scaling.Standby != 2 ||
-		s.Scaling.IdleTimeout.String() != "2m0s" || s.Scaling.KeepPrevious == nil || s.Scaling.KeepPrevious.String() != "30m0s" ||
-		s.Scaling.MinInstancesSchedule == nil || len(*s.Scaling.MinInstancesSchedule) != 1 || (*s.Scaling.MinInstancesSchedule)[0].TZ != "Europe/Paris" {
+		s.Policy == nil || *s.Policy.MinInstances != 1 || s.Policy.Standby == nil || *s.Policy.Standby != 2 ||
+		s.Policy.IdleTimeout.String() != "2m0s" || s.Policy.KeepPrevious == nil || s.Policy.KeepPrevious.String() != "30m0s" ||
+		s.Policy.MinInstancesSchedule == nil || len(*s.Policy.MinInstancesSchedule) != 1 || (*s.Policy.MinInstancesSchedule)[0].TZ != "Europe/Paris" {
 		t.Fatalf("parsed %+v", s)
 	}
-	if p := s.Scaling; p.RequestLogs == nil || !*p.RequestLogs || p.LogMaxBytes == nil || *p.LogMaxBytes != 20<<20 ||
+	if p := s.Policy; p.RequestLogs == nil || !*p.RequestLogs || p.LogMaxBytes == nil || *p.LogMaxBytes != 20<<20 ||
 		p.LogMaxAge == nil || p.LogMaxAge.String() != "48h0m0s" || p.AsyncConcurrency == nil || *p.AsyncConcurrency != 3 ||
 		p.MaxAttempts == nil || *p.MaxAttempts != 7 || p.MinBackoff == nil || p.MinBackoff.String() != "200ms" ||
 		p.MaxBackoff == nil || p.MaxBackoff.String() != "1m0s" || p.MaxAge == nil || p.MaxAge.String() != "12h0m0s" {
-		t.Fatalf("logs and async sections: %+v", *s.Scaling)
+		t.Fatalf("logs and async sections: %+v", *s.Policy)
 	}
 	// Either section alone makes a policy patch too.
-	if s, err := build.ParseSpec([]byte("async:\n  max_attempts: 2\n")); err != nil || s.Scaling == nil || *s.Scaling.MaxAttempts != 2 || s.Scaling.MinInstances != nil {
-		t.Fatalf("async alone: %+v, %v", s.Scaling, err)
+	if s, err := build.ParseSpec([]byte("async:\n  max_attempts: 2\n")); err != nil || s.Policy == nil || *s.Policy.MaxAttempts != 2 || s.Policy.MinInstances != nil {
+		t.Fatalf("async alone: %+v, %v", s.Policy, err)
 	}
 	if _, err := build.ParseSpec(nil); err != nil {
 		t.Fatalf("an empty file: %v", err)

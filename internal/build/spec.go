@@ -31,9 +31,9 @@ type Spec struct {
 	MaxConcurrency int      `yaml:"max_concurrency"`
 	Timeout        string   `yaml:"timeout"`
 	ReadinessPath  string   `yaml:"readiness_path"`
-	// Scaling is the policy patch of the scaling, logs and async
-	// sections together, applied to the service when the build succeeds.
-	Scaling     *core.PolicyPatch `yaml:"-"`
+	// Policy is the policy patch of the scaling, logs and async sections
+	// together, applied to the service when the build succeeds.
+	Policy      *core.PolicyPatch `yaml:"-"`
 	ScalingYAML *ScalingSpec      `yaml:"scaling"`
 	LogsYAML    *LogsSpec         `yaml:"logs"`
 	AsyncYAML   *AsyncSpec        `yaml:"async"`
@@ -265,7 +265,7 @@ func (s *Spec) validate() error {
 }
 
 // policy turns the scaling, logs and async sections into one policy patch
-// (Scaling), checked as the API would check it.
+// (Policy), checked as the API would check it.
 func (s *Spec) policy() error {
 	sc, lg, as := s.ScalingYAML, s.LogsYAML, s.AsyncYAML
 	if sc == nil && lg == nil && as == nil {
@@ -275,6 +275,7 @@ func (s *Spec) policy() error {
 	type duration struct {
 		key, val string
 		dst      **core.Duration
+		days     bool // "7d" is accepted, as the CLI takes it
 	}
 	var durations []duration
 	if sc != nil {
@@ -291,8 +292,8 @@ func (s *Spec) policy() error {
 			}
 			p.MinInstancesSchedule = &windows
 		}
-		durations = append(durations, duration{"scaling.idle_timeout", sc.IdleTimeout, &p.IdleTimeout},
-			duration{"scaling.pause_after", sc.PauseAfter, &p.PauseAfter}, duration{"scaling.keep_previous", sc.KeepPrevious, &p.KeepPrevious})
+		durations = append(durations, duration{"scaling.idle_timeout", sc.IdleTimeout, &p.IdleTimeout, false},
+			duration{"scaling.pause_after", sc.PauseAfter, &p.PauseAfter, false}, duration{"scaling.keep_previous", sc.KeepPrevious, &p.KeepPrevious, false})
 	}
 	if lg != nil {
 		p.RequestLogs = lg.RequestLogs
@@ -304,20 +305,20 @@ func (s *Spec) policy() error {
 			v := int64(n)
 			p.LogMaxBytes = &v
 		}
-		durations = append(durations, duration{"logs.max_age", lg.MaxAge, &p.LogMaxAge})
+		durations = append(durations, duration{"logs.max_age", lg.MaxAge, &p.LogMaxAge, true})
 	}
 	if as != nil {
 		p.AsyncConcurrency, p.MaxAttempts = as.Concurrency, as.MaxAttempts
-		durations = append(durations, duration{"async.min_backoff", as.MinBackoff, &p.MinBackoff},
-			duration{"async.max_backoff", as.MaxBackoff, &p.MaxBackoff}, duration{"async.max_age", as.MaxAge, &p.MaxAge})
+		durations = append(durations, duration{"async.min_backoff", as.MinBackoff, &p.MinBackoff, false},
+			duration{"async.max_backoff", as.MaxBackoff, &p.MaxBackoff, false}, duration{"async.max_age", as.MaxAge, &p.MaxAge, true})
 	}
 	for _, d := range durations {
 		if d.val == "" {
 			continue
 		}
 		parse := core.ParseDuration
-		if strings.HasSuffix(d.key, "max_age") {
-			parse = core.ParseDays // "7d", as the CLI takes it
+		if d.days {
+			parse = core.ParseDays
 		}
 		v, err := parse(d.val)
 		if err != nil {
@@ -328,7 +329,7 @@ func (s *Spec) policy() error {
 	if err := p.Apply(core.DefaultPolicy()).Validate(); err != nil {
 		return fmt.Errorf("%s: %s: %w", SpecFile, specKey(err), err)
 	}
-	s.Scaling = &p
+	s.Policy = &p
 	return nil
 }
 

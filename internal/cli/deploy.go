@@ -284,7 +284,7 @@ func buildRequest(service string, spec build.Spec, plan build.Plan, env []string
 	}
 	req := core.BuildRequest{
 		Service: service, Runtime: plan.Runtime, Dockerfile: plan.DockerfileName, Watchdog: plan.NeedsWatchdog,
-		Version: v, CreateService: true, Policy: spec.Scaling, Promote: &promote,
+		Version: v, CreateService: true, Policy: spec.Policy, Promote: &promote,
 	}
 	if err := req.Validate(); err != nil {
 		return core.BuildRequest{}, fmt.Errorf("%w (from %s and the flags)", err, build.SpecFile)
