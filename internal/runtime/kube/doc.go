@@ -16,12 +16,13 @@
 //     wisp.instance from "" to the instance ID with a JSON patch whose
 //     "test" operation makes the claim a compare-and-swap, so two Starts
 //     (in this process or another) never take the same pod.
-//   - Stop lowers the pod's controller.kubernetes.io/pod-deletion-cost to
-//     the minimum and the replicas by one, so the ReplicaSet removes that
-//     pod and not a busy one. The ReplicaSet ranks not-ready pods before
-//     the deletion cost; when it removed another pod all the same, Stop
-//     deletes its own pod directly and the ReplicaSet's replacement is
-//     claimed by whichever start lost its pod (see WaitReady's reclaim).
+//   - Stop never lets the ReplicaSet choose among instances: it removes
+//     the pod's pod-template-hash label, so the ReplicaSet lets go of the
+//     pod (and makes a replacement), waits for that, then lowers the
+//     replicas by one, which the ReplicaSet takes from its replacement (a
+//     pod just made is pending, and pending pods go first), and deletes the
+//     pod itself. Should the ReplicaSet take a start's pending pod instead,
+//     that start claims the replacement (see WaitReady's reclaim).
 //   - Readiness (ReadinessWaiter): the pod's Ready condition, its endpoint
 //     in the Service's EndpointSlice, or the adapter's own probe of the pod
 //     address, whichever comes first. The kubelet probes at most once a

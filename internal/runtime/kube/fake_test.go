@@ -120,7 +120,14 @@ type replicaSet struct {
 	n     int
 	// pick, when set, chooses the pod to remove instead.
 	pick func(pods []corev1.Pod) string
+	// released counts the pods it let go of; removed has those it took
+	// for a scale-down, as they were when it chose.
+	released int
+	removed  []corev1.Pod
 }
+
+// fakeHash is the stand-in ReplicaSet's pod-template-hash.
+const fakeHash = "fake0"
 
 // run syncs on every change of a Deployment or a pod, as the controllers
 // do.
@@ -145,7 +152,7 @@ func (r *replicaSet) run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if ev.Type != watch.Deleted {
+			if ev.Type == watch.Added {
 				continue
 			}
 		}
@@ -160,13 +167,38 @@ func (r *replicaSet) sync(ctx context.Context) {
 	for _, d := range ds.Items {
 		sel := labels.SelectorFromSet(d.Spec.Selector.MatchLabels).String()
 		pl, _ := r.cs.CoreV1().Pods(testNS).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		pods := pl.Items
+		// Its own pods: those it owns and its selector (the Deployment's
+		// plus the hash label) still matches; it lets go of the others.
+		var pods []corev1.Pod
+		for _, p := range pl.Items {
+			if metav1.GetControllerOf(&p) == nil {
+				continue
+			}
+			if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != fakeHash {
+				p.OwnerReferences = nil
+				_, _ = r.cs.CoreV1().Pods(testNS).Update(ctx, &p, metav1.UpdateOptions{})
+				r.released++
+				continue
+			}
+			pods = append(pods, p)
+		}
 		want := int(*d.Spec.Replicas)
 		for len(pods) < want {
 			r.n++
+			lbl := map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: fakeHash}
+			for k, v := range d.Spec.Template.Labels {
+				lbl[k] = v
+			}
+			ann := map[string]string{}
+			for k, v := range d.Spec.Template.Annotations {
+				ann[k] = v
+			}
+			yes := true
 			p := corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", d.Name, r.n), Namespace: testNS, UID: types.UID(fmt.Sprint("uid-", r.n)),
-					Labels: d.Spec.Template.Labels, Annotations: d.Spec.Template.Annotations, CreationTimestamp: metav1.Now()},
+					Labels: lbl, Annotations: ann, CreationTimestamp: metav1.Now(),
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: d.Name + "-" + fakeHash,
+						UID: types.UID("rs-" + d.Name), Controller: &yes}}},
 				Spec: d.Spec.Template.Spec,
 				Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("192.0.2.%d", r.n%250+1),
 					Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: boolStatus(r.ready)}}},
@@ -184,6 +216,7 @@ func (r *replicaSet) sync(ctx context.Context) {
 			_ = r.cs.CoreV1().Pods(testNS).Delete(ctx, victim, metav1.DeleteOptions{})
 			for i := range pods {
 				if pods[i].Name == victim {
+					r.removed = append(r.removed, pods[i])
 					pods = append(pods[:i], pods[i+1:]...)
 					break
 				}

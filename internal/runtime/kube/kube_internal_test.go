@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -211,14 +213,18 @@ func TestStopRemovesItsPod(t *testing.T) {
 	for _, act := range cs.Actions() {
 		switch {
 		case act.GetVerb() == "patch" && act.GetResource().Resource == "pods":
-			if strings.Contains(string(act.(ktesting.PatchAction).GetPatch()), costStopping) {
-				order = append(order, "cost")
+			if p := string(act.(ktesting.PatchAction).GetPatch()); strings.Contains(p, costStopping) && strings.Contains(p, `"pod-template-hash":null`) {
+				order = append(order, "release")
+			}
+		case act.GetVerb() == "update" && act.GetResource().Resource == "pods":
+			if pod, ok := act.(ktesting.UpdateAction).GetObject().(*corev1.Pod); ok && pod.Name == a.ContainerID && len(pod.OwnerReferences) == 0 {
+				order = append(order, "released")
 			}
 		case act.GetVerb() == "update" && act.GetSubresource() == "scale":
 			order = append(order, "scale")
 		}
 	}
-	if diff := cmp.Diff([]string{"cost", "scale"}, order); diff != "" {
+	if diff := cmp.Diff([]string{"release", "released", "scale"}, order); diff != "" {
 		t.Errorf("Stop's writes (-want +got):\n%s", diff)
 	}
 	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), a.ContainerID, metav1.GetOptions{}); err == nil {
@@ -247,11 +253,12 @@ func TestStopRemovesItsPod(t *testing.T) {
 	}
 }
 
-// TestStopWhenTheReplicaSetPicksAnother: when the ReplicaSet removes
-// another pod (here: a not-ready one a start is about to claim), Stop
-// deletes its own pod directly, and the ReplicaSet's replacement for the
-// other is there to be claimed.
-func TestStopWhenTheReplicaSetPicksAnother(t *testing.T) {
+// TestStopNeverLeavesThePickToTheReplicaSet: the stopped pod is out of
+// the ReplicaSet before the replicas drop, so the ReplicaSet chooses only
+// among the other instance and its own replacement, and takes the
+// replacement (free pods cost less than claimed ones), even when it would
+// have ranked the stopped pod first.
+func TestStopNeverLeavesThePickToTheReplicaSet(t *testing.T) {
 	k, cs, rs := newFake(t)
 	a, err := k.Start(t.Context(), testSpec("hello-a"))
 	if err != nil {
@@ -261,38 +268,90 @@ func TestStopWhenTheReplicaSetPicksAnother(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var candidates [][]string
 	rs.mu.Lock()
 	rs.pick = func(pods []corev1.Pod) string {
+		var names []string
 		for _, p := range pods {
-			if p.Name != a.ContainerID {
-				return p.Name
-			}
+			names = append(names, p.Name)
 		}
-		return pods[0].Name
+		candidates = append(candidates, names)
+		return rs.rank(pods)
 	}
 	rs.mu.Unlock()
 	if err := k.Stop(t.Context(), "hello-a", time.Second); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the replacement removed", func() bool { return len(k.podsOfVersion("42")) == 1 })
 	rs.mu.Lock()
-	rs.pick = nil
-	rs.mu.Unlock()
+	defer rs.mu.Unlock()
+	if len(candidates) == 0 {
+		t.Fatal("the stand-in ReplicaSet removed no pod: the replacement it made for the released one is left")
+	}
+	for _, c := range candidates {
+		if slices.Contains(c, a.ContainerID) {
+			t.Errorf("the ReplicaSet chose among %v, the stopped pod %s included: it was not released first", c, a.ContainerID)
+		}
+	}
+	for _, p := range rs.removed {
+		if p.Labels[runtime.LabelInstance] != "" {
+			t.Errorf("the ReplicaSet removed pod %s of instance %s", p.Name, p.Labels[runtime.LabelInstance])
+		}
+	}
 	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), a.ContainerID, metav1.GetOptions{}); err == nil {
 		t.Error("the stopped instance's pod is still there")
 	}
-	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), b.ContainerID, metav1.GetOptions{}); err == nil {
-		t.Fatal("test bug: the stand-in ReplicaSet did not remove the other pod")
+	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), b.ContainerID, metav1.GetOptions{}); err != nil {
+		t.Errorf("the other instance lost its pod: %v", err)
 	}
-	// b's pod was taken by the ReplicaSet: a Stop of b gives its replica
-	// back, so the replacement goes too.
-	eventually(t, "a replacement pod", func() bool { return len(unclaimed(k.podsOfVersion("42"))) == 1 })
-	if err := k.Stop(t.Context(), "hello-b", time.Second); err != nil {
+	if r := replicas(t, cs, "hello-v3"); r != 1 {
+		t.Errorf("replicas %d, want 1", r)
+	}
+}
+
+// TestStopOfAReleasedPod: a claimed pod that is no longer the
+// ReplicaSet's (a Stop released it and Wisp died before deleting it) is
+// deleted by the next Stop without a replica given back, which would take
+// another instance's.
+func TestStopOfAReleasedPod(t *testing.T) {
+	k, cs, _ := newFake(t)
+	a, err := k.Start(t.Context(), testSpec("hello-a"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if r := replicas(t, cs, "hello-v3"); r != 0 {
-		t.Errorf("replicas %d, want 0", r)
+	b, err := k.Start(t.Context(), testSpec("hello-b"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	eventually(t, "no pods left", func() bool { return len(k.podsOfVersion("42")) == 0 })
+	// What the dead Stop did: release a's pod and give its replica back.
+	p, err := cs.CoreV1().Pods(testNS).Get(t.Context(), a.ContainerID, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(p.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+	if _, err := cs.CoreV1().Pods(testNS).Update(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the pod released", func() bool {
+		cur := k.pod(a.ContainerID)
+		return cur != nil && metav1.GetControllerOf(cur) == nil
+	})
+	if err := k.scale(t.Context(), "hello-v3", -1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replacement removed", func() bool { return len(k.podsOfVersion("42")) == 2 })
+	if err := k.Stop(t.Context(), "hello-a", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), a.ContainerID, metav1.GetOptions{}); err == nil {
+		t.Error("the released pod is still there")
+	}
+	if r := replicas(t, cs, "hello-v3"); r != 1 {
+		t.Errorf("replicas %d, want 1", r)
+	}
+	if _, err := k.Inspect(t.Context(), b.ID); err != nil {
+		t.Errorf("the other instance: %v", err)
+	}
 }
 
 // TestStartFailures: what no pod could run fails before anything is made;
@@ -639,7 +698,7 @@ func TestParseLine(t *testing.T) {
 // back, which would make it create a replacement), and the instance that
 // is not stopped keeps its pod.
 func TestConcurrentStops(t *testing.T) {
-	k, cs, _ := newFake(t)
+	k, cs, rs := newFake(t)
 	var ins []runtime.Instance
 	for i := range 5 {
 		in, err := k.Start(t.Context(), testSpec("hello-"+strconv.Itoa(i)))
@@ -658,11 +717,16 @@ func TestConcurrentStops(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for _, a := range cs.Actions() {
-		if d, ok := a.(ktesting.DeleteAction); ok && a.GetResource().Resource == "pods" && d.GetDeleteOptions().GracePeriodSeconds != nil {
-			t.Errorf("a stop deleted pod %s itself: it saw another pod go as if the ReplicaSet had picked it", d.GetName())
+	rs.mu.Lock()
+	for _, p := range rs.removed {
+		if p.Labels[runtime.LabelInstance] != "" {
+			t.Errorf("the ReplicaSet removed pod %s of instance %s", p.Name, p.Labels[runtime.LabelInstance])
 		}
 	}
+	if rs.released != 4 {
+		t.Errorf("the ReplicaSet let go of %d pods, want the 4 stopped", rs.released)
+	}
+	rs.mu.Unlock()
 	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), ins[0].ContainerID, metav1.GetOptions{}); err != nil {
 		t.Errorf("the instance that was not stopped lost its pod: %v", err)
 	}

@@ -2,6 +2,7 @@ package kube_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -155,15 +156,15 @@ func TestKubeColdStart(t *testing.T) {
 }
 
 // TestKubeScaleUpAndDown on the real ReplicaSet controller: starts at once
-// claim different pods; stops at once remove exactly their pods (the
-// deletion cost steers the ReplicaSet), leaving the busy one alone; no pod
-// is left unclaimed.
+// claim different pods; stops at once remove exactly their pods (each is
+// released from the ReplicaSet before the replicas drop), leaving the busy
+// one alone; no pod is left unclaimed.
 func TestKubeScaleUpAndDown(t *testing.T) {
 	env := kubetest.Skip(t)
 	ns := kubetest.Namespace(t, env)
 	ref := env.Registry + "/wisp-greeter:test"
 	pinned := kubetest.MustPushGoImage(t, "./testdata/greeter", ref, 8080)
-	rt, err := kube.Open(t.Context(), kube.Config{Kubeconfig: env.Kubeconfig, Namespace: ns, Owner: "scale", StopGrace: time.Second})
+	rt, err := kube.Open(t.Context(), kube.Config{Kubeconfig: env.Kubeconfig, Namespace: ns, Owner: "scale", StopGrace: time.Second, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,18 +16,23 @@ import (
 	"github.com/wisp-run/wisp/internal/runtime"
 )
 
-// pickWindow bounds the wait for the ReplicaSet to pick a pod after a
-// scale-down; it takes milliseconds.
+// releaseWindow bounds the wait for the ReplicaSet to let go of a pod
+// after its hash label is removed; it takes milliseconds.
+const releaseWindow = 3 * time.Second
+
+// pickWindow bounds the wait for the ReplicaSet to remove a replica no
+// instance holds after a scale-down.
 const pickWindow = 3 * time.Second
 
-// Stop implements runtime.Runtime. The pod gets the lowest deletion cost
-// and the Deployment one replica fewer, so its ReplicaSet removes this pod;
-// if it removed another one (it ranks pending and not-ready pods before
-// the deletion cost), this pod is deleted directly and the ReplicaSet
-// replaces the other. Stop returns once the pod is gone: after grace (its
-// SIGTERM to SIGKILL time) and at most 10 s more, after which it is
-// deleted without grace. An instance whose pod went without a Stop (deleted
-// by hand) gives its replica back here, so its replacement goes too.
+// Stop implements runtime.Runtime. The ReplicaSet is never left to pick
+// which pod goes: the pod is first taken out of it (releasePod), and only
+// then is the Deployment given one replica fewer, so the ReplicaSet can only
+// remove the replacement it made meanwhile, never another instance's pod.
+// The pod is then deleted directly. Stop returns once the pod is gone:
+// after grace (its SIGTERM to SIGKILL time) and at most 10 s more, after
+// which it is deleted without grace. An instance whose pod went without a
+// Stop (deleted by hand) gives its replica back here, so its replacement
+// goes too.
 func (k *Kube) Stop(ctx context.Context, id string, grace time.Duration) error {
 	k.mu.Lock()
 	k.stopping[id] = true
@@ -53,8 +59,10 @@ func (k *Kube) Stop(ctx context.Context, id string, grace time.Duration) error {
 	k.mark(p.Name) // its deletion is ours, also if the informer reports it after Stop returned
 	name, vid := podDeployment(p), p.Labels[runtime.LabelVersionID]
 	leave := k.enter(name)
-	if p.DeletionTimestamp == nil {
-		if err := k.scaleDownPod(ctx, p, grace); err != nil {
+	if p.DeletionTimestamp == nil && metav1.GetControllerOf(p) != nil {
+		// A pod with no controller was released by an earlier Stop that
+		// ended before deleting it (Wisp died): its replica is given back.
+		if err := k.releasePod(ctx, p); err != nil {
 			leave()
 			return err
 		}
@@ -86,12 +94,11 @@ func (k *Kube) enter(name string) func() int {
 
 // settle lowers Deployment name to as many replicas as the version has
 // instances (claimed pods not being stopped), once no start or stop of it
-// is in flight here. The ReplicaSet may remove another pod than the one a
-// Stop marked (it ranks not-ready pods before the deletion cost, and its
-// cache can lag the mark); the Stop then deletes its own, and when the
-// other pod was another Stop's, one replica too many is left, whose pod
-// waits for a claim that never comes. Only the leader starts and stops, so
-// no other process's start is counted out here.
+// is in flight here: a replica too many, whose pod waits for a claim that
+// never comes, is left by a Stop whose ReplicaSet did not release the pod
+// in time, or by a start that lost its pod to a stop's scale-down. Only the
+// leader starts and stops, so no other process's start is counted out
+// here.
 func (k *Kube) settle(ctx context.Context, name, vid string) {
 	want := int32(0)
 	for _, p := range k.podsOfVersion(vid) {
@@ -147,69 +154,50 @@ func (k *Kube) settle(ctx context.Context, name, vid string) {
 	}
 }
 
-// scaleDownPod removes one replica, making sure it is pod p's.
-func (k *Kube) scaleDownPod(ctx context.Context, p *corev1.Pod, grace time.Duration) error {
-	name, vid := podDeployment(p), p.Labels[runtime.LabelVersionID]
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotationDeletionCost: costStopping}}})
+// releasePod takes pod p out of its ReplicaSet and then removes the
+// replica it held. Leaving the choice to the ReplicaSet is not safe: it
+// ranks pods by its own cache, which can lag the deletion-cost mark, and
+// concurrent stops made it remove an instance that was not being stopped
+// (seen in CI). So p loses the pod-template-hash label, which the
+// ReplicaSet's selector has and the Deployment's and the Service's have
+// not: the ReplicaSet lets go of p (it removes its owner reference, the
+// sign that its cache saw the change) and makes a replacement, and only
+// then does the Deployment lose a replica, which the ReplicaSet takes from
+// that replacement: a pod just made is unscheduled or pending, and those
+// go first. p keeps serving through the Service until it is deleted.
+// The replacement costs a pod made and removed at once; that is the price
+// of a stop that never takes another instance.
+func (k *Kube) releasePod(ctx context.Context, p *corev1.Pod) error {
+	name := podDeployment(p)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+		"annotations": map[string]string{annotationDeletionCost: costStopping},
+		"labels":      map[string]any{appsv1.DefaultDeploymentUniqueLabelKey: nil},
+	}})
 	if _, err := k.cs.CoreV1().Pods(k.ns).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("kube: mark pod %s for removal: %w", p.Name, err)
+		return fmt.Errorf("kube: release pod %s from its ReplicaSet: %w", p.Name, err)
 	}
-	// The ReplicaSet controller picks by its own cache of the pods. Scale
-	// down only once the mark reached ours (fed by the same API server), so
-	// it has most likely reached the controller's too: a scale-down that
-	// races the mark picks among equal pods and may take another
-	// instance's. Concurrent Stops of one version made that happen.
-	mctx, mcancel := context.WithTimeout(ctx, pickWindow)
-	_ = k.waitFor(mctx, func() (bool, error) {
+	began := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, releaseWindow)
+	err := k.waitFor(wctx, func() (bool, error) {
 		cur := k.pod(p.Name)
-		return cur == nil || cur.Annotations[annotationDeletionCost] == costStopping, nil
+		return cur == nil || cur.UID != p.UID || cur.DeletionTimestamp != nil || metav1.GetControllerOf(cur) == nil, nil
 	})
-	mcancel()
-	// Pods whose removal would show that the ReplicaSet picked another:
-	// those not on their way out, nor picked by another Stop (here or in
-	// another Wisp: its deletion cost says so), by name with their instance.
-	others := map[string]bool{}
-	for _, o := range k.podsOfVersion(vid) {
-		if o.Name != p.Name && o.DeletionTimestamp == nil && o.Annotations[annotationDeletionCost] != costStopping {
-			others[o.Name] = true
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("kube: stop %s: %w", p.Name, ctx.Err())
 		}
+		// The controller manager is down or slow: the replica goes anyway,
+		// and the ReplicaSet lets go of the pod when it catches up.
+		k.log.Warn("the ReplicaSet did not release the pod in time; removing its replica anyway", "pod", p.Name, "wait", releaseWindow)
+	} else {
+		k.log.Debug("the ReplicaSet released the pod", "pod", p.Name, "after", time.Since(began).Round(time.Millisecond))
 	}
 	if err := k.scale(ctx, name, -1); err != nil {
 		return fmt.Errorf("kube: remove a replica of %s: %w", name, err)
-	}
-	// Another Stop may have marked its pod after the look above: its pod
-	// going is that Stop's, not a wrong pick.
-	stoppedByUs := func(o *corev1.Pod, name string) bool {
-		return (o != nil && o.Annotations[annotationDeletionCost] == costStopping) || k.wasMarked(name)
-	}
-	wctx, cancel := context.WithTimeout(ctx, pickWindow)
-	defer cancel()
-	picked := false // the ReplicaSet picked this pod
-	_ = k.waitFor(wctx, func() (bool, error) {
-		cur := k.pod(p.Name)
-		if cur == nil || cur.DeletionTimestamp != nil {
-			picked = true
-			return true, nil
-		}
-		if k.deployment(name) == nil {
-			return true, nil
-		}
-		for n := range others {
-			o := k.pod(n)
-			if (o == nil || o.DeletionTimestamp != nil) && !stoppedByUs(o, n) {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if !picked {
-		k.log.Debug("the ReplicaSet removed another pod; deleting this one", "pod", p.Name)
-		if err := k.deletePod(ctx, p.Name, grace); err != nil {
-			return err
-		}
 	}
 	return nil
 }
