@@ -197,14 +197,7 @@ func TestConcurrentStarts(t *testing.T) {
 // at 0 replicas. A second Stop, and a Stop of an unknown ID, are no-ops.
 func TestStopRemovesItsPod(t *testing.T) {
 	k, cs, _ := newFake(t)
-	a, err := k.Start(t.Context(), testSpec("hello-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := k.Start(t.Context(), testSpec("hello-b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := startTwo(t, k)
 	cs.ClearActions()
 	if err := k.Stop(t.Context(), "hello-a", time.Second); err != nil {
 		t.Fatal(err)
@@ -260,14 +253,7 @@ func TestStopRemovesItsPod(t *testing.T) {
 // have ranked the stopped pod first.
 func TestStopNeverLeavesThePickToTheReplicaSet(t *testing.T) {
 	k, cs, rs := newFake(t)
-	a, err := k.Start(t.Context(), testSpec("hello-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := k.Start(t.Context(), testSpec("hello-b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := startTwo(t, k)
 	var candidates [][]string
 	rs.mu.Lock()
 	rs.pick = func(pods []corev1.Pod) string {
@@ -315,14 +301,7 @@ func TestStopNeverLeavesThePickToTheReplicaSet(t *testing.T) {
 // another instance's.
 func TestStopOfAReleasedPod(t *testing.T) {
 	k, cs, _ := newFake(t)
-	a, err := k.Start(t.Context(), testSpec("hello-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := k.Start(t.Context(), testSpec("hello-b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := startTwo(t, k)
 	// What the dead Stop did: release a's pod and give its replica back.
 	p, err := cs.CoreV1().Pods(testNS).Get(t.Context(), a.ContainerID, metav1.GetOptions{})
 	if err != nil {
@@ -788,14 +767,7 @@ func TestWatchReady(t *testing.T) {
 // the first Stop returned, so another instance keeps its pod.
 func TestStopTwiceKeepsOthers(t *testing.T) {
 	k, cs, _ := newFake(t)
-	a, err := k.Start(t.Context(), testSpec("hello-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := k.Start(t.Context(), testSpec("hello-b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := startTwo(t, k)
 	if err := k.Stop(t.Context(), a.ID, time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -865,4 +837,17 @@ func TestSettleLowersALeftoverReplica(t *testing.T) {
 			t.Fatalf("instance %s after settling: %v", id, err)
 		}
 	}
+}
+
+// startTwo starts instances hello-a and hello-b.
+func startTwo(t *testing.T, k *Kube) (a, b runtime.Instance) {
+	t.Helper()
+	var err error
+	if a, err = k.Start(t.Context(), testSpec("hello-a")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = k.Start(t.Context(), testSpec("hello-b")); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
