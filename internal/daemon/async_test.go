@@ -122,6 +122,7 @@ func (e asyncEnv) wait(id string) core.Call {
 }
 
 func TestAsyncCalls(t *testing.T) {
+	t.Parallel()
 	fn := &asyncFunction{served: map[string]int{}}
 	rt := fake.New(fake.Config{Images: map[string]string{"jobs:1": "sha256:jobs1"}, Handler: fn.handler})
 	// The callback receiver below listens on loopback, which callbacks

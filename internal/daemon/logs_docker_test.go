@@ -43,6 +43,7 @@ func (w *wisp) waitLines(service, text string, n int) []core.LogEntry {
 // instance was scaled to zero and after a daemon restart on the same data
 // dir; the stream's seq goes on after the restart.
 func TestDockerLogsSurvive(t *testing.T) {
+	t.Parallel() // mostly waiting: it overlaps the other waiting tests
 	setup(t, "logs-keep")
 	dir := t.TempDir()
 	w := startWisp(t, dir, func(c *config.Config) { c.ReapInterval = 250 * time.Millisecond })
@@ -87,6 +88,7 @@ var greeterLine = regexp.MustCompile(`^greeter: line (\d+) of `)
 // three instances (min_instances 3) and back to zero, each instance's
 // lines complete and in order.
 func TestDockerLogsFollow(t *testing.T) {
+	t.Parallel() // mostly waiting: it overlaps the other waiting tests
 	setup(t, "logs-follow")
 	w := startWisp(t, t.TempDir(), func(c *config.Config) { c.ReapInterval = 250 * time.Millisecond })
 	idle, never := core.Duration(2*time.Second), core.Duration(0)
@@ -232,6 +234,7 @@ func TestDockerLogsFollow(t *testing.T) {
 // (--keep-instances) is adopted, and its capture goes on after the newest
 // stored line: the lines it printed while no Wisp ran are kept, none twice.
 func TestDockerLogsAdopt(t *testing.T) {
+	t.Parallel() // mostly waiting: it overlaps the other waiting tests
 	setup(t, "logs-adopt")
 	dir := t.TempDir()
 	w := startWisp(t, dir, func(c *config.Config) { c.KeepInstances = true })

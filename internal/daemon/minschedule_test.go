@@ -16,6 +16,7 @@ import (
 // once the clock enters it, the autoscaler brings it to the window's
 // min of 2 without a request; past the window the reaper removes them.
 func TestMinScheduleCrossesAWindow(t *testing.T) {
+	t.Parallel()
 	var clock atomic.Int64
 	friday := time.Date(2026, 3, 6, 7, 0, 0, 0, time.UTC) // 08:00 in Paris
 	clock.Store(friday.UnixNano())

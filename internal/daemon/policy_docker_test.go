@@ -39,6 +39,7 @@ func (w *wisp) instancesOf(service string, n int) []string {
 // Wisp-Cold-Start header) from the same container; after the window v1
 // has no instance.
 func TestDockerKeepPrevious(t *testing.T) {
+	t.Parallel() // mostly waiting: it overlaps the other waiting tests
 	setup(t, "keepprev-")
 	w := startWisp(t, t.TempDir(), nil)
 	idle, never, keep := core.Duration(2*time.Second), core.Duration(0), core.Duration(8*time.Second)

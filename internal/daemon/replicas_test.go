@@ -242,6 +242,7 @@ func running(t *testing.T, rt *fake.Runtime) []string {
 // replicas at once; one instance starts (by the leader: the follower asks
 // it), and every request is served.
 func TestReplicasColdStartOnce(t *testing.T) {
+	t.Parallel()
 	rt := sharedFake(func(runtime.InstanceSpec) fake.Behavior { return fake.Behavior{StartDelay: 200 * time.Millisecond} })
 	rs := newCluster(t, 2, rt, nil)
 	lead, followers := leaderOf(t, rs, 5*time.Second)
@@ -272,6 +273,7 @@ func TestReplicasColdStartOnce(t *testing.T) {
 // two replicas, with one request per instance, scale to about ten
 // instances: the leader decides on the load of both, not on its half.
 func TestReplicasScaleOnSummedLoad(t *testing.T) {
+	t.Parallel()
 	rt := sharedFake(nil)
 	rs := newCluster(t, 2, rt, func(c *config.Config) { c.PanicWindow = time.Second; c.StableWindow = 10 * time.Second })
 	leaderOf(t, rs, 5*time.Second)
@@ -294,6 +296,7 @@ func TestReplicasScaleOnSummedLoad(t *testing.T) {
 // zero once, removed by the leader alone (after the follower stopped using
 // it); nothing is stopped twice, and the follower forgets it.
 func TestReplicasReapOnce(t *testing.T) {
+	t.Parallel()
 	rt := sharedFake(nil)
 	rs := newCluster(t, 2, rt, nil)
 	_, followers := leaderOf(t, rs, 5*time.Second)
@@ -332,6 +335,7 @@ func TestReplicasReapOnce(t *testing.T) {
 // instances without stopping or restarting any, scales for the burst, and
 // every request through it succeeds.
 func TestReplicasLeaderCrash(t *testing.T) {
+	t.Parallel()
 	rt := sharedFake(nil)
 	rs := newCluster(t, 2, rt, func(c *config.Config) { c.PanicWindow = time.Second; c.StableWindow = 10 * time.Second })
 	lead, followers := leaderOf(t, rs, 5*time.Second)
@@ -426,6 +430,7 @@ func TestReplicasLeaderCrash(t *testing.T) {
 // Retry-After within a report or two, not after the wait timeout; and the
 // leader's backoff holds for both replicas (one start per backoff period).
 func TestReplicasBackoffReachesFollowers(t *testing.T) {
+	t.Parallel()
 	rt := sharedFake(func(runtime.InstanceSpec) fake.Behavior { return fake.Behavior{StartErr: fake.ErrStart} })
 	rs := newCluster(t, 2, rt, nil)
 	_, followers := leaderOf(t, rs, 5*time.Second)
@@ -470,6 +475,7 @@ func contains(l []string, s string) bool {
 // listed as ignored (the leader's change feed may lag the follower's), and
 // a follower refuses reports with 409.
 func TestReplicasLoadRouteBadInput(t *testing.T) {
+	t.Parallel()
 	rt := sharedFake(nil)
 	rs := newCluster(t, 2, rt, nil)
 	lead, followers := leaderOf(t, rs, 5*time.Second)
@@ -540,6 +546,7 @@ func TestReplicasLoadRouteBadInput(t *testing.T) {
 // fails its first check with the follower's numbers. On the leader's own
 // numbers alone (none) the step would wait and then pause.
 func TestReplicasRolloutJudgesEveryReplica(t *testing.T) {
+	t.Parallel()
 	rt := fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1"}, Shared: true,
 		Handler: func(spec runtime.InstanceSpec) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -600,6 +607,7 @@ func TestReplicasRolloutJudgesEveryReplica(t *testing.T) {
 // A follower that cannot reach the leader answers its own numbers, marked
 // partial.
 func TestReplicasMirrorReportCoversEveryReplica(t *testing.T) {
+	t.Parallel()
 	rt := fake.New(fake.Config{Images: map[string]string{"hello:1": "sha256:hello1"}, Shared: true,
 		Handler: func(spec runtime.InstanceSpec) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -20,9 +20,11 @@ func (e asyncEnv) schedule(name string) core.Schedule {
 }
 
 // TestScheduleOnTime: @every 2s fires within 200 ms of each due time, 20
-// times in a row, none missed or doubled.
+// times in a row, none missed or doubled (issue 13's acceptance). It runs
+// alone, not in parallel: it measures the scheduler's precision, and the
+// real-engine tests run in parallel in this process (a GC under -race,
+// load on 2 cores) made one run 248 ms late.
 func TestScheduleOnTime(t *testing.T) {
-	t.Parallel()
 	fn := newRecorder()
 	_, env, _ := asyncService(t, t.TempDir(), fn, nil)
 	if code, b := env.admin2("POST", "/v1/schedules", `{"name":"tick","service":"fn","cron":"@every 2s","path":"/tick"}`, nil); code != 201 {
@@ -84,10 +86,10 @@ func TestScheduleMisfireAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	fn := newRecorder()
 	_, env, stop := asyncService(t, dir, fn, nil)
-	const every = 20 * time.Second
+	const every = 10 * time.Second
 	for _, body := range []string{
-		`{"name":"once","service":"fn","cron":"@every 20s","path":"/once","misfire":"run-once"}`,
-		`{"name":"skip","service":"fn","cron":"@every 20s","path":"/skip","misfire":"skip"}`,
+		`{"name":"once","service":"fn","cron":"@every 10s","path":"/once","misfire":"run-once"}`,
+		`{"name":"skip","service":"fn","cron":"@every 10s","path":"/skip","misfire":"skip"}`,
 	} {
 		if code, b := env.admin2("POST", "/v1/schedules", body, nil); code != 201 {
 			t.Fatalf("create: %d %s", code, b)

@@ -13,6 +13,7 @@ import (
 // by thawing it (no new container); idle again, it is paused again, not
 // removed.
 func TestDockerStandby(t *testing.T) {
+	t.Parallel() // mostly waiting: it overlaps the other waiting tests
 	setup(t, "standby-")
 	w := startWisp(t, t.TempDir(), nil)
 	one, idle, never := 1, core.Duration(2*time.Second), core.Duration(0)
