@@ -22,29 +22,33 @@ import (
 
 const natsToken = "0123456789abcdef-test"
 
-// lockedBuffer is stderr for a command that runs while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// logLines is stderr for a command that runs while the test reads it: slog
+// writes each record in one Write, so a Write is a line.
+type logLines chan string
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+func (l logLines) Write(p []byte) (int, error) {
+	l <- string(p)
+	return len(p), nil
 }
 
 // natsServer is "wisp nats" running in-process.
 type natsServer struct {
 	url, monitor string
-	stderr       *lockedBuffer
+	lines        logLines
+	log          strings.Builder // the lines read so far
 	stop         func() int
+}
+
+// stderr is what the command wrote so far.
+func (s *natsServer) stderr() string {
+	for {
+		select {
+		case l := <-s.lines:
+			s.log.WriteString(l)
+		default:
+			return s.log.String()
+		}
+	}
 }
 
 var (
@@ -58,10 +62,10 @@ var (
 func startNATS(t *testing.T, args ...string) *natsServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	s := &natsServer{stderr: &lockedBuffer{}}
+	s := &natsServer{lines: make(logLines, 1000)}
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.Run(ctx, append([]string{"nats", "--listen", "127.0.0.1:0"}, args...), &bytes.Buffer{}, s.stderr, natsEnv)
+		done <- cli.Run(ctx, append([]string{"nats", "--listen", "127.0.0.1:0"}, args...), &bytes.Buffer{}, s.lines, natsEnv)
 	}()
 	var once sync.Once
 	code := -1
@@ -78,20 +82,20 @@ func startNATS(t *testing.T, args ...string) *natsServer {
 	}
 	t.Cleanup(func() { s.stop() })
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if m := urlAttr.FindStringSubmatch(s.stderr.String()); m != nil {
+		if m := urlAttr.FindStringSubmatch(s.stderr()); m != nil {
 			s.url = m[1]
 			break
 		}
 		select {
 		case c := <-done:
-			t.Fatalf("wisp nats ended with %d: %s", c, s.stderr)
+			t.Fatalf("wisp nats ended with %d: %s", c, s.stderr())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("wisp nats logged no address in 20s: %s", s.stderr)
+			t.Fatalf("wisp nats logged no address in 20s: %s", s.stderr())
 		}
 	}
-	if m := monitorAttr.FindStringSubmatch(s.stderr.String()); m != nil {
+	if m := monitorAttr.FindStringSubmatch(s.stderr()); m != nil {
 		s.monitor = m[1]
 	}
 	return s
@@ -139,8 +143,8 @@ func consumeOne(t *testing.T, q *natsq.Queue, key string) queue.Message {
 func TestNATSServe(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "js")
 	s := startNATS(t, "--store-dir", store)
-	if !strings.Contains(s.stderr.String(), "jetstream_dir="+store) {
-		t.Errorf("the log does not say where JetStream stores: %s", s.stderr)
+	if !strings.Contains(s.stderr(), "jetstream_dir="+store) {
+		t.Errorf("the log does not say where JetStream stores: %s", s.stderr())
 	}
 
 	q, err := openQueue(t, s.url, natsToken)
@@ -169,10 +173,10 @@ func TestNATSServe(t *testing.T) {
 
 	// The second message survives a restart on the same store dir.
 	if code := s.stop(); code != 0 {
-		t.Fatalf("wisp nats exited %d after its context ended: %s", code, s.stderr)
+		t.Fatalf("wisp nats exited %d after its context ended: %s", code, s.stderr())
 	}
-	if !strings.Contains(s.stderr.String(), "msg=stopped") {
-		t.Errorf("no stopped line: %s", s.stderr)
+	if !strings.Contains(s.stderr(), "msg=stopped") {
+		t.Errorf("no stopped line: %s", s.stderr())
 	}
 	s = startNATS(t, "--store-dir", store)
 	q, err = openQueue(t, s.url, natsToken)
@@ -199,7 +203,7 @@ func TestNATSDefaultStoreDir(t *testing.T) {
 func TestNATSMonitor(t *testing.T) {
 	s := startNATS(t, "--store-dir", t.TempDir(), "--monitor", "127.0.0.1:0")
 	if s.monitor == "" {
-		t.Fatalf("the log names no monitoring address: %s", s.stderr)
+		t.Fatalf("the log names no monitoring address: %s", s.stderr())
 	}
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.monitor, nil)
 	if err != nil {
