@@ -9,14 +9,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wisp-run/wisp/internal/config"
-	natsq "github.com/wisp-run/wisp/internal/queue/nats"
+	"github.com/wisp-run/wisp/internal/daemon"
 )
 
 // natsFlags names the flag of each server setting, for errors.
 var natsFlags = map[string]string{
-	natsq.SettingListen:   "--listen",
-	natsq.SettingMonitor:  "--monitor",
-	natsq.SettingStoreDir: "--store-dir",
+	daemon.NATSListen:   "--listen",
+	daemon.NATSMonitor:  "--monitor",
+	daemon.NATSStoreDir: "--store-dir",
+}
+
+// natsFlagError names the flag of a setting the server could not use.
+func natsFlagError(err error) error {
+	var se *daemon.NATSSettingError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%s %q: %w", natsFlags[se.Setting], se.Value, se.Err)
+	}
+	return err
 }
 
 func (a *app) natsCommand(defaults config.Config) *cobra.Command {
@@ -59,39 +68,18 @@ the server and JetStream are up, for a Kubernetes probe or a load balancer.
 			if len(token) < 16 || strings.ContainsAny(token, " \t\r\n") {
 				return usagef("--token (%s) must be at least 16 characters without spaces", config.EnvNATSToken)
 			}
-			if _, _, err := natsq.SplitAddr(listen); err != nil {
-				return usagef("--listen %q: %v", listen, err)
-			}
-			if monitor != "" {
-				if _, _, err := natsq.SplitAddr(monitor); err != nil {
-					return usagef("--monitor %q: %v", monitor, err)
-				}
-			}
 			if storeDir == "" {
 				if a.dataDir == "" {
 					return usagef("--store-dir: empty, and there is no --data-dir to default to")
 				}
 				storeDir = filepath.Join(a.dataDir, "nats")
 			}
+			ncfg := daemon.NATSConfig{Listen: listen, StoreDir: storeDir, Token: token, Monitor: monitor}
+			if err := ncfg.Validate(); err != nil {
+				return usageError{natsFlagError(err)}
+			}
 			logger := newLogger(a, cfg).With("component", "nats")
-			srv, err := natsq.StartServer(natsq.ServerConfig{StoreDir: storeDir, Listen: listen, Token: token, Monitor: monitor, Logger: logger})
-			var se *natsq.SettingError
-			if errors.As(err, &se) {
-				return fmt.Errorf("%s %q: %w", natsFlags[se.Setting], se.Value, se.Err)
-			}
-			if err != nil {
-				return err
-			}
-			attrs := []any{"url", srv.ClientURL(), "jetstream_dir", storeDir, "max_payload", natsq.MaxPayload}
-			if m := srv.MonitorAddr(); m != nil {
-				attrs = append(attrs, "monitor", "http://"+m.String()+"/healthz")
-			}
-			logger.Info("NATS server listening", attrs...)
-			<-cmd.Context().Done()
-			logger.Info("shutting down")
-			srv.Shutdown()
-			logger.Info("stopped")
-			return nil
+			return natsFlagError(daemon.RunNATS(cmd.Context(), ncfg, logger))
 		},
 	}
 	f := cmd.Flags()
