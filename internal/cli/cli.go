@@ -110,7 +110,8 @@ func (a *app) rootCommand() *cobra.Command {
 		Short: "Wisp runs containers as scale-to-zero services with versions and traffic splits",
 		Long: `Wisp is a self-hosted serverless platform for containers.
 
-Start the daemon with "wisp serve"; every other command talks to its admin API
+Start the daemon with "wisp serve" (and, for several replicas, their shared
+NATS server with "wisp nats"); every other command talks to its admin API
 (--server, default http://127.0.0.1:8081) with the admin token (--token, or
 the one "wisp serve" saved in the data directory).
 
@@ -163,7 +164,7 @@ Or on events and on a schedule:
 		}
 		return nil
 	}
-	root.AddCommand(a.serveCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.rolloutCommand(), a.instancesCommand(), a.logsCommand(), a.buildCommand(), a.deployCommand(),
+	root.AddCommand(a.serveCommand(defaults), a.natsCommand(defaults), a.serviceCommand(), a.versionCommand(), a.trafficCommand(), a.rolloutCommand(), a.instancesCommand(), a.logsCommand(), a.buildCommand(), a.deployCommand(),
 		a.invokeCommand(), a.callsCommand(), a.triggerCommand(), a.eventCommand(), a.scheduleCommand())
 	return root
 }

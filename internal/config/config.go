@@ -244,8 +244,12 @@ const (
 	EnvNATSCreds  = "WISP_NATS_CREDS" //nolint:gosec // G101: the name of a variable, not a credential
 	EnvNATSToken  = "WISP_NATS_TOKEN" //nolint:gosec // G101: the name of a variable, not a credential
 	EnvNATSListen = "WISP_NATS_LISTEN"
-	EnvTrusted    = "WISP_TRUSTED_PROXIES"
-	EnvCallbacks  = "WISP_CALLBACK_ALLOW"
+	// The standalone server's (wisp nats): its client port is
+	// EnvNATSListen's and its token EnvNATSToken's.
+	EnvNATSStoreDir = "WISP_NATS_STORE_DIR"
+	EnvNATSMonitor  = "WISP_NATS_MONITOR"
+	EnvTrusted      = "WISP_TRUSTED_PROXIES"
+	EnvCallbacks    = "WISP_CALLBACK_ALLOW"
 )
 
 // Runtimes and builders.
@@ -344,13 +348,8 @@ func (c Config) Validate() error {
 	if c.AdminToken != "" && (len(c.AdminToken) < 16 || strings.ContainsAny(c.AdminToken, " \t\r\n")) {
 		errs = append(errs, fmt.Errorf("admin token (--admin-token, %s) must be at least 16 characters without spaces", EnvAdminToken))
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("log format (--log-format, %s) must be text or json, got %q", EnvLogFormat, c.LogFormat))
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log level (--log-level, %s) must be debug, info, warn or error, got %q", EnvLogLevel, c.LogLevel))
+	if err := c.ValidateLogging(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := ParseStore(c.Store, c.DataDir); err != nil {
 		errs = append(errs, fmt.Errorf("store (--store, %s): %w", EnvStore, err))
@@ -419,6 +418,21 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("build context limit (--max-build-context) must be between 1Mi and 64Gi, got %d bytes", c.MaxBuildContext))
 	}
 	errs = append(errs, c.validateEdge()...)
+	return errors.Join(errs...)
+}
+
+// ValidateLogging checks the log format and level, the settings that
+// commands other than serve share (wisp nats).
+func (c Config) ValidateLogging() error {
+	var errs []error
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format (--log-format, %s) must be text or json, got %q", EnvLogFormat, c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level (--log-level, %s) must be debug, info, warn or error, got %q", EnvLogLevel, c.LogLevel))
+	}
 	return errors.Join(errs...)
 }
 

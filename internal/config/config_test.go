@@ -25,6 +25,20 @@ func TestEnv(t *testing.T) {
 	}
 }
 
+// TestSharedNATS: the replicas of deploy/kubernetes take a NATS URL and its
+// token from the environment (wisp nats's server).
+func TestSharedNATS(t *testing.T) {
+	c := config.Default()
+	env := map[string]string{config.EnvNATSURL: "nats://wisp-nats:4222", config.EnvNATSToken: "0123456789abcdef0123"}
+	c.ApplyEnv(func(k string) string { return env[k] })
+	if c.NATSURL != "nats://wisp-nats:4222" || c.NATSToken != "0123456789abcdef0123" {
+		t.Fatalf("after env: URL %q, token %q", c.NATSURL, c.NATSToken)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestKubernetesSettings: the kubernetes runtime is accepted, with its
 // settings from the environment.
 func TestKubernetesSettings(t *testing.T) {

@@ -482,7 +482,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if d.reps.elector != nil && d.cfg.NATSURL == "" {
 			// Replicas each with their own embedded NATS do not share
 			// schedules' records: only the leader fires them.
-			d.log.Warn("several replicas share this runtime, but each keeps async calls in its own embedded NATS: a call's status is known only to the replica that took it, and only the leader fires schedules; give every replica one NATS with --nats-url")
+			d.log.Warn("several replicas share this runtime, but each keeps async calls in its own embedded NATS: a call's status is known only to the replica that took it, and only the leader fires schedules; give every replica one NATS with --nats-url, such as wisp nats (deploy/kubernetes runs one)")
 			d.leaderSchedules = true
 		} else {
 			g.Go(func() error { return d.schedules.Run(loopCtx) })

@@ -20,12 +20,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -84,7 +82,7 @@ func (c Config) Validate() error {
 
 // Queue is a connection to JetStream.
 type Queue struct {
-	srv *server.Server // nil when connected to a cluster
+	srv *Server // nil when connected to a cluster
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *slog.Logger
@@ -107,7 +105,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Queue, error) 
 		if q.srv, err = startServer(cfg); err != nil {
 			return nil, err
 		}
-		opts := []nats.Option{nats.InProcessServer(q.srv), nats.Name("wisp"), nats.MaxReconnects(-1)}
+		opts := []nats.Option{nats.InProcessServer(q.srv.srv), nats.Name("wisp"), nats.MaxReconnects(-1)}
 		if cfg.ListenToken != "" {
 			opts = append(opts, nats.Token(cfg.ListenToken))
 		}
@@ -148,45 +146,24 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Queue, error) 
 	return q, nil
 }
 
-func startServer(cfg Config) (*server.Server, error) {
-	opts := &server.Options{
-		ServerName: "wisp",
-		JetStream:  true,
-		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
-		NoSigs:     true,
-		NoLog:      true,
-		MaxPayload: MaxPayload,
-		DontListen: cfg.Listen == "",
+func startServer(cfg Config) (*Server, error) {
+	srv, err := StartServer(ServerConfig{StoreDir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.Listen, Token: cfg.ListenToken})
+	var se *SettingError
+	if errors.As(err, &se) && se.Setting == SettingListen {
+		return nil, fmt.Errorf("nats: --nats-listen %q: %w", cfg.Listen, se.Err)
 	}
-	if cfg.Listen != "" {
-		host, port, _ := net.SplitHostPort(cfg.Listen)
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Errorf("nats: --nats-listen %q: bad port", cfg.Listen)
-		}
-		if p == 0 {
-			p = server.RANDOM_PORT // the server takes 0 for its default, 4222
-		}
-		opts.Host, opts.Port, opts.Authorization = host, p, cfg.ListenToken
-	}
-	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats: embedded server: %w", err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		return nil, errors.New("nats: the embedded server was not ready within 30s (is --nats-listen's port free?)")
 	}
 	return srv, nil
 }
 
 // ClientURL is the embedded server's client address when it listens, "" otherwise.
 func (q *Queue) ClientURL() string {
-	if q.srv == nil || q.srv.Addr() == nil {
+	if q.srv == nil {
 		return ""
 	}
-	return "nats://" + q.srv.Addr().String()
+	return q.srv.ClientURL()
 }
 
 // Close drains the connection and stops the embedded server.
@@ -197,7 +174,6 @@ func (q *Queue) Close() {
 	}
 	if q.srv != nil {
 		q.srv.Shutdown()
-		q.srv.WaitForShutdown()
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,5 +255,27 @@ func TestSubjectCovers(t *testing.T) {
 		if got := subjectCovers(tc.a, tc.b); got != tc.want {
 			t.Errorf("subjectCovers(%q, %q): got %v, want %v", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// A busy --nats-listen port fails the embedded server's start at once,
+// naming the flag (it used to wait out a 30s readiness timeout).
+func TestEmbeddedListenBusy(t *testing.T) {
+	busy, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	start := time.Now()
+	q, err := Open(t.Context(), Config{DataDir: t.TempDir(), Listen: busy.Addr().String(), ListenToken: "s3cret"}, slog.New(slog.DiscardHandler))
+	if err == nil {
+		q.Close()
+		t.Fatal("the embedded server started on a busy port")
+	}
+	if !strings.Contains(err.Error(), "--nats-listen") || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("got %v, want it to name --nats-listen and the busy address", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %s to fail", d)
 	}
 }
