@@ -16,9 +16,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,6 +56,10 @@ type Config struct {
 	CredsFile, Token, User, Password string
 	// DataDir holds the embedded server's JetStream files (DataDir/nats).
 	DataDir string
+	// ConnectWait bounds how long Open keeps trying to reach URL while
+	// nothing answers there yet (a replica started before its NATS server,
+	// as the Kubernetes manifests start them). Zero: DefaultConnectWait.
+	ConnectWait time.Duration
 	// Listen, when set, opens the embedded server's client port there
 	// ("127.0.0.1:4222") so outside producers can publish events; it then
 	// requires ListenToken from clients. Empty: no port at all (in-process
@@ -120,7 +126,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Queue, error) 
 		case cfg.User != "":
 			opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 		}
-		q.nc, err = nats.Connect(cfg.URL, opts...)
+		q.nc, err = connect(ctx, cfg, opts, q.log)
 	}
 	if err != nil {
 		q.Close()
@@ -144,6 +150,67 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Queue, error) 
 		return nil, unavailable("create the work stream", err)
 	}
 	return q, nil
+}
+
+// DefaultConnectWait is how long Open waits for an existing NATS server
+// to answer.
+const DefaultConnectWait = time.Minute
+
+// connect dials cfg.URL, trying again (every 0.5 s, then up to every 5 s)
+// while the server does not answer, for at most cfg.ConnectWait, and
+// logging each failure so the wait is not silent. What a server that
+// answers refuses (a bad token) fails at once: waiting would not mend it.
+func connect(ctx context.Context, cfg Config, opts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
+	wait := cfg.ConnectWait
+	if wait <= 0 {
+		wait = DefaultConnectWait
+	}
+	deadline := time.Now().Add(wait)
+	backoff := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		nc, err := nats.Connect(cfg.URL, opts...)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("connected to NATS", "url", redactURL(cfg.URL), "attempts", attempt)
+			}
+			return nc, nil
+		}
+		if !unreachable(err) {
+			return nil, err
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("no NATS server answered at %s within %s: %w", redactURL(cfg.URL), wait, err)
+		}
+		log.Warn("NATS does not answer yet; trying again", "url", redactURL(cfg.URL), "attempt", attempt, "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// unreachable reports a connection error that a server coming up would
+// mend: nothing listening, a connection cut during the handshake (a proxy
+// in front of a server not up yet), a timeout.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, nats.ErrTimeout) || errors.As(err, &ne)
+}
+
+// redactURL drops any user and password from a NATS URL (a list of them)
+// for logs.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = nil
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func startServer(cfg Config) (*Server, error) {

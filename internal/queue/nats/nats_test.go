@@ -279,3 +279,86 @@ func TestEmbeddedListenBusy(t *testing.T) {
 		t.Errorf("took %s to fail", d)
 	}
 }
+
+// TestOpenWaitsForTheServer: a replica that starts before its NATS server
+// (the Kubernetes manifests start both at once) waits for it, saying so,
+// instead of exiting; a server that refuses the token fails at once; and
+// the wait is bounded.
+func TestOpenWaitsForTheServer(t *testing.T) {
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there until the server starts
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	type opened struct {
+		q   *Queue
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		q, err := Open(t.Context(), Config{URL: "nats://" + addr, Token: "s3cret-s3cret-s3cret"}, logger)
+		done <- opened{q, err}
+	}()
+	time.Sleep(1200 * time.Millisecond)
+	select {
+	case o := <-done:
+		t.Fatalf("Open returned before any server was up: %v", o.err)
+	default:
+	}
+	srv, err := StartServer(ServerConfig{StoreDir: t.TempDir(), Listen: addr, Token: "s3cret-s3cret-s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			t.Fatalf("Open after the server came up: %v", o.err)
+		}
+		o.q.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("Open did not connect within 10s of the server coming up")
+	}
+	mu.Lock()
+	got := logs.String()
+	mu.Unlock()
+	if !strings.Contains(got, "NATS does not answer yet") || !strings.Contains(got, "connected to NATS") {
+		t.Errorf("the wait was not logged:\n%s", got)
+	}
+
+	began := time.Now()
+	if q, err := Open(t.Context(), Config{URL: "nats://" + addr, Token: "wrong-wrong-wrong-wrong"}, slog.New(slog.DiscardHandler)); err == nil {
+		q.Close()
+		t.Fatal("a wrong token connected")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") || time.Since(began) > 3*time.Second {
+		t.Errorf("wrong token: %v after %s, want an authorization error at once", err, time.Since(began))
+	}
+
+	srv.Shutdown()
+	began = time.Now()
+	_, err = Open(t.Context(), Config{URL: "nats://" + addr, Token: "x", ConnectWait: time.Second}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "no NATS server answered at nats://"+addr+" within 1s") {
+		t.Errorf("nothing there: %v, want the bounded wait named", err)
+	}
+	if d := time.Since(began); d > 3*time.Second {
+		t.Errorf("the wait of 1s took %s", d)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestRedactURL(t *testing.T) {
+	if got := redactURL("nats://u:pw@a:4222, nats://b:4222"); got != "nats://a:4222, nats://b:4222" {
+		t.Errorf("redactURL: %q", got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	ktesting "k8s.io/client-go/testing"
 
 	"github.com/wisp-run/wisp/internal/core"
@@ -284,15 +285,7 @@ func TestStopNeverLeavesThePickToTheReplicaSet(t *testing.T) {
 			t.Errorf("the ReplicaSet removed pod %s of instance %s", p.Name, p.Labels[runtime.LabelInstance])
 		}
 	}
-	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), a.ContainerID, metav1.GetOptions{}); err == nil {
-		t.Error("the stopped instance's pod is still there")
-	}
-	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), b.ContainerID, metav1.GetOptions{}); err != nil {
-		t.Errorf("the other instance lost its pod: %v", err)
-	}
-	if r := replicas(t, cs, "hello-v3"); r != 1 {
-		t.Errorf("replicas %d, want 1", r)
-	}
+	checkOneStopped(t, cs, a, b)
 }
 
 // TestStopOfAReleasedPod: a claimed pod that is no longer the
@@ -322,14 +315,28 @@ func TestStopOfAReleasedPod(t *testing.T) {
 	if err := k.Stop(t.Context(), "hello-a", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), a.ContainerID, metav1.GetOptions{}); err == nil {
-		t.Error("the released pod is still there")
-	}
-	if r := replicas(t, cs, "hello-v3"); r != 1 {
-		t.Errorf("replicas %d, want 1", r)
-	}
+	checkOneStopped(t, cs, a, b)
 	if _, err := k.Inspect(t.Context(), b.ID); err != nil {
 		t.Errorf("the other instance: %v", err)
+	}
+}
+
+// checkOneStopped: of two instances of hello-v3, stopped has no pod left,
+// kept has its own, and one replica is left.
+func checkOneStopped(t *testing.T, cs kubernetes.Interface, stopped, kept runtime.Instance) {
+	t.Helper()
+	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), stopped.ContainerID, metav1.GetOptions{}); err == nil {
+		t.Errorf("the stopped instance's pod %s is still there", stopped.ContainerID)
+	}
+	if _, err := cs.CoreV1().Pods(testNS).Get(t.Context(), kept.ContainerID, metav1.GetOptions{}); err != nil {
+		t.Errorf("the other instance lost its pod: %v", err)
+	}
+	d, err := cs.AppsV1().Deployments(testNS).Get(t.Context(), "hello-v3", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 1 {
+		t.Errorf("replicas %d, want 1", *d.Spec.Replicas)
 	}
 }
 

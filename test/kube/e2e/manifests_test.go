@@ -4,9 +4,11 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -62,11 +64,33 @@ func TestKubeManifests(t *testing.T) {
 	// Postgres for pods: a proxy on the pod bridge's gateway to the test
 	// server on loopback.
 	dsn := pg.Database(t)
-	podDSN := proxyForPods(t, dsn)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgAddr := u.Host
+	u.Host = proxyForPods(t, func() (string, error) { return pgAddr, nil })
+	podDSN := u.String()
+	// NATS for pods, the same way: wisp-nats does not resolve here (no
+	// CoreDNS), so the replicas dial a proxy on the gateway that forwards
+	// to the NATS pod, wherever it runs. Until that pod is up the proxy
+	// cuts every connection, and the replicas wait for NATS as they would
+	// for a slow server.
+	natsAddr := proxyForPods(t, func() (string, error) {
+		p, err := cs.CoreV1().Pods("wisp").Get(ctx, "wisp-nats-0", metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		if p.Status.PodIP == "" {
+			return "", errors.New("wisp-nats-0 has no address yet")
+		}
+		return net.JoinHostPort(p.Status.PodIP, "4222"), nil
+	})
 
-	// The install, as the README says, with the test cluster's two
-	// differences in an overlay: the image, and where the apiserver is
-	// (there is no kube-proxy, so the kubernetes Service does not route).
+	// The install, as the README says, with the test cluster's
+	// differences in an overlay: the image, where the apiserver and NATS
+	// are (there is no kube-proxy, so Services do not route), and an
+	// emptyDir for NATS's files (there is no StorageClass).
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
 	if err := os.CopyFS(base, os.DirFS("../../../deploy/kubernetes")); err != nil {
@@ -75,7 +99,9 @@ func TestKubeManifests(t *testing.T) {
 	tok := make([]byte, 24)
 	_, _ = crand.Read(tok)
 	token := hex.EncodeToString(tok)
-	write(t, filepath.Join(base, "wisp.env"), "WISP_ADMIN_TOKEN="+token+"\nWISP_STORE="+podDSN+"\n")
+	_, _ = crand.Read(tok)
+	natsToken := hex.EncodeToString(tok)
+	write(t, filepath.Join(base, "wisp.env"), "WISP_ADMIN_TOKEN="+token+"\nWISP_STORE="+podDSN+"\nWISP_NATS_TOKEN="+natsToken+"\n")
 	repo, digest, _ := strings.Cut(img, "@")
 	write(t, filepath.Join(dir, "kustomization.yaml"), fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -93,7 +119,20 @@ patches:
       - op: add
         path: /spec/template/spec/containers/0/env/-
         value: {name: KUBERNETES_SERVICE_PORT, value: "%s"}
-`, repo, digest, podGateway, apiPort))
+      - op: test
+        path: /spec/template/spec/containers/0/env/5/name
+        value: WISP_NATS_URL
+      - op: replace
+        path: /spec/template/spec/containers/0/env/5/value
+        value: nats://%s
+  - target: {kind: StatefulSet, name: wisp-nats}
+    patch: |-
+      - op: remove
+        path: /spec/volumeClaimTemplates
+      - op: add
+        path: /spec/template/spec/volumes
+        value: [{name: data, emptyDir: {}}]
+`, repo, digest, podGateway, apiPort, natsAddr))
 	deleteNamespace := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
@@ -170,18 +209,40 @@ patches:
 			t.Fatalf("through %s's router: %d %q %v", r.name, a.status, a.body, a.err)
 		}
 	}
-	t.Logf("kubectl apply -k: 2 replicas, %s leads, a function answers through both routers", lead.name)
-}
-
-// proxyForPods listens on the pod bridge's gateway and forwards to the
-// server of dsn; it returns dsn pointed at the proxy.
-func proxyForPods(t *testing.T, dsn string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
+	// One NATS for both: a call taken by one replica is known to the other,
+	// which may also be the one that runs it.
+	follower := reps[0]
+	if follower == lead {
+		follower = reps[1]
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+follower.router+"/async/hello/", strings.NewReader("hi"))
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := u.Host
+	_ = resp.Body.Close()
+	id := resp.Header.Get("Wisp-Call-Id")
+	if resp.StatusCode != 202 || id == "" {
+		t.Fatalf("async call through %s: %d, call ID %q", follower.name, resp.StatusCode, id)
+	}
+	var call core.Call
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		call, err = lead.c.GetCall(ctx, id)
+		if err == nil && call.State == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s taken by %s, as %s sees it: %+v, %v; want it succeeded", id, follower.name, lead.name, call, err)
+		}
+	}
+	t.Logf("kubectl apply -k: 2 replicas and wisp-nats, %s leads, a function answers through both routers, an async call taken by %s is seen succeeded by %s", lead.name, follower.name, lead.name)
+}
+
+// proxyForPods listens on the pod bridge's gateway and forwards each
+// connection to the address target gives then (a connection it has none
+// for is closed); it returns the address it listens on.
+func proxyForPods(t *testing.T, target func() (string, error)) string {
+	t.Helper()
 	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", podGateway+":0")
 	if err != nil {
 		t.Fatalf("listen on the pod gateway %s (is the cluster's bridge up?): %v", podGateway, err)
@@ -195,7 +256,11 @@ func proxyForPods(t *testing.T, dsn string) string {
 			}
 			go func() {
 				defer c.Close()
-				s, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", target)
+				to, err := target()
+				if err != nil {
+					return
+				}
+				s, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", to)
 				if err != nil {
 					return
 				}
@@ -205,8 +270,7 @@ func proxyForPods(t *testing.T, dsn string) string {
 			}()
 		}
 	}()
-	u.Host = l.Addr().String()
-	return u.String()
+	return l.Addr().String()
 }
 
 func write(t *testing.T, path, body string) {
