@@ -364,7 +364,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--nats-listen (%s) opens the embedded NATS server's port; with --nats-url (%s) there is none: drop one of them", EnvNATSListen, EnvNATSURL))
 	}
 	if c.NATSListen != "" && c.NATSToken == "" {
-		errs = append(errs, fmt.Errorf("--nats-listen (%s) needs a token that producers send (--nats-token or %s)", EnvNATSListen, EnvNATSToken))
+		errs = append(errs, fmt.Errorf("--nats-listen (%s) needs a token that producers send: set %s (for example to the output of openssl rand -hex 24)", EnvNATSListen, EnvNATSToken))
 	}
 	if !c.Async && (c.NATSURL != "" || c.NATSListen != "") {
 		errs = append(errs, fmt.Errorf("--nats-url and --nats-listen configure async calls, which --async=false turns off"))

@@ -80,7 +80,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("nats: --nats-listen %q: want host:port: %w", c.Listen, err)
 		}
 		if c.ListenToken == "" {
-			return errors.New("nats: --nats-listen needs a token (--nats-token or WISP_NATS_TOKEN) so that only your producers can publish")
+			return errors.New("nats: --nats-listen needs a token so that only your producers can publish: set WISP_NATS_TOKEN")
 		}
 	}
 	return nil
