@@ -227,7 +227,11 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Opti
 		return nil, fmt.Errorf("trusted proxies (--trusted-proxies, %s): %w", config.EnvTrusted, err)
 	}
 	routerCfg := router.Config{Domain: cfg.Domain, Acquire: d.acquire, Registerer: reg, Observer: recorder, TrustedProxies: trusted,
-		RequestLogs: d.logs, RequestLogRate: float64(cfg.RequestLogRate), Limits: router.Limits{
+		RequestLogs: d.logs, RequestLogRate: float64(cfg.RequestLogRate),
+		// A miss waits for the feed (set below, before anything is served):
+		// a service made through another replica is served at once.
+		CatchUp: func(ctx context.Context) error { return d.feed.Sync(ctx) },
+		Limits: router.Limits{
 			BodyTimeout: cfg.BodyTimeout, MinBodyRate: cfg.MinBodyRate, UpgradeIdleTimeout: cfg.UpgradeIdleTimeout,
 		}}
 	if q != nil {

@@ -33,6 +33,10 @@ type feed struct {
 	applied  int64         // the revision the data plane reflects
 	advanced chan struct{} // closed and replaced when applied moves
 	lastErr  error         // why the last catch-up failed, nil after a success
+	// kick asks Run to catch up now: a Sync that finds the store ahead
+	// does not wait for the store's watch to fire (another replica's
+	// commit reaches it a moment later).
+	kick chan struct{}
 }
 
 // feedStore is what feed needs of the store.
@@ -61,7 +65,7 @@ const (
 
 func newFeed(st feedStore, logger *slog.Logger, apply ...applier) *feed {
 	return &feed{st: st, apply: apply, log: logger.With("component", "feed"), resync: defaultResync, batch: feedBatch,
-		advanced: make(chan struct{})}
+		advanced: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // Load reads every service's state and applies it: at start-up, before the
@@ -100,6 +104,8 @@ func (f *feed) Run(ctx context.Context) error {
 			}
 			err = f.catchUp(ctx)
 		case <-retry:
+			err = f.catchUp(ctx)
+		case <-f.kick:
 			err = f.catchUp(ctx)
 		case <-resync.C:
 			if err = f.Load(ctx); err == nil {
@@ -197,12 +203,20 @@ func (f *feed) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the store's revision: %w", err)
 	}
+	kicked := false
 	for {
 		f.mu.Lock()
 		applied, ch, lastErr := f.applied, f.advanced, f.lastErr
 		f.mu.Unlock()
 		if applied >= rev {
 			return nil
+		}
+		if !kicked { // once: a catch-up that fails backs off as it would
+			kicked = true
+			select {
+			case f.kick <- struct{}{}:
+			default: // a catch-up is asked for already
+			}
 		}
 		select {
 		case <-ch:

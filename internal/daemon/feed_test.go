@@ -25,7 +25,8 @@ type memFeed struct {
 	horizon  int64 // changes at or before it were pruned
 	failRead error // ServiceState fails with it
 	watch    chan struct{}
-	reads    int // ServiceState calls
+	reads    int  // ServiceState calls
+	quiet    bool // commits do not wake the watch (another replica's, not heard yet)
 }
 
 func newMemFeed() *memFeed {
@@ -55,7 +56,11 @@ func (m *memFeed) commitBatch(cs ...change) {
 		rev := int64(len(m.changes)) + 1
 		m.changes = append(m.changes, store.Change{Revision: rev, Service: c.name})
 	}
+	quiet := m.quiet
 	m.mu.Unlock()
+	if quiet {
+		return
+	}
 	select {
 	case m.watch <- struct{}{}:
 	default:
@@ -172,13 +177,7 @@ func TestFeedAppliesOnlyWhatChanged(t *testing.T) {
 			st.commit(n, svc(n, 1))
 		}
 		rec := &recorder{services: map[string]int{}}
-		f := newFeed(st, slog.New(slog.DiscardHandler), rec)
-		if err := f.Load(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		go func() { _ = f.Run(ctx) }()
+		f := runFeed(t, st, rec)
 		synctest.Wait()
 		st.mu.Lock()
 		st.reads = 0
@@ -249,13 +248,7 @@ func TestFeedRetriesAndSyncSaysWhy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := newMemFeed()
 		rec := &recorder{services: map[string]int{}}
-		f := newFeed(st, slog.New(slog.DiscardHandler), rec)
-		if err := f.Load(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		go func() { _ = f.Run(ctx) }()
+		f := runFeed(t, st, rec)
 		st.mu.Lock()
 		st.failRead = errors.New("disk I/O error")
 		st.mu.Unlock()
@@ -282,4 +275,44 @@ func TestFeedRetriesAndSyncSaysWhy(t *testing.T) {
 			t.Fatalf("the change was not applied after the store recovered: %v", got)
 		}
 	})
+}
+
+// TestSyncDoesNotWaitForTheWatch: a change the store's watch has not
+// reported (another replica committed it a moment ago) is applied at a
+// Sync's request, not after the next resync; the router's catch-up on a
+// miss rests on it.
+func TestSyncDoesNotWaitForTheWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemFeed()
+		st.quiet = true
+		rec := &recorder{services: map[string]int{}}
+		f := runFeed(t, st, rec)
+		synctest.Wait()
+		st.commit("a", svc("a", 1))
+		began := time.Now()
+		sctx, scancel := context.WithTimeout(t.Context(), time.Second)
+		defer scancel()
+		if err := f.Sync(sctx); err != nil {
+			t.Fatalf("Sync of a change the watch did not report: %v", err)
+		}
+		if d := time.Since(began); d != 0 {
+			t.Errorf("Sync took %s of the bubble's time, want none: it waited for a timer", d)
+		}
+		if got, _ := rec.snapshot(); got["a"] != 1 {
+			t.Fatalf("after Sync: %v, want a applied", got)
+		}
+	})
+}
+
+// runFeed loads a feed of st into rec and runs it until the test ends.
+func runFeed(t *testing.T, st *memFeed, rec *recorder) *feed {
+	t.Helper()
+	f := newFeed(st, slog.New(slog.DiscardHandler), rec)
+	if err := f.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go func() { _ = f.Run(ctx) }()
+	return f
 }

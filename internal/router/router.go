@@ -110,6 +110,12 @@ type Config struct {
 	MirrorMaxBody        int
 	MirrorCompareLimit   int
 	MirrorAcquireTimeout time.Duration
+	// CatchUp, when set, waits until every change committed to the store
+	// is in the routes (the change feed's Sync). A request for a service
+	// the routes do not have, or one with no traffic, waits for it (at most
+	// 2 s, shared by concurrent requests) before it is refused
+	// (catchup.go).
+	CatchUp func(context.Context) error
 	// MirrorStateTTL is how long, on the leader, another replica's mirror
 	// state counts in the reports after it was received (ReceiveMirrors);
 	// zero means 3 s, as load reports.
@@ -153,6 +159,8 @@ type Router struct {
 	unrouted *versionMetrics
 	// suffix is "." + Domain, precomputed for host matching.
 	suffix string
+	// caught brings the routes up to the store on a miss.
+	caught *catchUp
 }
 
 // New returns a router serving an empty snapshot until Swap.
@@ -187,7 +195,7 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain)}
+	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain), caught: &catchUp{sync: cfg.CatchUp}}
 	reg := cfg.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -391,6 +399,10 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	sr, pin, path, viaAsync, err := r.resolve(snap, req)
+	if isMiss(err) && r.caught.run(req) {
+		snap = r.snap.Load()
+		sr, pin, path, viaAsync, err = r.resolve(snap, req)
+	}
 	if err != nil {
 		r.fail(w, req, err)
 		return
@@ -400,6 +412,12 @@ func (r *Router) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	v, err = r.chooseVersion(sr, pin, w, req)
+	if isMiss(err) && r.caught.run(req) {
+		if fresh := r.snap.Load().lookup(sr.name); fresh != nil {
+			sr = fresh
+			v, err = r.chooseVersion(sr, pin, w, req)
+		}
+	}
 	if err != nil {
 		r.fail(w, req, err)
 		return
@@ -499,7 +517,7 @@ func (r *Router) resolve(snap *Snapshot, req *http.Request) (sr *serviceRoute, p
 	}
 	sr = snap.lookup(name)
 	if sr == nil {
-		return nil, "", "", false, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("no service named %q", name)}
+		return nil, "", "", false, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("no service named %q", name), miss: true}
 	}
 	return sr, pin, path, viaAsync, nil
 }
@@ -535,7 +553,7 @@ func (r *Router) chooseVersion(sr *serviceRoute, pin string, w http.ResponseWrit
 		}
 	}
 	if len(sr.split) == 0 {
-		return nil, &routeError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf(
+		return nil, &routeError{status: http.StatusServiceUnavailable, miss: true, msg: fmt.Sprintf(
 			"service %q has no traffic yet; create a version (wisp version create %s --image IMAGE)", sr.name, sr.name)}
 	}
 	if sr.sticky {
@@ -566,12 +584,20 @@ func (sr *serviceRoute) lookup(pin string) (*core.Version, error) {
 			return v, nil
 		}
 	}
-	return nil, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("service %q has no version or tag %q", sr.name, pin)}
+	return nil, &routeError{status: http.StatusNotFound, msg: fmt.Sprintf("service %q has no version or tag %q", sr.name, pin), miss: true}
 }
 
 type routeError struct {
 	status int
 	msg    string
+	// miss: the routes do not have the service, or it has no traffic; a
+	// replica whose feed lags the store may not know it yet.
+	miss bool
+}
+
+func isMiss(err error) bool {
+	var re *routeError
+	return errors.As(err, &re) && re.miss
 }
 
 func (e *routeError) Error() string { return e.msg }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -488,5 +489,84 @@ func TestTimeoutMakesSuspect(t *testing.T) {
 	defer mu.Unlock()
 	if len(reasons) != 1 {
 		t.Fatalf("the instance was reported suspect %d times, want once (for the timeout only)", len(reasons))
+	}
+}
+
+// TestCatchUpOnAMiss: a request for a service the routes do not have yet,
+// or one with no traffic, waits for the feed to catch up (here: the
+// service arrives during the catch-up) instead of failing; concurrent
+// misses share one catch-up; one that fails or has nothing new still gets
+// the clear 404.
+func TestCatchUpOnAMiss(t *testing.T) {
+	b := newBackends(t, versionHandler, 1, 2, 3)
+	var calls atomic.Int32
+	var r *router.Router
+	full := states(false, core.Weight{Version: 1, Percent: 100})
+	release := make(chan struct{})
+	catchUp := func(ctx context.Context) error {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		r.Apply(full...)
+		return nil
+	}
+	var err error
+	r, err = router.New(router.Config{Domain: "localhost", Acquire: b.acquire, IntN: counter(), CatchUp: catchUp}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "hello" is not known yet; "empty" has no traffic.
+	r.Swap(router.NewSnapshot(full[1:]))
+	var wg sync.WaitGroup
+	codes := make([]int, 10)
+	for i := range codes {
+		wg.Go(func() { codes[i] = do(r, "hello.localhost", "/").Code })
+	}
+	time.Sleep(100 * time.Millisecond) // all ten wait on the one catch-up
+	close(release)
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("request %d after the catch-up: %d, want 200", i, c)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d catch-ups for 10 concurrent misses, want 1", n)
+	}
+
+	// A service that still does not exist: the catch-up finds nothing new,
+	// and the answer is the 404 that names it.
+	time.Sleep(60 * time.Millisecond) // past the least time between catch-ups
+	if w := do(r, "nope.localhost", "/"); w.Code != 404 || !strings.Contains(w.Body.String(), `no service named "nope"`) {
+		t.Errorf("unknown service: %d %s", w.Code, w.Body)
+	}
+	// Misses in a burst: at most one catch-up per period.
+	before := calls.Load()
+	for range 50 {
+		do(r, "nope.localhost", "/")
+	}
+	if n := calls.Load() - before; n > 2 {
+		t.Errorf("50 misses in a row cost %d catch-ups, want at most one per 50 ms", n)
+	}
+}
+
+// TestCatchUpFails: a catch-up that fails (the store is down) leaves the
+// clear answer, never a 500.
+func TestCatchUpFails(t *testing.T) {
+	b := newBackends(t, versionHandler, 1)
+	r, err := router.New(router.Config{Domain: "localhost", Acquire: b.acquire,
+		CatchUp: func(context.Context) error { return errors.New("store down") }}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Swap(router.NewSnapshot(states(false)))
+	if w := do(r, "empty.localhost", "/"); w.Code != 503 || !strings.Contains(w.Body.String(), "has no traffic yet") {
+		t.Errorf("no traffic, catch-up failing: %d %s", w.Code, w.Body)
+	}
+	if w := do(r, "nope.localhost", "/"); w.Code != 404 {
+		t.Errorf("unknown, catch-up failing: %d %s", w.Code, w.Body)
 	}
 }
