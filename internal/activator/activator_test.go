@@ -75,6 +75,9 @@ func newEnv(t *testing.T, cfg activator.Config, behave func(runtime.InstanceSpec
 			t.Errorf("Run: %v", err)
 		}
 	})
+	// The fake's events have no history: one made before Run watches
+	// reaches nobody (a pause by hand, seen under load in CI).
+	waitFor(t, "the activator to watch the runtime", func() bool { return rt.Watchers() > 0 })
 	return &env{rt: rt, act: act}
 }
 

@@ -533,6 +533,15 @@ func (r *Runtime) Watch(ctx context.Context) (<-chan runtime.Event, <-chan error
 	return ch, errc
 }
 
+// Watchers says how many Watch subscriptions are open. Events have no
+// history here: a test that makes one right after starting its watcher
+// waits for this first, or the event may reach nobody.
+func (r *Runtime) Watchers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.watchers)
+}
+
 func (r *Runtime) emit(e runtime.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
