@@ -61,7 +61,8 @@ func (k *Kube) Stop(ctx context.Context, id string, grace time.Duration) error {
 	leave := k.enter(name)
 	if p.DeletionTimestamp == nil && metav1.GetControllerOf(p) != nil {
 		// A pod with no controller was released by an earlier Stop that
-		// ended before deleting it (Wisp died): its replica is given back.
+		// ended before deleting it (Wisp died): its replica went to the
+		// ReplicaSet's replacement then, so none is given back now.
 		if err := k.releasePod(ctx, p); err != nil {
 			leave()
 			return err
