@@ -25,7 +25,7 @@ const catchUpEvery = 50 * time.Millisecond
 // Concurrent misses share one catch-up. It reports whether the routes may
 // have changed, so that the request is resolved again.
 type catchUp struct {
-	sync func(context.Context) error
+	wait func(context.Context) error // the feed's Sync
 
 	mu      sync.Mutex
 	running chan struct{} // closed when the catch-up in flight ends
@@ -33,7 +33,7 @@ type catchUp struct {
 }
 
 func (c *catchUp) run(req *http.Request) bool {
-	if c == nil || c.sync == nil {
+	if c == nil || c.wait == nil {
 		return false
 	}
 	c.mu.Lock()
@@ -56,7 +56,7 @@ func (c *catchUp) run(req *http.Request) bool {
 	// The catch-up is shared: a client that leaves does not cut it short
 	// for the others.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), catchUpTimeout)
-	err := c.sync(ctx)
+	err := c.wait(ctx)
 	cancel()
 	c.mu.Lock()
 	c.running, c.last = nil, time.Now()

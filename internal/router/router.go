@@ -195,7 +195,7 @@ func New(cfg Config, logger *slog.Logger) (*Router, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain), caught: &catchUp{sync: cfg.CatchUp}}
+	r := &Router{cfg: cfg, log: logger.With("component", "router"), suffix: "." + strings.ToLower(cfg.Domain), caught: &catchUp{wait: cfg.CatchUp}}
 	reg := cfg.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()
